@@ -1,0 +1,1 @@
+"""tailcast feature_store package."""

@@ -1,0 +1,1 @@
+"""Importers: real file formats mapped to completion records."""

@@ -1,0 +1,1 @@
+"""tailcast pipelines package."""

@@ -1,0 +1,1 @@
+"""tailcast registry package."""

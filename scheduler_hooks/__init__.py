@@ -1,0 +1,1 @@
+"""tailcast scheduler_hooks package."""

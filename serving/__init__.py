@@ -1,0 +1,1 @@
+"""tailcast serving package."""
