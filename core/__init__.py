@@ -5,6 +5,7 @@ Nothing here imports another tailcast package; every other package imports this 
 
 from core.errors import InputError, StoreError, TailcastError
 from core.forecast import QuantileForecast
+from core.ingest import IngestReport, Rejection
 from core.records import (
     CROSS_FIELD_RULES,
     RECORD_FIELDS,
@@ -21,8 +22,10 @@ __all__ = [
     "REQUIRED_FIELDS",
     "CompletionRecord",
     "FieldSpec",
+    "IngestReport",
     "InputError",
     "QuantileForecast",
+    "Rejection",
     "Settings",
     "StoreError",
     "TailcastError",

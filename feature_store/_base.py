@@ -1,0 +1,178 @@
+"""The record-store protocol every feature-store backend implements.
+
+One concept: a durable, idempotent store of completion records with prompt
+texts, cached prompt embeddings, and point-in-time-correct training frames.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from core import CompletionRecord, IngestReport
+
+
+class GroupStats(BaseModel):
+    """Counts and latency quantiles of one (served_model, device) group.
+
+    Attributes:
+        served_model: The served model.
+        device: The device or endpoint.
+        records: Records stored.
+        with_latency: Records that carry an observed latency.
+        first_submitted: Earliest submission time.
+        last_submitted: Latest submission time.
+        latency_p50_s: Median latency in seconds (None without latencies).
+        latency_p90_s: 0.9 quantile of latency in seconds.
+        latency_p99_s: 0.99 quantile of latency in seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    served_model: str
+    device: str
+    records: int
+    with_latency: int
+    first_submitted: datetime
+    last_submitted: datetime
+    latency_p50_s: float | None
+    latency_p90_s: float | None
+    latency_p99_s: float | None
+
+
+class StoreStats(BaseModel):
+    """A summary of what the store holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    records: int
+    prompts: int
+    embeddings: dict[str, int]
+    groups: tuple[GroupStats, ...]
+    ingests: int
+
+
+class EndpointStats(BaseModel):
+    """Recent observed speed of one (served_model, device) endpoint.
+
+    Attributes:
+        completions: Completions the statistics are over (at most the window).
+        median_tokens_per_s: Median of output_tokens / latency_s.
+        median_latency_s: Median end-to-end latency in seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    completions: int
+    median_tokens_per_s: float | None
+    median_latency_s: float | None
+
+
+Progress = Callable[[int], None]
+
+
+class RecordStore(ABC):
+    """A durable, idempotent store of completion records.
+
+    Contract: ``request_id`` is the idempotency key (a record already stored is a
+    duplicate, never a second row); a record counted as accepted is durable when the
+    call returns; an invalid input is rejected with its reason and never takes valid
+    inputs of the same call down with it.
+    """
+
+    @abstractmethod
+    def ingest_batches(
+        self, batches: Iterable[pa.Table], source: str | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Validate and store raw batches (see :mod:`feature_store.importers`) atomically.
+
+        Either every valid record of every batch is stored, or (if reading a batch
+        raises) nothing is.
+
+        Args:
+            batches: Canonical raw batches, e.g. from an importer.
+            source: Label recorded with each stored record (e.g. the file name).
+            progress: Called with the number of inputs after each batch.
+        """
+
+    def ingest(self, records: Iterable[CompletionRecord], source: str | None = None) -> IngestReport:
+        """Store already-validated records (idempotent on ``request_id``)."""
+        rows = [r.model_dump() for r in records]
+        return self.ingest_rows(rows, source=source)
+
+    @abstractmethod
+    def ingest_rows(
+        self, rows: Sequence[Mapping[str, Any]], source: str | None = None
+    ) -> IngestReport:
+        """Validate and store untrusted mappings (e.g. a JSON batch from the API)."""
+
+    @abstractmethod
+    def training_frame(
+        self,
+        served_model: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        *,
+        as_of: datetime | None = None,
+        require: Sequence[str] = ("latency_s",),
+        endpoint_window: int = 50,
+    ) -> pa.Table:
+        """Build a point-in-time-correct training frame.
+
+        Rows are records submitted in ``[start, end)`` whose outcome was known at
+        ``as_of`` (completed at or before it; default ``end``, else no limit) and whose
+        ``require`` columns are not null, ordered by submission time. Endpoint features
+        (``ep_median_tokens_per_s``, ``ep_median_latency_s``, ``ep_completions``) use
+        only completions of the same (served_model, device) that finished strictly
+        before the row was submitted: the same figures a live predictor could see.
+
+        Args:
+            served_model: Restrict to one served model (None: all).
+            start: Inclusive lower bound on ``submitted_at``.
+            end: Exclusive upper bound on ``submitted_at``.
+            columns: Columns to return (default: all record fields incl. ``prompt``,
+                plus ``prompt_sha256`` and the endpoint features).
+            as_of: The knowledge cut-off.
+            require: Columns that must be non-null (the target, usually).
+            endpoint_window: Completions the endpoint features look back over.
+        """
+
+    @abstractmethod
+    def endpoint_stats(
+        self, served_model: str, device: str, at: datetime, window: int = 50
+    ) -> EndpointStats:
+        """Endpoint features as a live predictor sees them at time ``at``."""
+
+    @abstractmethod
+    def put_embeddings(
+        self, encoder_id: str, prompt_sha256: Sequence[str], vectors: npt.NDArray[np.float32]
+    ) -> int:
+        """Cache prompt embeddings; returns how many were new."""
+
+    @abstractmethod
+    def get_embeddings(
+        self, encoder_id: str, prompt_sha256: Sequence[str]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]:
+        """Look up cached embeddings: (found mask, matrix with zero rows where missing)."""
+
+    @abstractmethod
+    def prompts_missing_embeddings(self, encoder_id: str) -> Iterator[tuple[str, str]]:
+        """Yield (sha256, text) of stored prompts with no embedding for ``encoder_id``."""
+
+    @abstractmethod
+    def stats(self) -> StoreStats:
+        """Summarize the store."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store (flushes and checkpoints)."""

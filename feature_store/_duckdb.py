@@ -1,0 +1,304 @@
+"""The DuckDB feature store: one file, one writer, many concurrent readers.
+
+Concurrency model: the process that opens the file read-write is its only writer
+(DuckDB locks the file); inside that process every write runs under one lock, and
+every read gets its own cursor, so readers run concurrently with each other and
+see only committed data. Another process may open the same file ``read_only=True``
+while no writer holds it. Scaling beyond one writer goes through the tailcast API
+(the service owns the store) or through exported Parquet snapshots; see
+``docs/feature_store.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from core import IngestReport, Rejection, StoreError, field_specs
+from feature_store import _frames
+from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._schema import DDL, SCHEMA_VERSION, STORED_FIELDS
+from feature_store._stats import store_stats
+from feature_store._validate import staging_sql, unknown_columns
+from feature_store.importers._base import LINE
+
+_STORED = [s.name for s in STORED_FIELDS]
+
+
+def _arrow_kind(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "number"
+    return "other"
+
+
+class DuckDBStore(RecordStore):
+    """A :class:`RecordStore` in one DuckDB file (or in memory with ``":memory:"``).
+
+    Args:
+        path: The database file; parent directories are created.
+        read_only: Open without write access (for a second process).
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        if not read_only:
+            with self._write_lock:
+                for statement in DDL:
+                    self._con.execute(statement)
+                self._con.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                    [str(SCHEMA_VERSION)],
+                )
+
+    # --- connections -----------------------------------------------------------
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+    # --- writes ------------------------------------------------------------------
+    def ingest_batches(
+        self, batches: Iterable[pa.Table], source: str | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """See :meth:`RecordStore.ingest_batches`."""
+        started = datetime.now(UTC)
+        report = IngestReport(accepted=0, duplicates=0)
+        with self._write_lock:
+            con = self._con.cursor()
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for batch in batches:
+                    report = report + self._ingest_one(con, batch, source, offset=report.total)
+                    if progress is not None:
+                        progress(batch.num_rows)
+                con.execute(
+                    "INSERT INTO ingest_log (source, started_at, finished_at, accepted, "
+                    "duplicates, rejected) VALUES (?, ?, now(), ?, ?, ?)",
+                    [source, started, report.accepted, report.duplicates, len(report.rejected)],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        return report
+
+    def ingest_rows(
+        self, rows: Sequence[Mapping[str, Any]], source: str | None = None
+    ) -> IngestReport:
+        """See :meth:`RecordStore.ingest_rows`. Unknown keys reject that row only."""
+        known = {s.name for s in field_specs()}
+        columns: dict[str, list[Any]] = {name: [] for name in known}
+        errors: list[str | None] = []
+        error_fields: list[str | None] = []
+        for row in rows:
+            field, error = _row_problem(row, known)
+            error_fields.append(field)
+            errors.append(error)
+            for name in known:
+                value = row.get(name) if isinstance(row, Mapping) and error is None else None
+                columns[name].append(_as_text(value))
+        table = pa.table(
+            {
+                LINE: pa.array(range(1, len(errors) + 1), pa.int64()),
+                **{n: pa.array(v, pa.string()) for n, v in columns.items()},
+                "_error_field": pa.array(error_fields, pa.string()),
+                "_error": pa.array(errors, pa.string()),
+            }
+        )
+        return self.ingest_batches([table], source=source)
+
+    def _ingest_one(
+        self, con: duckdb.DuckDBPyConnection, batch: pa.Table, source: str | None, offset: int
+    ) -> IngestReport:
+        unknown = unknown_columns(batch.column_names)
+        if unknown or LINE not in batch.column_names:
+            raise StoreError(f"raw batch has unknown columns {unknown} or no {LINE} column")
+        kinds = {f.name: _arrow_kind(f.type) for f in batch.schema}
+        batch = batch.append_column("_idx", pa.array(np.arange(batch.num_rows), pa.int64()))
+        con.register("_raw", batch)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_sql('_raw', kinds)}")
+        finally:
+            con.unregister("_raw")
+        rejected = con.execute(
+            "SELECT _idx, _line, _reject_field, _reject_reason FROM _staged "
+            "WHERE _reject_reason IS NOT NULL ORDER BY _idx"
+        ).fetchall()
+        rejections = tuple(
+            Rejection(index=offset + int(i), line=line, field=field, reason=reason)
+            for i, line, field, reason in rejected
+        )
+        valid = batch.num_rows - len(rejections)
+        con.execute(
+            "INSERT INTO prompts SELECT DISTINCT sha256(prompt), prompt FROM _staged "
+            "WHERE _reject_reason IS NULL AND prompt IS NOT NULL ON CONFLICT DO NOTHING"
+        )
+        cols = ", ".join(_STORED)
+        inserted = con.execute(
+            f"INSERT INTO records ({cols}, prompt_sha256, completed_at, source, ingested_at) "
+            f"SELECT {cols}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END, "
+            "submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS BIGINT)), ?, now() "
+            "FROM _staged WHERE _reject_reason IS NULL "
+            "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 "
+            "ON CONFLICT DO NOTHING",
+            [source],
+        ).fetchone()
+        accepted = int(inserted[0]) if inserted else 0
+        con.execute("DROP TABLE _staged")
+        return IngestReport(accepted=accepted, duplicates=valid - accepted, rejected=rejections)
+
+    def put_embeddings(
+        self, encoder_id: str, prompt_sha256: Sequence[str], vectors: npt.NDArray[np.float32]
+    ) -> int:
+        """See :meth:`RecordStore.put_embeddings`."""
+        if len(prompt_sha256) != len(vectors):
+            raise ValueError(f"{len(prompt_sha256)} keys but {len(vectors)} vectors")
+        table = pa.table(
+            {
+                "prompt_sha256": pa.array(prompt_sha256, pa.string()),
+                "vector": pa.array(list(np.asarray(vectors, np.float32)), pa.list_(pa.float32())),
+            }
+        )
+        with self._write_lock:
+            con = self._con.cursor()
+            con.register("_emb", table)
+            row = con.execute(
+                "INSERT INTO embeddings SELECT prompt_sha256, ?, vector, now() FROM _emb "
+                "ON CONFLICT DO NOTHING",
+                [encoder_id],
+            ).fetchone()
+            con.close()
+        return int(row[0]) if row else 0
+
+    # --- reads -------------------------------------------------------------------
+    def get_embeddings(
+        self, encoder_id: str, prompt_sha256: Sequence[str]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]:
+        """See :meth:`RecordStore.get_embeddings`."""
+        keys = pa.table({"k": pa.array(prompt_sha256, pa.string()),
+                         "i": pa.array(range(len(prompt_sha256)), pa.int64())})
+        cur = self._reader()
+        cur.register("_keys", keys)
+        found = cur.sql(
+            "SELECT i, vector FROM _keys JOIN embeddings e "
+            "ON e.prompt_sha256 = k AND e.encoder_id = ? ORDER BY i",
+            params=[encoder_id],
+        ).to_arrow_table()
+        cur.close()
+        mask = np.zeros(len(prompt_sha256), dtype=np.bool_)
+        if found.num_rows == 0:
+            return mask, np.zeros((len(prompt_sha256), 0), dtype=np.float32)
+        idx = found.column("i").to_numpy()
+        vecs = np.stack(found.column("vector").to_pylist()).astype(np.float32)
+        out = np.zeros((len(prompt_sha256), vecs.shape[1]), dtype=np.float32)
+        out[idx] = vecs
+        mask[idx] = True
+        return mask, out
+
+    def prompts_missing_embeddings(self, encoder_id: str) -> Iterator[tuple[str, str]]:
+        """See :meth:`RecordStore.prompts_missing_embeddings`."""
+        cur = self._reader()
+        rows = cur.execute(
+            "SELECT sha256, text FROM prompts p WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+            "WHERE e.prompt_sha256 = p.sha256 AND e.encoder_id = ?) ORDER BY sha256",
+            [encoder_id],
+        ).fetchall()
+        cur.close()
+        yield from ((str(s), str(t)) for s, t in rows)
+
+    def training_frame(
+        self,
+        served_model: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        *,
+        as_of: datetime | None = None,
+        require: Sequence[str] = ("latency_s",),
+        endpoint_window: int = 50,
+    ) -> pa.Table:
+        """See :meth:`RecordStore.training_frame`."""
+        sql, params = _frames.training_frame_sql(
+            served_model, start, end, columns, as_of=as_of or end, require=require,
+            window=endpoint_window,
+        )
+        cur = self._reader()
+        try:
+            return cur.sql(sql, params=params).to_arrow_table()
+        finally:
+            cur.close()
+
+    def endpoint_stats(
+        self, served_model: str, device: str, at: datetime, window: int = 50
+    ) -> EndpointStats:
+        """See :meth:`RecordStore.endpoint_stats`."""
+        sql, params = _frames.endpoint_stats_sql(served_model, device, at, window)
+        cur = self._reader()
+        try:
+            n, tps, lat = cur.execute(sql, params).fetchone() or (0, None, None)
+        finally:
+            cur.close()
+        return EndpointStats(completions=int(n), median_tokens_per_s=tps, median_latency_s=lat)
+
+    def stats(self) -> StoreStats:
+        """See :meth:`RecordStore.stats`."""
+        cur = self._reader()
+        try:
+            return store_stats(cur, self.path)
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        """See :meth:`RecordStore.close`."""
+        with self._write_lock:
+            self._con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _row_problem(row: object, known: set[str]) -> tuple[str | None, str | None]:
+    """Return (field, reason) when an untrusted row cannot be a record, else (None, None)."""
+    if not isinstance(row, Mapping):
+        return None, f"expected an object, got {type(row).__name__}"
+    extra = sorted(str(k) for k in set(row) - known)
+    if extra:
+        return extra[0], f"unknown field(s): {', '.join(extra)}"
+    for name, value in row.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float | datetime | None):
+            return str(name), f"expected a string or number, got {type(value).__name__}"
+    return None, None
+
+
+def _as_text(value: Any) -> str | None:
+    """Render a checked scalar as text for the SQL validator (which casts and checks it)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,113 @@
+"""SQL for point-in-time-correct training frames and live endpoint features.
+
+Endpoint features summarize the last ``window`` completions of the same
+(served_model, device) that *finished strictly before* a record was submitted.
+They are computed once per completion with a window function ordered by
+completion time, then attached to each record with an ASOF join on
+``submitted_at > completed_at``: the newest completion known at submission.
+A training row therefore sees exactly what a live predictor would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from core import RECORD_FIELDS
+
+ENDPOINT_FEATURES: tuple[str, ...] = (
+    "ep_completions",
+    "ep_median_tokens_per_s",
+    "ep_median_latency_s",
+)
+EXTRA_COLUMNS: tuple[str, ...] = ("prompt_sha256", "completed_at", *ENDPOINT_FEATURES)
+FRAME_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, *EXTRA_COLUMNS)
+
+
+def _completions_cte(window: int, as_of_param: bool) -> str:
+    limit = "AND completed_at <= ?" if as_of_param else ""
+    return (
+        "comp AS (SELECT served_model, device, completed_at, "
+        f"count(*) OVER w AS ep_completions, "
+        "median(output_tokens / latency_s) OVER w AS ep_median_tokens_per_s, "
+        "median(latency_s) OVER w AS ep_median_latency_s "
+        f"FROM records WHERE latency_s IS NOT NULL {limit} "
+        "WINDOW w AS (PARTITION BY served_model, device ORDER BY completed_at, request_id "
+        f"ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW))"
+    )
+
+
+def training_frame_sql(
+    served_model: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    columns: Sequence[str] | None,
+    *,
+    as_of: datetime | None,
+    require: Sequence[str],
+    window: int,
+) -> tuple[str, list[Any]]:
+    """Build the training-frame query and its parameters.
+
+    Raises:
+        ValueError: On an unknown column or a window below 1.
+    """
+    if window < 1:
+        raise ValueError("endpoint window must be >= 1")
+    wanted = tuple(columns) if columns is not None else FRAME_COLUMNS
+    unknown = sorted(set(wanted) - set(FRAME_COLUMNS))
+    bad_require = sorted(set(require) - set(RECORD_FIELDS))
+    if unknown or bad_require:
+        raise ValueError(f"unknown columns {unknown + bad_require}; known: {list(FRAME_COLUMNS)}")
+    params: list[Any] = []
+    if as_of is not None:
+        params.append(as_of)
+    where = ["TRUE"]
+    if served_model is not None:
+        where.append("r.served_model = ?")
+        params.append(served_model)
+    if start is not None:
+        where.append("r.submitted_at >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("r.submitted_at < ?")
+        params.append(end)
+    if as_of is not None:
+        where.append("(r.completed_at IS NULL OR r.completed_at <= ?)")
+        params.append(as_of)
+    where += [f"r.{c} IS NOT NULL" for c in require]
+
+    def col(name: str) -> str:
+        if name == "prompt":
+            return "p.text AS prompt"
+        if name == "ep_completions":
+            return "coalesce(c.ep_completions, 0) AS ep_completions"
+        if name in ENDPOINT_FEATURES:
+            return f"c.{name}"
+        return f"r.{name}"
+
+    sql = (
+        f"WITH {_completions_cte(window, as_of is not None)} "
+        f"SELECT {', '.join(col(c) for c in wanted)} FROM records r "
+        "LEFT JOIN prompts p ON p.sha256 = r.prompt_sha256 "
+        "ASOF LEFT JOIN comp c ON r.served_model = c.served_model AND r.device = c.device "
+        "AND r.submitted_at > c.completed_at "
+        f"WHERE {' AND '.join(where)} ORDER BY r.submitted_at, r.request_id"
+    )
+    return sql, params
+
+
+def endpoint_stats_sql(
+    served_model: str, device: str, at: datetime, window: int
+) -> tuple[str, list[Any]]:
+    """Query for the endpoint features a live predictor sees at time ``at``."""
+    if window < 1:
+        raise ValueError("endpoint window must be >= 1")
+    sql = (
+        "WITH recent AS (SELECT output_tokens, latency_s FROM records "
+        "WHERE served_model = ? AND device = ? AND latency_s IS NOT NULL AND completed_at < ? "
+        f"ORDER BY completed_at DESC, request_id DESC LIMIT {int(window)}) "
+        "SELECT count(*), median(output_tokens / latency_s), median(latency_s) FROM recent"
+    )
+    return sql, [served_model, device, at]

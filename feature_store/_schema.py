@@ -1,0 +1,62 @@
+"""The store's tables. Record columns follow :class:`core.CompletionRecord` exactly.
+
+Prompts are kept once per distinct text in ``prompts`` (keyed by SHA-256 of the UTF-8
+text); records point at them by ``prompt_sha256``, and so do embeddings, which are
+keyed by ``(prompt_sha256, encoder_id)``.
+"""
+
+from __future__ import annotations
+
+from core import FieldSpec, field_specs
+
+SCHEMA_VERSION = 1
+
+DUCKDB_TYPES: dict[str, str] = {
+    "str": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+#: Record columns as stored: every record field but ``prompt`` (kept in ``prompts``).
+STORED_FIELDS: tuple[FieldSpec, ...] = tuple(s for s in field_specs() if s.name != "prompt")
+
+
+def _record_columns() -> str:
+    cols = []
+    for spec in STORED_FIELDS:
+        null = " NOT NULL" if spec.required else ""
+        key = " PRIMARY KEY" if spec.name == "request_id" else ""
+        cols.append(f"    {spec.name} {DUCKDB_TYPES[spec.kind]}{null}{key}")
+        if spec.name == "device":
+            cols.append("    prompt_sha256 VARCHAR")
+    cols += [
+        "    completed_at TIMESTAMPTZ",
+        "    source VARCHAR",
+        "    ingested_at TIMESTAMPTZ NOT NULL",
+    ]
+    return ",\n".join(cols)
+
+
+DDL: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS records (\n{_record_columns()}\n)",
+    "CREATE TABLE IF NOT EXISTS prompts (sha256 VARCHAR PRIMARY KEY, text VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS embeddings (
+    prompt_sha256 VARCHAR NOT NULL,
+    encoder_id VARCHAR NOT NULL,
+    vector FLOAT[] NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (prompt_sha256, encoder_id)
+)""",
+    "CREATE SEQUENCE IF NOT EXISTS ingest_log_seq",
+    """CREATE TABLE IF NOT EXISTS ingest_log (
+    id BIGINT PRIMARY KEY DEFAULT nextval('ingest_log_seq'),
+    source VARCHAR,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    accepted BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    rejected BIGINT NOT NULL
+)""",
+)
