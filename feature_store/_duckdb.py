@@ -275,12 +275,6 @@ class DuckDBStore(RecordStore):
         with self._write_lock:
             self._con.close()
 
-    def __enter__(self) -> DuckDBStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _row_problem(row: object, known: set[str]) -> tuple[str | None, str | None]:
     """Return (field, reason) when an untrusted row cannot be a record, else (None, None)."""

@@ -48,7 +48,10 @@ def _typed_expr(spec: FieldSpec, present: bool, arrow_kind: str) -> tuple[str, l
         bad = f"NOT {raw_blank} AND ({as_double} IS NULL OR NOT isfinite({as_double})"
         if spec.kind == "int":
             bad += f" OR {as_double} <> floor({as_double}) OR abs({as_double}) > 9e18"
-            expr = f"CASE WHEN {raw_blank} THEN NULL ELSE CAST({as_double} AS BIGINT) END"
+            expr = (
+                f"CASE WHEN {raw_blank} OR {as_double} <> floor({as_double}) THEN NULL "
+                f"ELSE TRY_CAST({as_double} AS BIGINT) END"
+            )
             word = "an integer"
         else:
             expr = f"CASE WHEN {raw_blank} THEN NULL ELSE {as_double} END"

@@ -1,5 +1,0 @@
-"""Placeholder CLI entry point (replaced below)."""
-
-
-def main() -> None:
-    """Run the CLI."""

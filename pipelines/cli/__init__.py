@@ -1,0 +1,29 @@
+"""The ``tailcast`` command line.
+
+Each command group lives in its own module and imports heavy dependencies
+(DuckDB, pyarrow, the workload generator) only when it runs, so ``tailcast --help``
+starts fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli import _data, _run, _store
+
+app = typer.Typer(
+    name="tailcast",
+    help="Distributional latency predictors for LLM and agentic serving clusters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("ingest")(_data.ingest)
+app.command("demo-data")(_data.demo_data)
+app.add_typer(_store.app, name="store")
+app.command("run")(_run.run)
+
+
+def main() -> None:
+    """Entry point of the ``tailcast`` console script."""
+    app()

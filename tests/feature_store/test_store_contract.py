@@ -1,0 +1,155 @@
+"""The RecordStore contract, run against every backend configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from core import CompletionRecord
+from feature_store import RecordStore
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def row(i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "request_id": f"r{i}",
+        "served_model": "m",
+        "device": "h100",
+        "submitted_at": (T0 + timedelta(seconds=10 * i)).isoformat(),
+        "latency_s": 1.0 + i,
+        "output_tokens": 10 * (i + 1),
+        **extra,
+    }
+
+
+def test_ingest_is_idempotent(store: RecordStore) -> None:
+    rows = [row(i) for i in range(5)]
+    first = store.ingest_rows(rows)
+    assert (first.accepted, first.duplicates, first.rejected) == (5, 0, ())
+    again = store.ingest_rows(rows)
+    assert (again.accepted, again.duplicates) == (0, 5)
+    assert store.stats().records == 5
+
+
+def test_duplicates_within_one_call_keep_the_first(store: RecordStore) -> None:
+    report = store.ingest_rows([row(0, latency_s=1.0), row(0, latency_s=9.0), row(1)])
+    assert (report.accepted, report.duplicates) == (2, 1)
+    frame = store.training_frame(columns=["request_id", "latency_s"])
+    assert frame.column("latency_s").to_pylist() == [1.0, 2.0]
+
+
+def test_bad_rows_are_rejected_with_reasons_and_good_rows_kept(store: RecordStore) -> None:
+    rows = [
+        row(0),
+        row(1, latency_s=-2),
+        row(2, output_tokens="12.5"),
+        {k: v for k, v in row(3).items() if k != "device"},
+        row(4, ttft_s=99.0),
+        row(5, kv_cache_util=1.2),
+        row(6, submitted_at="yesterday"),
+        row(7, latency=3.0),
+        row(8, step=True),
+        "not a record",
+        row(10),
+    ]
+    report = store.ingest_rows(rows)  # type: ignore[arg-type]
+    assert report.accepted == 2
+    got = [(r.index, r.line, r.field) for r in report.rejected]
+    assert got == [
+        (1, 2, "latency_s"),
+        (2, 3, "output_tokens"),
+        (3, 4, "device"),
+        (4, 5, "ttft_s"),
+        (5, 6, "kv_cache_util"),
+        (6, 7, "submitted_at"),
+        (7, 8, "latency"),
+        (8, 9, "step"),
+        (9, 10, None),
+    ]
+    reasons = {r.field: r.reason for r in report.rejected}
+    assert reasons["latency_s"] == "must be > 0 (got -2.0)"
+    assert reasons["output_tokens"] == "not an integer: 12.5"
+    assert reasons["device"] == "required field is missing"
+    assert reasons["ttft_s"] == "must be <= latency_s (99.0 > 5.0)"
+    assert reasons["latency"] == "unknown field(s): latency"
+
+
+def test_typed_records_round_trip(store: RecordStore) -> None:
+    rec = CompletionRecord.model_validate(
+        row(0, prompt="Fix the failing test", input_tokens=120, cached_tokens=100,
+            num_running=3, num_waiting=1, kv_cache_util=0.4, workflow_id="w", step=2,
+            ttft_s=0.25, prompt_class="code")
+    )
+    assert store.ingest([rec]).accepted == 1
+    frame = store.training_frame()
+    got = {k: v[0] for k, v in frame.to_pydict().items()}
+    for name, value in rec.model_dump().items():
+        assert got[name] == value, name
+    assert got["completed_at"] == rec.submitted_at + timedelta(seconds=1.0)
+
+
+def test_a_failing_source_writes_nothing(store: RecordStore) -> None:
+    def batches() -> Iterator[pa.Table]:
+        yield pa.table({"_line": [1], **{k: [str(v)] for k, v in row(0).items()}})
+        raise OSError("truncated")
+
+    with pytest.raises(OSError, match="truncated"):
+        store.ingest_batches(batches())
+    assert store.stats().records == 0
+    assert store.ingest_rows([row(0)]).accepted == 1
+
+
+def test_endpoint_features_use_only_completions_before_submission(store: RecordStore) -> None:
+    # r0 runs 0-100 s; r1 runs 10-12 s; r2 is submitted at 20 s: only r1 has finished.
+    rows = [
+        row(0, latency_s=100.0, output_tokens=100),
+        row(1, latency_s=2.0, output_tokens=40),
+        row(2, latency_s=1.0),
+        {**row(3, latency_s=1.0), "submitted_at": (T0 + timedelta(seconds=200)).isoformat()},
+    ]
+    store.ingest_rows(rows)
+    frame = store.training_frame().to_pydict()
+    assert frame["request_id"] == ["r0", "r1", "r2", "r3"]
+    assert frame["ep_completions"] == [0, 0, 1, 3]
+    assert frame["ep_median_tokens_per_s"][2] == pytest.approx(20.0)
+    assert frame["ep_median_latency_s"][3] == pytest.approx(2.0)  # median of 100, 2, 1
+    live = store.endpoint_stats("m", "h100", at=T0 + timedelta(seconds=20))
+    assert (live.completions, live.median_tokens_per_s) == (1, pytest.approx(20.0))
+
+
+def test_frame_window_as_of_and_filters(store: RecordStore) -> None:
+    store.ingest_rows([row(i) for i in range(6)] + [row(6, latency_s=None)])
+    store.ingest_rows([{**row(7), "served_model": "other"}])
+    frame = store.training_frame("m", start=T0 + timedelta(seconds=10),
+                                 end=T0 + timedelta(seconds=50), columns=["request_id"])
+    assert frame.column_names == ["request_id"]
+    assert frame.column("request_id").to_pylist() == ["r1", "r2", "r3", "r4"]
+    # as_of: r3 (submitted 30 s, latency 4 s) completes at 34 s, after the cut-off.
+    cut = store.training_frame("m", as_of=T0 + timedelta(seconds=33), columns=["request_id"])
+    assert cut.column("request_id").to_pylist() == ["r0", "r1", "r2"]
+    everything = store.training_frame("m", require=(), columns=["request_id"])
+    assert everything.num_rows == 7
+    with pytest.raises(ValueError, match="unknown columns"):
+        store.training_frame(columns=["nope"])
+
+
+def test_embeddings_cache(store: RecordStore) -> None:
+    store.ingest_rows([row(0, prompt="alpha"), row(1, prompt="beta"), row(2, prompt="alpha")])
+    missing = dict(store.prompts_missing_embeddings("minilm"))
+    assert sorted(missing.values()) == ["alpha", "beta"]
+    keys = sorted(missing)
+    vectors = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert store.put_embeddings("minilm", keys, vectors) == 2
+    assert store.put_embeddings("minilm", keys, vectors) == 0
+    found, got = store.get_embeddings("minilm", [keys[1], "nope", keys[0]])
+    assert found.tolist() == [True, False, True]
+    np.testing.assert_array_equal(got[[0, 2]], vectors[[1, 0]])
+    assert list(store.prompts_missing_embeddings("minilm")) == []
+    assert list(store.prompts_missing_embeddings("other")) != []
+    assert store.stats().embeddings == {"minilm": 2}
