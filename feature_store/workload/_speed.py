@@ -97,7 +97,8 @@ class DeviceSpeed:
         weight_read_s: Time to stream the weights once, seconds.
         kv_pool_read_s: Time to stream a full KV-cache pool once, seconds.
         compute_per_seq_s: Compute time per sequence per decode step, seconds.
-        max_batch: Most requests that run at once (KV pool / typical context).
+        max_batch: Most requests that run at once (KV pool / typical context, capped).
+        kv_capacity_seqs: Typical-context sequences the KV pool holds (uncapped).
         overhead_s: Fixed per-request overhead, seconds.
     """
 
@@ -109,6 +110,7 @@ class DeviceSpeed:
     kv_pool_read_s: float
     compute_per_seq_s: float
     max_batch: int
+    kv_capacity_seqs: float
     overhead_s: float
 
     @overload
@@ -198,6 +200,7 @@ def device_speed(
         kv_pool_read_s=kv_pool / bandwidth,
         compute_per_seq_s=model.flops_per_token / flops,
         max_batch=int(np.clip(kv_pool // per_seq, 1, cfg.max_batch)),
+        kv_capacity_seqs=max(kv_pool / per_seq, 1.0),
         overhead_s=cfg.overhead_s,
     )
 
