@@ -14,10 +14,10 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from typing_extensions import Self
 
 
 class Settings(BaseSettings):

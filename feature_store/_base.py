@@ -90,7 +90,9 @@ class RecordStore(ABC):
 
     @abstractmethod
     def ingest_batches(
-        self, batches: Iterable[pa.Table], source: str | None = None,
+        self,
+        batches: Iterable[pa.Table],
+        source: str | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
         """Validate and store raw batches (see :mod:`feature_store.importers`) atomically.
@@ -104,7 +106,9 @@ class RecordStore(ABC):
             progress: Called with the number of inputs after each batch.
         """
 
-    def ingest(self, records: Iterable[CompletionRecord], source: str | None = None) -> IngestReport:
+    def ingest(
+        self, records: Iterable[CompletionRecord], source: str | None = None
+    ) -> IngestReport:
         """Store already-validated records (idempotent on ``request_id``)."""
         rows = [r.model_dump() for r in records]
         return self.ingest_rows(rows, source=source)

@@ -76,7 +76,9 @@ class DuckDBStore(RecordStore):
 
     # --- writes ------------------------------------------------------------------
     def ingest_batches(
-        self, batches: Iterable[pa.Table], source: str | None = None,
+        self,
+        batches: Iterable[pa.Table],
+        source: str | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
         """See :meth:`RecordStore.ingest_batches`."""
@@ -197,8 +199,12 @@ class DuckDBStore(RecordStore):
         self, encoder_id: str, prompt_sha256: Sequence[str]
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32]]:
         """See :meth:`RecordStore.get_embeddings`."""
-        keys = pa.table({"k": pa.array(prompt_sha256, pa.string()),
-                         "i": pa.array(range(len(prompt_sha256)), pa.int64())})
+        keys = pa.table(
+            {
+                "k": pa.array(prompt_sha256, pa.string()),
+                "i": pa.array(range(len(prompt_sha256)), pa.int64()),
+            }
+        )
         cur = self._reader()
         cur.register("_keys", keys)
         found = cur.sql(
@@ -241,7 +247,12 @@ class DuckDBStore(RecordStore):
     ) -> pa.Table:
         """See :meth:`RecordStore.training_frame`."""
         sql, params = _frames.training_frame_sql(
-            served_model, start, end, columns, as_of=as_of or end, require=require,
+            served_model,
+            start,
+            end,
+            columns,
+            as_of=as_of or end,
+            require=require,
             window=endpoint_window,
         )
         cur = self._reader()

@@ -9,7 +9,11 @@ from feature_store._base import GroupStats, StoreStats
 
 def store_stats(cur: duckdb.DuckDBPyConnection, path: str) -> StoreStats:
     """Summarize the store through a reader cursor."""
-    one = lambda sql: int(cur.execute(sql).fetchone()[0])  # type: ignore[index]  # noqa: E731
+
+    def one(sql: str) -> int:
+        row = cur.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
     groups = cur.execute(
         "SELECT served_model, device, count(*), count(latency_s), min(submitted_at), "
         "max(submitted_at), quantile_cont(latency_s, 0.5), quantile_cont(latency_s, 0.9), "
@@ -25,9 +29,15 @@ def store_stats(cur: duckdb.DuckDBPyConnection, path: str) -> StoreStats:
         embeddings={str(k): int(v) for k, v in embeddings.items()},
         groups=tuple(
             GroupStats(
-                served_model=g[0], device=g[1], records=g[2], with_latency=g[3],
-                first_submitted=g[4], last_submitted=g[5], latency_p50_s=g[6],
-                latency_p90_s=g[7], latency_p99_s=g[8],
+                served_model=g[0],
+                device=g[1],
+                records=g[2],
+                with_latency=g[3],
+                first_submitted=g[4],
+                last_submitted=g[5],
+                latency_p50_s=g[6],
+                latency_p90_s=g[7],
+                latency_p99_s=g[8],
             )
             for g in groups
         ),

@@ -27,7 +27,9 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _typed_expr(spec: FieldSpec, present: bool, arrow_kind: str) -> tuple[str, list[tuple[str, str]]]:
+def _typed_expr(
+    spec: FieldSpec, present: bool, arrow_kind: str
+) -> tuple[str, list[tuple[str, str]]]:
     """Return (typed SQL expression, [(condition, reason SQL)]) for one field."""
     c = _q(spec.name)
     if not present:
@@ -40,8 +42,10 @@ def _typed_expr(spec: FieldSpec, present: bool, arrow_kind: str) -> tuple[str, l
         expr = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
         if spec.max_length is not None:
             checks.append(
-                (f"length({expr}) > {spec.max_length}",
-                 _literal(f"longer than {spec.max_length} characters"))
+                (
+                    f"length({expr}) > {spec.max_length}",
+                    _literal(f"longer than {spec.max_length} characters"),
+                )
             )
     elif spec.kind in ("int", "float"):
         as_double = f"TRY_CAST({c} AS DOUBLE)"
@@ -60,8 +64,10 @@ def _typed_expr(spec: FieldSpec, present: bool, arrow_kind: str) -> tuple[str, l
         for op, bound, sym in (("<", spec.ge, ">="), ("<=", spec.gt, ">"), (">", spec.le, "<=")):
             if bound is not None:
                 checks.append(
-                    (f"{expr} {op} {bound}",
-                     f"'must be {sym} {bound} (got ' || CAST({expr} AS VARCHAR) || ')'")
+                    (
+                        f"{expr} {op} {bound}",
+                        f"'must be {sym} {bound} (got ' || CAST({expr} AS VARCHAR) || ')'",
+                    )
                 )
     else:  # timestamp
         if arrow_kind == "timestamp":
@@ -70,13 +76,12 @@ def _typed_expr(spec: FieldSpec, present: bool, arrow_kind: str) -> tuple[str, l
             expr = f"to_timestamp(CAST({c} AS DOUBLE))"
         else:
             s = f"trim(CAST({c} AS VARCHAR))"
-            expr = (
-                f"COALESCE(TRY_CAST({s} AS TIMESTAMPTZ), "
-                f"to_timestamp(TRY_CAST({s} AS DOUBLE)))"
-            )
+            expr = f"COALESCE(TRY_CAST({s} AS TIMESTAMPTZ), to_timestamp(TRY_CAST({s} AS DOUBLE)))"
         checks.append(
-            (f"NOT {raw_blank} AND {expr} IS NULL",
-             f"'not a timestamp (ISO 8601 or unix seconds): ' || {show}")
+            (
+                f"NOT {raw_blank} AND {expr} IS NULL",
+                f"'not a timestamp (ISO 8601 or unix seconds): ' || {show}",
+            )
         )
     if spec.required:
         checks.insert(0, (raw_blank, _literal("required field is missing")))
@@ -109,9 +114,12 @@ def staging_sql(source: str, columns: dict[str, str]) -> str:
             left = _typed_expr(_spec(rule.left), True, columns[rule.left])[0]
             right = _typed_expr(_spec(rule.right), True, columns[rule.right])[0]
             cases.append(
-                (f"{left} > {right}", _literal(rule.left),
-                 f"'must be <= {rule.right} (' || CAST({left} AS VARCHAR) || ' > ' "
-                 f"|| CAST({right} AS VARCHAR) || ')'")
+                (
+                    f"{left} > {right}",
+                    _literal(rule.left),
+                    f"'must be <= {rule.right} (' || CAST({left} AS VARCHAR) || ' > ' "
+                    f"|| CAST({right} AS VARCHAR) || ')'",
+                )
             )
     field_case = " ".join(f"WHEN {cond} THEN {f}" for cond, f, _ in cases)
     reason_case = " ".join(f"WHEN {cond} THEN {r}" for cond, _, r in cases)

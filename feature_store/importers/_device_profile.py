@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from core.errors import InputError
 
@@ -254,3 +255,24 @@ def resolve_profile(
     if profile is None or isinstance(profile, DeviceProfile):
         return profile
     return DeviceProfile.load(profile, model=model, hardware=hardware, batch_size=batch_size)
+
+
+def outcome_columns(
+    profile: DeviceProfile,
+    input_tokens: list[int | None],
+    output_tokens: list[int | None],
+    rng: np.random.Generator,
+) -> dict[str, pa.Array]:
+    """Compose ``latency_s`` and ``ttft_s`` columns for one batch of requests.
+
+    Rows with an unknown length get null outcomes but still consume their draw, so
+    the draws stay aligned with the rows whatever the batch boundaries.
+    """
+    known = np.array([i is not None and o is not None for i, o in zip(input_tokens, output_tokens, strict=True)], dtype=bool)
+    inputs = np.array([i or 0 for i in input_tokens], dtype=np.float64)
+    outputs = np.array([o or 0 for o in output_tokens], dtype=np.float64)
+    composed = profile.compose(inputs, outputs, rng)
+    return {
+        "latency_s": pa.array(composed.latency_s, mask=~known),
+        "ttft_s": pa.array(composed.ttft_s, mask=~known | np.isnan(composed.ttft_s)),
+    }

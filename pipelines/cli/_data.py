@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,9 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files to ingest.", exists=True, dir_okay=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files to ingest.", exists=True, dir_okay=False)
+    ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Source format, or 'auto' to detect by name.")
     ] = "auto",
@@ -69,19 +72,31 @@ def ingest(
             name = detect_format(path) if fmt == "auto" else fmt
             importer = get_importer(name, **options)
             with Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn(),
-                console=console, transient=as_json, disable=as_json,
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("records"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=as_json,
+                disable=as_json,
             ) as bar:
                 task = bar.add_task(f"{path.name} ({name})", total=None)
                 report = db.ingest_batches(
-                    importer.read(path), source=str(path),
-                    progress=lambda n, t=task: bar.advance(t, n),
+                    importer.read(path),
+                    source=str(path),
+                    progress=partial(bar.advance, task),
                 )
             where = "row " if importer.location == "row" else ""
             errors += [
-                {"file": str(path), importer.location: r.line, "field": r.field,
-                 "reason": r.reason, "message": r.describe(str(path), where)}
+                {
+                    "file": str(path),
+                    importer.location: r.line,
+                    "field": r.field,
+                    "reason": r.reason,
+                    "message": r.describe(str(path), where),
+                }
                 for r in report.rejected
             ]
             total = total + report
@@ -91,9 +106,15 @@ def ingest(
         db.close()
     elapsed = time.perf_counter() - started
     if as_json:
-        print_json({"accepted": total.accepted, "duplicates": total.duplicates,
-                    "rejected": len(total.rejected), "errors": errors,
-                    "seconds": round(elapsed, 3)})
+        print_json(
+            {
+                "accepted": total.accepted,
+                "duplicates": total.duplicates,
+                "rejected": len(total.rejected),
+                "errors": errors,
+                "seconds": round(elapsed, 3),
+            }
+        )
         return
     _print_summary(total, errors, elapsed)
 
@@ -103,8 +124,12 @@ def _print_summary(report: IngestReport, errors: list[dict[str, Any]], elapsed: 
     for col in ("accepted", "duplicates", "rejected", "records/s"):
         table.add_column(col, justify="right")
     rate = report.total / elapsed if elapsed > 0 else 0.0
-    table.add_row(f"{report.accepted:,}", f"{report.duplicates:,}",
-                  f"{len(report.rejected):,}", f"{rate:,.0f}")
+    table.add_row(
+        f"{report.accepted:,}",
+        f"{report.duplicates:,}",
+        f"{len(report.rejected):,}",
+        f"{rate:,.0f}",
+    )
     console.print(table)
     for err in errors[:MAX_ERRORS_SHOWN]:
         console.print(f"  [yellow]rejected[/] {err['message']}", highlight=False)
@@ -113,8 +138,15 @@ def _print_summary(report: IngestReport, errors: list[dict[str, Any]], elapsed: 
 
 
 def demo_data(
-    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet, .jsonl[.gz] or .csv[.gz].", dir_okay=False)],
-    records: Annotated[int, typer.Option("--records", "-n", min=1, help="Records to generate.")] = 100_000,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output file: .parquet, .jsonl[.gz] or .csv[.gz].", dir_okay=False
+        ),
+    ],
+    records: Annotated[
+        int, typer.Option("--records", "-n", min=1, help="Records to generate.")
+    ] = 100_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same file).")] = 0,
 ) -> None:
     """Generate the built-in demo workload (agentic sessions on several devices)."""

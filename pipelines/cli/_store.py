@@ -38,10 +38,20 @@ def print_stats(summary: object) -> None:
     table = Table(title=f"feature store {summary.path}")
     for col in ("served model", "device", "records", "with latency", "p50 s", "p90 s", "p99 s"):
         table.add_column(col, justify="left" if col in ("served model", "device") else "right")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
     for g in summary.groups:
-        table.add_row(g.served_model, g.device, f"{g.records:,}", f"{g.with_latency:,}",
-                      fmt(g.latency_p50_s), fmt(g.latency_p90_s), fmt(g.latency_p99_s))
+        table.add_row(
+            g.served_model,
+            g.device,
+            f"{g.records:,}",
+            f"{g.with_latency:,}",
+            fmt(g.latency_p50_s),
+            fmt(g.latency_p90_s),
+            fmt(g.latency_p99_s),
+        )
     console.print(table)
     emb = ", ".join(f"{k}: {v:,}" for k, v in summary.embeddings.items()) or "none"
     console.print(

@@ -22,7 +22,9 @@ def forecasts(draw: st.DrawFn, lower: bool = False) -> QuantileForecast:
     start = draw(st.floats(0.0 if lower else -100.0, 100.0))
     steps = draw(st.lists(st.floats(0.0, 50.0), min_size=len(levels) - 1, max_size=len(levels) - 1))
     values = [start, *(start + np.cumsum(steps)).tolist()]
-    return QuantileForecast(levels=tuple(levels), values=tuple(values), lower=0.0 if lower else None)
+    return QuantileForecast(
+        levels=tuple(levels), values=tuple(values), lower=0.0 if lower else None
+    )
 
 
 levels_in_unit = st.floats(1e-6, 1 - 1e-6)
@@ -80,7 +82,9 @@ def test_exact_numbers() -> None:
     # exponential right tail continuing the last segment: scale 2 / ln 5
     assert f.ppf(0.99) == pytest.approx(4.0 + 2.0 / math.log(5) * math.log(10))
     assert f.cdf(100.0) == pytest.approx(1.0)
-    assert f.mean() == pytest.approx(1.8 + 0.1 * (4 + 2 / math.log(5)) + 0.1 * (1 - 1 / math.log(5)))
+    assert f.mean() == pytest.approx(
+        1.8 + 0.1 * (4 + 2 / math.log(5)) + 0.1 * (1 - 1 / math.log(5))
+    )
     assert f.quantiles([0.5, 0.9]) == {0.5: 2.0, 0.9: 4.0}
 
 
@@ -109,7 +113,9 @@ def test_point_mass_on_flat_stretch() -> None:
         ((0.1, 0.5), (1.0, float("nan")), "finite"),
     ],
 )
-def test_rejects_invalid(levels: tuple[float, ...], values: tuple[float, ...], message: str) -> None:
+def test_rejects_invalid(
+    levels: tuple[float, ...], values: tuple[float, ...], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         QuantileForecast(levels=levels, values=values)
 

@@ -69,5 +69,6 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: ob
     s = Settings()
     assert str(s.store_path) == "/srv/tc/store.duckdb"
     assert s.optuna_storage == "sqlite:////srv/tc/optuna.db"
-    assert s.api_token is not None and s.api_token.get_secret_value() == "s3cret"
+    assert s.api_token is not None
+    assert s.api_token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(s)

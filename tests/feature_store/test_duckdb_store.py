@@ -20,8 +20,13 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     return [
-        {"request_id": f"r{i}", "served_model": "m", "device": "d",
-         "submitted_at": (T0 + timedelta(seconds=i)).isoformat(), "latency_s": 1.5}
+        {
+            "request_id": f"r{i}",
+            "served_model": "m",
+            "device": "d",
+            "submitted_at": (T0 + timedelta(seconds=i)).isoformat(),
+            "latency_s": 1.5,
+        }
         for i in range(start, start + n)
     ]
 
@@ -66,7 +71,9 @@ def test_readers_run_while_one_writer_ingests(tmp_path: Path) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -99,8 +106,16 @@ def raw_rows(draw: st.DrawFn) -> dict[str, Any]:
         "device": draw(st.sampled_from(["d", None])),
         "submitted_at": draw(timestamps),
     }
-    for name in ("input_tokens", "cached_tokens", "output_tokens", "latency_s", "ttft_s",
-                 "num_running", "kv_cache_util", "step"):
+    for name in (
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "latency_s",
+        "ttft_s",
+        "num_running",
+        "kv_cache_util",
+        "step",
+    ):
         if draw(st.booleans()):
             row[name] = draw(values)
     return row

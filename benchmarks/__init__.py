@@ -1,0 +1,1 @@
+"""tailcast benchmarks: run with ``make bench`` (``python -m benchmarks``)."""

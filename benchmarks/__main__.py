@@ -1,0 +1,21 @@
+"""Run every benchmark and record the results in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import bench_ingest
+from benchmarks._report import write_section
+
+
+def main() -> None:
+    """Run the benchmarks named on the command line (default: all)."""
+    wanted = set(sys.argv[1:]) or {"ingest"}
+    if "ingest" in wanted:
+        body = bench_ingest.run()
+        print(body)
+        write_section("ingest", "make bench", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Formats ``azure`` and ``mooncake``: real request-arrival traces.
+
+Arrival traces record when requests came and how long they were, never how long
+they took, so their records have ``latency_s`` null (the store keeps them; they
+never enter a latency training frame) unless a :class:`DeviceProfile` is given: then
+``latency_s`` and ``ttft_s`` are composed from real device measurements (see
+``_device_profile``; the full ``input_tokens`` are prefilled, with no credit for
+``cached_tokens``, because the measured devices had no prefix cache).
+
+``azure`` (``traces/azure_llm_2023_conv.csv``, Azure LLM inference trace 2023,
+conversation): columns ``TIMESTAMP`` (``2023-11-16 18:15:46.6805900``, taken as
+UTC, truncated to microseconds) -> ``submitted_at``, ``ContextTokens`` ->
+``input_tokens``, ``GeneratedTokens`` -> ``output_tokens``.
+``request_id`` = ``"azure:{file stem}:{line}"``.
+
+``mooncake`` (``traces/mooncake_fast25_conversation_trace.jsonl``, one JSON object a
+line): ``timestamp`` (ms since the trace start) -> ``submitted_at`` = ``origin`` +
+timestamp (``origin`` defaults to :data:`MOONCAKE_ORIGIN`, 2025-01-01T00:00:00Z,
+an arbitrary fixed instant: the trace publishes no wall-clock start),
+``input_length`` -> ``input_tokens``, ``output_length`` -> ``output_tokens``,
+``hash_ids`` (ids of the prompt's 512-token prefix blocks) -> ``cached_tokens`` =
+the number of leading blocks already seen earlier in the file x 512, capped at
+``input_length``: the prefix-cache hit an ideal (unbounded) cache would get.
+``request_id`` = ``"mooncake:{file stem}:{line}"``.
+
+Both: ``served_model`` and ``device`` are options; by default the profile's model
+and hardware when a profile is given, else ``"azure-conv"`` / ``"mooncake-conv"``
+and ``"unknown"``. No prompt text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from feature_store.importers._base import Importer
+from feature_store.importers._csvreader import CsvReader, check_columns, text_lines
+from feature_store.importers._device_profile import (
+    DEFAULT_HARDWARE,
+    DEFAULT_MODEL,
+    DeviceProfile,
+    ProfileOption,
+    outcome_columns,
+    resolve_profile,
+)
+from feature_store.importers._layout import (
+    TIMESTAMP,
+    RowErrors,
+    canonical_table,
+    constant,
+    file_stem,
+    microseconds_to_timestamps,
+    unix_micros,
+)
+
+AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+MOONCAKE_ORIGIN = datetime(2025, 1, 1, tzinfo=UTC)
+"""Default wall-clock instant of a Mooncake trace's ``timestamp`` 0."""
+MOONCAKE_BLOCK_TOKENS = 512
+
+
+def parse_ints(values: Sequence[str], field: str, errors: RowErrors) -> list[int | None]:
+    """Parse decimal integers; empty -> ``None``; invalid -> ``None`` and a rejection."""
+    parsed: list[int | None] = []
+    for position, text in enumerate(values):
+        try:
+            parsed.append(int(text) if text else None)
+        except ValueError:
+            parsed.append(None)
+            errors.setdefault(position, (field, f"not an integer: {text!r}"))
+    return parsed
+
+
+def parse_utc_timestamps(values: Sequence[str], errors: RowErrors) -> pa.Array:
+    """Parse ISO-8601 date-times (naive ones are UTC) to UTC timestamps."""
+    strings = pa.array([v or None for v in values], type=pa.string())
+    try:
+        return strings.cast(pa.timestamp("ns")).cast(TIMESTAMP, safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # an offset or a malformed value: parse row by row
+    micros: list[int | None] = []
+    for position, text in enumerate(values):
+        try:
+            moment = datetime.fromisoformat(text) if text else None
+        except ValueError:
+            moment = None
+            errors.setdefault(position, ("submitted_at", f"not an ISO-8601 time: {text!r}"))
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        micros.append(None if moment is None else unix_micros(moment))
+    return microseconds_to_timestamps(micros)
+
+
+class _TraceImporter(Importer):
+    """Options shared by the trace importers (see the module doc)."""
+
+    default_model: ClassVar[str]
+
+    def __init__(
+        self,
+        served_model: str | None = None,
+        device: str | None = None,
+        profile: ProfileOption = None,
+        profile_model: str = DEFAULT_MODEL,
+        profile_hardware: str = DEFAULT_HARDWARE,
+        profile_batch_size: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.profile: DeviceProfile | None = resolve_profile(
+            profile, model=profile_model, hardware=profile_hardware, batch_size=profile_batch_size
+        )
+        fallback_model = self.profile.model if self.profile else self.default_model
+        self.served_model = served_model or fallback_model
+        self.device = device or (self.profile.hardware if self.profile else "unknown")
+        self.seed = seed
+
+    def _table(
+        self,
+        stem: str,
+        lines: list[int],
+        columns: dict[str, pa.Array],
+        tokens: tuple[list[int | None], list[int | None]],
+        errors: RowErrors,
+        rng: np.random.Generator,
+    ) -> pa.Table:
+        n = len(lines)
+        columns = {
+            "request_id": pa.array([f"{self.name}:{stem}:{line}" for line in lines]),
+            "served_model": constant(self.served_model, n),
+            "device": constant(self.device, n),
+            **columns,
+            "input_tokens": pa.array(tokens[0], type=pa.int64()),
+            "output_tokens": pa.array(tokens[1], type=pa.int64()),
+        }
+        if self.profile is not None:
+            columns |= outcome_columns(self.profile, *tokens, rng)
+        return canonical_table(columns, lines, errors)
+
+
+class AzureTraceImporter(_TraceImporter):
+    """Azure LLM inference trace (2023, CSV): arrivals and token counts."""
+
+    name: ClassVar[str] = "azure"
+    description: ClassVar[str] = "Azure LLM trace CSV (TIMESTAMP, ContextTokens, GeneratedTokens)"
+    default_model: ClassVar[str] = "azure-conv"
+
+    def read(self, path: Path, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+        """Yield canonical raw batches, one record per request (see module doc)."""
+        stem, rng = file_stem(path), np.random.default_rng(self.seed)
+        with CsvReader(path) as reader:
+            check_columns(reader.header, required=AZURE_COLUMNS, known=AZURE_COLUMNS, file=path)
+            for batch in reader.batches(batch_rows):
+                errors: RowErrors = {i: (None, msg) for i, msg in batch.errors.items()}
+                tokens = (
+                    parse_ints(batch.columns["ContextTokens"], "input_tokens", errors),
+                    parse_ints(batch.columns["GeneratedTokens"], "output_tokens", errors),
+                )
+                submitted = parse_utc_timestamps(batch.columns["TIMESTAMP"], errors)
+                columns = {"submitted_at": submitted}
+                yield self._table(stem, batch.lines, columns, tokens, errors, rng)
+
+
+def _integer(obj: dict[str, object], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key} must be an integer, found {json.dumps(value)}")
+    return value
+
+
+class MooncakeTraceImporter(_TraceImporter):
+    """Mooncake conversation trace (FAST'25, JSON lines) with prefix-block ids.
+
+    Args:
+        origin: Wall-clock instant of ``timestamp`` 0 (a naive value is UTC).
+        block_tokens: Tokens per ``hash_ids`` block.
+        **options: ``served_model``, ``device``, ``profile``, ``profile_model``,
+            ``profile_hardware``, ``profile_batch_size``, ``seed`` (see module doc).
+    """
+
+    name: ClassVar[str] = "mooncake"
+    description: ClassVar[str] = "Mooncake trace JSONL (timestamp ms, lengths, hash_ids)"
+    default_model: ClassVar[str] = "mooncake-conv"
+
+    def __init__(
+        self,
+        served_model: str | None = None,
+        device: str | None = None,
+        profile: ProfileOption = None,
+        profile_model: str = DEFAULT_MODEL,
+        profile_hardware: str = DEFAULT_HARDWARE,
+        profile_batch_size: int = 1,
+        seed: int = 0,
+        origin: datetime | str = MOONCAKE_ORIGIN,
+        block_tokens: int = MOONCAKE_BLOCK_TOKENS,
+    ) -> None:
+        super().__init__(
+            served_model, device, profile, profile_model, profile_hardware, profile_batch_size, seed
+        )
+        moment = datetime.fromisoformat(origin) if isinstance(origin, str) else origin
+        self.origin = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        self.block_tokens = block_tokens
+
+    def read(self, path: Path, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+        """Yield canonical raw batches; bad lines become rejected rows (see module doc)."""
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+        stem, rng = file_stem(path), np.random.default_rng(self.seed)
+        origin_us, seen = unix_micros(self.origin), set[object]()
+        lines: list[int] = []
+        micros: list[int | None] = []
+        inputs: list[int | None] = []
+        outputs: list[int | None] = []
+        cached: list[int | None] = []
+        errors: RowErrors = {}
+        for line, text in text_lines(path):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected an object, found {type(obj).__name__}")
+                stamp = obj.get("timestamp")
+                if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+                    raise ValueError(f"timestamp must be a number, found {json.dumps(stamp)}")
+                if not math.isfinite(stamp):
+                    raise ValueError("timestamp must be finite")
+                row = (_integer(obj, "input_length"), _integer(obj, "output_length"))
+                blocks = obj.get("hash_ids", [])
+                if not isinstance(blocks, list):
+                    raise ValueError("hash_ids must be a list")
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                errors[len(lines)] = (None, f"invalid Mooncake record: {exc}")
+                lines.append(line)
+                micros.append(None), inputs.append(None), outputs.append(None), cached.append(None)
+            else:
+                hits = 0
+                while hits < len(blocks) and blocks[hits] in seen:
+                    hits += 1
+                seen.update(blocks)
+                lines.append(line)
+                micros.append(origin_us + round(stamp * 1000))
+                inputs.append(row[0]), outputs.append(row[1])
+                cached.append(min(hits * self.block_tokens, max(row[0], 0)))
+            if len(lines) == batch_rows:
+                yield self._batch(stem, lines, micros, inputs, outputs, cached, errors, rng)
+                lines, micros, inputs, outputs, cached, errors = [], [], [], [], [], {}
+        if lines:
+            yield self._batch(stem, lines, micros, inputs, outputs, cached, errors, rng)
+
+    def _batch(  # noqa: PLR0913 (the columns of one batch)
+        self,
+        stem: str,
+        lines: list[int],
+        micros: list[int | None],
+        inputs: list[int | None],
+        outputs: list[int | None],
+        cached: list[int | None],
+        errors: RowErrors,
+        rng: np.random.Generator,
+    ) -> pa.Table:
+        columns = {
+            "submitted_at": microseconds_to_timestamps(micros),
+            "cached_tokens": pa.array(cached, type=pa.int64()),
+        }
+        return self._table(stem, lines, columns, (inputs, outputs), errors, rng)
