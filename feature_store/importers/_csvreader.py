@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -131,7 +131,7 @@ class CsvBatch:
     """
 
     header: tuple[str, ...]
-    columns: dict[str, Sequence[str]]
+    columns: Mapping[str, Sequence[str]]
     lines: list[int]
     errors: dict[int, str] = field(default_factory=dict)
 
@@ -162,7 +162,11 @@ class CsvReader:
         self.path = path
         self._stream = open_text(path)
         self._reader = csv.reader(self._stream, strict=True)
-        first = self._next_row()
+        try:
+            first = self._next_row()
+        except InputError:
+            self.close()
+            raise
         if first is None:
             self.close()
             raise InputError("empty file: no header line", file=str(path), line=1)

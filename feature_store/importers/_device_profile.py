@@ -146,64 +146,92 @@ class DeviceProfile:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read device measurements: {exc}", file=str(path)) from exc
-        where = f"{model!r} on {hardware!r}"
-        if SPLITWISE_COLUMNS <= set(frame.columns):
-            rows = frame[(frame["model"] == model) & (frame["hardware"] == hardware)]
-            if rows.empty:
-                known = _choices(frame, ["model", "hardware"])
-                raise InputError(f"no measurements of {where}; available: {known}", file=str(path))
-            degree = tensor_parallel or int(rows["tensor_parallel"].max())
-            rows = rows[(rows["tensor_parallel"] == degree) & (rows["batch_size"] == batch_size)]
-            if rows.empty:
-                known = _choices(frame[frame["model"] == model], ["tensor_parallel", "batch_size"])
-                raise InputError(
-                    f"no measurements of {where} with tensor_parallel={degree} and "
-                    f"batch_size={batch_size}; available (tensor_parallel, batch_size): {known}",
-                    file=str(path),
-                )
-            rows = rows.drop_duplicates(["prompt_size", "token_size", "prompt_time", "token_time"])
-            return cls(
-                model=model,
-                hardware=hardware,
-                batch_size=batch_size,
-                source=f"{path.name} (tensor_parallel={degree})",
-                prompt_size=rows["prompt_size"].to_numpy(np.float64),
-                token_size=rows["token_size"].to_numpy(np.float64),
-                prefill_s=rows["prompt_time"].to_numpy(np.float64) / 1000.0,
-                per_token_s=rows["token_time"].to_numpy(np.float64) / 1000.0,
-            )
-        if BENCH_COLUMNS <= set(frame.columns):
-            selected = (frame["Model"] == model) & (frame["Hardware"] == hardware)
-            selected &= frame["Batch Size"] == batch_size
-            if framework is not None:
-                selected &= frame["Framework"] == framework
-            if num_hardware is not None:
-                selected &= frame["Num of Hardware"] == num_hardware
-            rows = frame[selected]
-            setups = ["Framework", "Num of Hardware"]
-            if rows.empty or len(rows[setups].drop_duplicates()) > 1:
-                candidates = rows if not rows.empty else frame[frame["Model"] == model]
-                known = _choices(candidates, [*setups, "Hardware", "Batch Size"])
-                raise InputError(
-                    f"need exactly one measured setup of {where} at batch_size={batch_size}; "
-                    f"choose among (framework, num_hardware, hardware, batch_size): {known}",
-                    file=str(path),
-                )
-            length = rows["Input Output Length"].to_numpy(np.float64)
-            return cls(
-                model=model,
-                hardware=hardware,
-                batch_size=batch_size,
-                source=f"{path.name} ({rows['Framework'].iloc[0]})",
-                prompt_size=length,
-                token_size=length,
-                prefill_s=np.full(len(rows), np.nan),
-                per_token_s=rows["Latency"].to_numpy(np.float64) / length,
-            )
+        if set(frame.columns) >= SPLITWISE_COLUMNS:
+            return cls._splitwise(frame, path, model, hardware, batch_size, tensor_parallel)
+        if set(frame.columns) >= BENCH_COLUMNS:
+            return cls._bench(frame, path, model, hardware, batch_size, framework, num_hardware)
         raise InputError(
             "not a device-latency file: expected the columns of splitwise_perf_model.csv "
             "or llm_inference_bench_all_results.csv",
             file=str(path),
+        )
+
+    @classmethod
+    def _splitwise(
+        cls,
+        frame: pd.DataFrame,
+        path: Path,
+        model: str,
+        hardware: str,
+        batch_size: int,
+        tensor_parallel: int | None,
+    ) -> DeviceProfile:
+        rows = frame[(frame["model"] == model) & (frame["hardware"] == hardware)]
+        if rows.empty:
+            known = _choices(frame, ["model", "hardware"])
+            raise InputError(
+                f"no measurements of {model!r} on {hardware!r}; available: {known}",
+                file=str(path),
+            )
+        degree = tensor_parallel or int(rows["tensor_parallel"].max())
+        rows = rows[(rows["tensor_parallel"] == degree) & (rows["batch_size"] == batch_size)]
+        if rows.empty:
+            known = _choices(frame[frame["model"] == model], ["tensor_parallel", "batch_size"])
+            raise InputError(
+                f"no measurements of {model!r} on {hardware!r} with tensor_parallel={degree} "
+                f"and batch_size={batch_size}; available (tensor_parallel, batch_size): {known}",
+                file=str(path),
+            )
+        rows = rows.drop_duplicates(["prompt_size", "token_size", "prompt_time", "token_time"])
+        return cls(
+            model=model,
+            hardware=hardware,
+            batch_size=batch_size,
+            source=f"{path.name} (tensor_parallel={degree})",
+            prompt_size=rows["prompt_size"].to_numpy(np.float64),
+            token_size=rows["token_size"].to_numpy(np.float64),
+            prefill_s=rows["prompt_time"].to_numpy(np.float64) / 1000.0,
+            per_token_s=rows["token_time"].to_numpy(np.float64) / 1000.0,
+        )
+
+    @classmethod
+    def _bench(
+        cls,
+        frame: pd.DataFrame,
+        path: Path,
+        model: str,
+        hardware: str,
+        batch_size: int,
+        framework: str | None,
+        num_hardware: int | None,
+    ) -> DeviceProfile:
+        selected = (frame["Model"] == model) & (frame["Hardware"] == hardware)
+        selected &= frame["Batch Size"] == batch_size
+        if framework is not None:
+            selected &= frame["Framework"] == framework
+        if num_hardware is not None:
+            selected &= frame["Num of Hardware"] == num_hardware
+        rows = frame[selected]
+        setups = ["Framework", "Num of Hardware"]
+        if rows.empty or len(rows[setups].drop_duplicates()) > 1:
+            candidates = rows if not rows.empty else frame[frame["Model"] == model]
+            known = _choices(candidates, [*setups, "Hardware", "Batch Size"])
+            raise InputError(
+                f"need exactly one measured setup of {model!r} on {hardware!r} at "
+                f"batch_size={batch_size}; choose among "
+                f"(framework, num_hardware, hardware, batch_size): {known or 'none'}",
+                file=str(path),
+            )
+        length = rows["Input Output Length"].to_numpy(np.float64)
+        return cls(
+            model=model,
+            hardware=hardware,
+            batch_size=batch_size,
+            source=f"{path.name} ({rows['Framework'].iloc[0]})",
+            prompt_size=length,
+            token_size=length,
+            prefill_s=np.full(len(rows), np.nan),
+            per_token_s=rows["Latency"].to_numpy(np.float64) / length,
         )
 
     def compose(
@@ -268,7 +296,10 @@ def outcome_columns(
     Rows with an unknown length get null outcomes but still consume their draw, so
     the draws stay aligned with the rows whatever the batch boundaries.
     """
-    known = np.array([i is not None and o is not None for i, o in zip(input_tokens, output_tokens, strict=True)], dtype=bool)
+    known = np.array(
+        [i is not None and o is not None for i, o in zip(input_tokens, output_tokens, strict=True)],
+        dtype=bool,
+    )
     inputs = np.array([i or 0 for i in input_tokens], dtype=np.float64)
     outputs = np.array([o or 0 for o in output_tokens], dtype=np.float64)
     composed = profile.compose(inputs, outputs, rng)

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from core.records import RECORD_FIELDS
 from feature_store.importers._base import ERROR, ERROR_FIELD, LINE
+
+_FIELDS = frozenset(RECORD_FIELDS)
 
 RowErrors = dict[int, tuple[str | None, str]]
 """Position in the batch -> (record field at fault or ``None``, message)."""
@@ -37,33 +38,44 @@ def canonical_table(
         errors: The importer's rejections by position; other rows get nulls.
 
     Returns:
-        A table with ``_line`` first, then the record columns, then ``_error_field``
-        and ``_error`` (always present, null for good rows).
+        A table with ``_line`` first, then the record columns in
+        :data:`core.RECORD_FIELDS` order, then ``_error_field`` and ``_error``
+        (always present, null for good rows).
+
+    Raises:
+        ValueError: A column is not a record field (a bug in the importer).
     """
+    unknown = set(columns) - _FIELDS
+    if unknown:
+        raise ValueError(f"not record fields: {sorted(unknown)}")
     line_array = lines if isinstance(lines, pa.Array) else pa.array(lines, type=pa.int64())
     n = len(line_array)
     fields: list[str | None] = [None] * n
     messages: list[str | None] = [None] * n
     for position, (field, message) in (errors or {}).items():
         fields[position], messages[position] = field, message
-    arrays = {LINE: line_array, **columns}
+    arrays = {LINE: line_array}
+    arrays |= {name: columns[name] for name in RECORD_FIELDS if name in columns}
     arrays[ERROR_FIELD] = pa.array(fields, type=pa.string())
     arrays[ERROR] = pa.array(messages, type=pa.string())
     return pa.table(arrays)
 
 
+def parse_ints(values: Sequence[str], field: str, errors: RowErrors) -> list[int | None]:
+    """Parse decimal integers; empty -> ``None``; invalid -> ``None`` and a rejection."""
+    parsed: list[int | None] = []
+    for position, text in enumerate(values):
+        try:
+            parsed.append(int(text) if text else None)
+        except ValueError:
+            parsed.append(None)
+            errors.setdefault(position, (field, f"not an integer: {text!r}"))
+    return parsed
+
+
 def constant(value: str, n: int) -> pa.Array:
     """Return a string array of ``n`` copies of ``value``."""
     return pa.repeat(pa.scalar(value, type=pa.string()), n)
-
-
-def null_where(values: pa.Array, rows: Sequence[int]) -> pa.Array:
-    """Return ``values`` with the given positions set to null."""
-    if not rows:
-        return values
-    mask = np.zeros(len(values), dtype=bool)
-    mask[list(rows)] = True
-    return pc.if_else(pa.array(mask), pa.scalar(None, type=values.type), values)
 
 
 def microseconds_to_timestamps(micros: Sequence[int | None]) -> pa.Array:

@@ -57,6 +57,7 @@ from feature_store.importers._layout import (
     constant,
     file_stem,
     microseconds_to_timestamps,
+    parse_ints,
     unix_micros,
 )
 
@@ -64,18 +65,6 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MOONCAKE_ORIGIN = datetime(2025, 1, 1, tzinfo=UTC)
 """Default wall-clock instant of a Mooncake trace's ``timestamp`` 0."""
 MOONCAKE_BLOCK_TOKENS = 512
-
-
-def parse_ints(values: Sequence[str], field: str, errors: RowErrors) -> list[int | None]:
-    """Parse decimal integers; empty -> ``None``; invalid -> ``None`` and a rejection."""
-    parsed: list[int | None] = []
-    for position, text in enumerate(values):
-        try:
-            parsed.append(int(text) if text else None)
-        except ValueError:
-            parsed.append(None)
-            errors.setdefault(position, (field, f"not an integer: {text!r}"))
-    return parsed
 
 
 def parse_utc_timestamps(values: Sequence[str], errors: RowErrors) -> pa.Array:
@@ -99,7 +88,19 @@ def parse_utc_timestamps(values: Sequence[str], errors: RowErrors) -> pa.Array:
 
 
 class _TraceImporter(Importer):
-    """Options shared by the trace importers (see the module doc)."""
+    """Options shared by the trace importers (see the module doc).
+
+    Args:
+        served_model: Records' ``served_model`` (default: the profile's model, else
+            the format's default).
+        device: Records' ``device`` (default: the profile's hardware, else
+            ``unknown``).
+        profile: Device measurements (or their file) to compose latencies from.
+        profile_model: Model to select when ``profile`` is a file.
+        profile_hardware: Hardware to select when ``profile`` is a file.
+        profile_batch_size: Batch size to select when ``profile`` is a file.
+        seed: Seed of the measurement draws (one per record, in file order).
+    """
 
     default_model: ClassVar[str]
 
@@ -145,7 +146,12 @@ class _TraceImporter(Importer):
 
 
 class AzureTraceImporter(_TraceImporter):
-    """Azure LLM inference trace (2023, CSV): arrivals and token counts."""
+    """Azure LLM inference trace (2023, CSV): arrivals and token counts.
+
+    Takes the options of every trace importer (``served_model``, ``device``,
+    ``profile``, ``profile_model``, ``profile_hardware``, ``profile_batch_size``,
+    ``seed``; see the module doc).
+    """
 
     name: ClassVar[str] = "azure"
     description: ClassVar[str] = "Azure LLM trace CSV (TIMESTAMP, ContextTokens, GeneratedTokens)"
@@ -174,14 +180,38 @@ def _integer(obj: dict[str, object], key: str) -> int:
     return value
 
 
+def parse_mooncake(text: str) -> tuple[float, int, int, list[int]]:
+    """Parse one Mooncake line to ``(timestamp_ms, input, output, hash_ids)``.
+
+    Raises:
+        ValueError: Not JSON, not an object, or a missing or mistyped key.
+    """
+    obj = json.loads(text)  # json.JSONDecodeError is a ValueError
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected an object, found {type(obj).__name__}")
+    stamp = obj.get("timestamp")
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool) or not math.isfinite(stamp):
+        raise ValueError(f"timestamp must be a finite number, found {json.dumps(stamp)}")
+    blocks = obj.get("hash_ids", [])
+    if not isinstance(blocks, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) for b in blocks
+    ):
+        raise ValueError("hash_ids must be a list of integers")
+    return stamp, _integer(obj, "input_length"), _integer(obj, "output_length"), blocks
+
+
+_Row = tuple[int, int | None, int | None, int | None, int | None]
+"""(line, submitted_at in unix microseconds, input, output, cached) of one record."""
+
+
 class MooncakeTraceImporter(_TraceImporter):
     """Mooncake conversation trace (FAST'25, JSON lines) with prefix-block ids.
+
+    Takes the options of every trace importer (see the Azure importer) and:
 
     Args:
         origin: Wall-clock instant of ``timestamp`` 0 (a naive value is UTC).
         block_tokens: Tokens per ``hash_ids`` block.
-        **options: ``served_model``, ``device``, ``profile``, ``profile_model``,
-            ``profile_hardware``, ``profile_batch_size``, ``seed`` (see module doc).
     """
 
     name: ClassVar[str] = "mooncake"
@@ -212,61 +242,36 @@ class MooncakeTraceImporter(_TraceImporter):
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         stem, rng = file_stem(path), np.random.default_rng(self.seed)
-        origin_us, seen = unix_micros(self.origin), set[object]()
-        lines: list[int] = []
-        micros: list[int | None] = []
-        inputs: list[int | None] = []
-        outputs: list[int | None] = []
-        cached: list[int | None] = []
+        origin_us, seen = unix_micros(self.origin), set[int]()
+        rows: list[_Row] = []
         errors: RowErrors = {}
         for line, text in text_lines(path):
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"expected an object, found {type(obj).__name__}")
-                stamp = obj.get("timestamp")
-                if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-                    raise ValueError(f"timestamp must be a number, found {json.dumps(stamp)}")
-                if not math.isfinite(stamp):
-                    raise ValueError("timestamp must be finite")
-                row = (_integer(obj, "input_length"), _integer(obj, "output_length"))
-                blocks = obj.get("hash_ids", [])
-                if not isinstance(blocks, list):
-                    raise ValueError("hash_ids must be a list")
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                errors[len(lines)] = (None, f"invalid Mooncake record: {exc}")
-                lines.append(line)
-                micros.append(None), inputs.append(None), outputs.append(None), cached.append(None)
+                stamp, inputs, outputs, blocks = parse_mooncake(text)
+            except ValueError as exc:
+                errors[len(rows)] = (None, f"invalid Mooncake record: {exc}")
+                rows.append((line, None, None, None, None))
             else:
                 hits = 0
                 while hits < len(blocks) and blocks[hits] in seen:
                     hits += 1
                 seen.update(blocks)
-                lines.append(line)
-                micros.append(origin_us + round(stamp * 1000))
-                inputs.append(row[0]), outputs.append(row[1])
-                cached.append(min(hits * self.block_tokens, max(row[0], 0)))
-            if len(lines) == batch_rows:
-                yield self._batch(stem, lines, micros, inputs, outputs, cached, errors, rng)
-                lines, micros, inputs, outputs, cached, errors = [], [], [], [], [], {}
-        if lines:
-            yield self._batch(stem, lines, micros, inputs, outputs, cached, errors, rng)
+                cached = min(hits * self.block_tokens, max(inputs, 0))
+                rows.append((line, origin_us + round(stamp * 1000), inputs, outputs, cached))
+            if len(rows) == batch_rows:
+                yield self._batch(stem, rows, errors, rng)
+                rows, errors = [], {}
+        if rows:
+            yield self._batch(stem, rows, errors, rng)
 
-    def _batch(  # noqa: PLR0913 (the columns of one batch)
-        self,
-        stem: str,
-        lines: list[int],
-        micros: list[int | None],
-        inputs: list[int | None],
-        outputs: list[int | None],
-        cached: list[int | None],
-        errors: RowErrors,
-        rng: np.random.Generator,
+    def _batch(
+        self, stem: str, rows: list[_Row], errors: RowErrors, rng: np.random.Generator
     ) -> pa.Table:
         columns = {
-            "submitted_at": microseconds_to_timestamps(micros),
-            "cached_tokens": pa.array(cached, type=pa.int64()),
+            "submitted_at": microseconds_to_timestamps([row[1] for row in rows]),
+            "cached_tokens": pa.array([row[4] for row in rows], type=pa.int64()),
         }
-        return self._table(stem, lines, columns, (inputs, outputs), errors, rng)
+        tokens = ([row[2] for row in rows], [row[3] for row in rows])
+        return self._table(stem, [row[0] for row in rows], columns, tokens, errors, rng)

@@ -53,7 +53,7 @@ class LoadConfig(BaseModel):
     replica_sigma: Annotated[float, Field(ge=0, le=2)] = 0.25
     diurnal_amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.5
     peak_hour_utc: Annotated[float, Field(ge=0, lt=24)] = 15.0
-    burst_sigma: Annotated[float, Field(ge=0, le=2)] = 0.35
+    burst_sigma: Annotated[float, Field(ge=0, le=2)] = 0.4
     burst_correlation: Annotated[float, Field(ge=0, lt=1)] = 0.8
     burst_interval_s: Annotated[float, Field(gt=0)] = 300.0
     max_utilization: Annotated[float, Field(gt=0, le=10)] = 3.0
@@ -138,8 +138,14 @@ class LoadCurve:
         Returns:
             Utilisation ``u``, capped at ``max_utilization``.
         """
-        bins = np.minimum((t_s // self._config.burst_interval_s).astype(np.int64), len(self._burst) - 1)
-        u = self._base[replica] * diurnal(t_s, self._start, self._config) * self._burst[bins, replica]
+        bins = np.minimum(
+            (t_s // self._config.burst_interval_s).astype(np.int64), len(self._burst) - 1
+        )
+        u = (
+            self._base[replica]
+            * diurnal(t_s, self._start, self._config)
+            * self._burst[bins, replica]
+        )
         return np.minimum(u, self._config.max_utilization)
 
     def sample(

@@ -135,11 +135,14 @@ class DeviceSpeed:
         Returns:
             Seconds per output token (scalar or array, like the arguments).
         """
-        return (
+        value = (
             self.weight_read_s
             + kv_cache_util * self.kv_pool_read_s
             + (num_running + 1) * self.compute_per_seq_s
         )
+        if isinstance(value, np.ndarray):
+            return value.astype(np.float64, copy=False)
+        return float(value)
 
 
 def tensor_parallel(device: DeviceSpec, model: ServedModel, config: SpeedConfig) -> int:
