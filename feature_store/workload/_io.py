@@ -15,9 +15,9 @@ file behind.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -115,7 +115,7 @@ def write_workload(table: pa.Table, path: str | Path) -> Path:
     path = Path(path)
     fmt = _format(path)
     _check_columns(table)
-    tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 30)}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         if fmt == ".parquet":
             pq.write_table(table, tmp)

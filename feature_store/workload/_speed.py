@@ -145,7 +145,7 @@ class DeviceSpeed:
         return float(value)
 
 
-def tensor_parallel(device: DeviceSpec, model: ServedModel, config: SpeedConfig) -> int:
+def tensor_parallel_for(device: DeviceSpec, model: ServedModel, config: SpeedConfig) -> int:
     """Smallest power-of-two replica size whose memory holds the weights.
 
     Args:
@@ -188,7 +188,7 @@ def device_speed(
         The derived speeds (see the module docstring for the formulas).
     """
     cfg = config or SpeedConfig()
-    tp = tensor_parallel or _tp_rule(device, model, cfg)
+    tp = tensor_parallel or tensor_parallel_for(device, model, cfg)
     scale = cfg.device_efficiency.get(device.name, 1.0) * tp**cfg.tp_scaling_exponent
     flops = cfg.prefill_efficiency * device.peak_bf16_tflops * 1e12 * scale
     bandwidth = cfg.decode_efficiency * device.memory_bandwidth_gbps * 1e9 * scale
@@ -206,6 +206,3 @@ def device_speed(
         kv_capacity_seqs=max(kv_pool / per_seq, 1.0),
         overhead_s=cfg.overhead_s,
     )
-
-
-_tp_rule = tensor_parallel

@@ -37,7 +37,8 @@ def print_stats(summary: object) -> None:
     assert isinstance(summary, StoreStats)
     table = Table(title=f"feature store {summary.path}")
     for col in ("served model", "device", "records", "with latency", "p50 s", "p90 s", "p99 s"):
-        table.add_column(col, justify="left" if col in ("served model", "device") else "right")
+        text = col in ("served model", "device")
+        table.add_column(col, justify="left" if text else "right", no_wrap=text)
 
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"

@@ -90,9 +90,7 @@ def test_specs_are_frozen_and_validated() -> None:
     with pytest.raises(ValidationError):
         spec.memory_gb = 48.0  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        DeviceSpec(
-            name="x", vendor="y", peak_bf16_tflops=0, memory_bandwidth_gbps=1, memory_gb=1
-        )
+        DeviceSpec(name="x", vendor="y", peak_bf16_tflops=0, memory_bandwidth_gbps=1, memory_gb=1)
 
 
 def test_catalog_is_read_only() -> None:
