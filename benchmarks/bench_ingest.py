@@ -52,7 +52,7 @@ def run(records: int = 200_000) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         csv_path = work / "workload.csv"
-        write_workload(generate_workload(WorkloadConfig(seed=0, records=records)), csv_path)
+        write_workload(generate_workload(WorkloadConfig(seed=0, n_records=records)), csv_path)
 
         def tailcast_csv(db_path: Path) -> int:
             with DuckDBStore(db_path) as db:

@@ -154,7 +154,7 @@ def demo_data(
 
     started = time.perf_counter()
     with console.status(f"generating {records:,} records"):
-        table = generate_workload(WorkloadConfig(seed=seed, records=records))
+        table = generate_workload(WorkloadConfig(seed=seed, n_records=records))
         out.parent.mkdir(parents=True, exist_ok=True)
         write_workload(table, out)
     console.print(

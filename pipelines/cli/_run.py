@@ -30,7 +30,9 @@ def run(
     if not demo_file.exists():
         with console.status(f"generating the demo workload ({records:,} records)"):
             demo_file.parent.mkdir(parents=True, exist_ok=True)
-            write_workload(generate_workload(WorkloadConfig(seed=seed, records=records)), demo_file)
+            write_workload(
+                generate_workload(WorkloadConfig(seed=seed, n_records=records)), demo_file
+            )
     from feature_store.importers import get_importer
 
     with open_store(settings.resolved_store_path) as db:

@@ -53,9 +53,7 @@ def test_bad_rows_are_named_and_good_rows_kept(tmp_path: Path) -> None:
     assert (first["accepted"], first["duplicates"], first["rejected"]) == (3, 0, 3)
     located = [(e["line"], e["field"]) for e in first["errors"]]
     assert located == [(4, "latency_s"), (6, None), (8, "submitted_at")]
-    assert first["errors"][0]["message"] == (
-        f"{src}:4: field 'latency_s': must be > 0 (got -1.0)"
-    )
+    assert first["errors"][0]["message"] == (f"{src}:4: field 'latency_s': must be > 0 (got -1.0)")
     again = ingest_json(src, tmp_path)
     assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 3, 3)
 
@@ -104,7 +102,10 @@ def test_minisweagent_every_row_accounted_for_and_rerun_adds_nothing(tmp_path: P
     assert first["accepted"] > 11_000
     # Rows without a latency (the first call of each task run) are rejected explicitly.
     reasons = {(e["field"], e["reason"]) for e in first["errors"]}
-    assert ("latency_s", "no latency in the source (first call of a task has no start time)") in reasons
+    assert (
+        "latency_s",
+        "no latency in the source (first call of a task has no start time)",
+    ) in reasons
     again = ingest_json(src, tmp_path)
     assert again["accepted"] == 0
     assert again["duplicates"] == first["accepted"]

@@ -21,8 +21,9 @@ def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_data_is_reproducible_and_ingestible(tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for out in (a, b):
-        res = tailcast("demo-data", "--out", str(out), "--records", "2000", "--seed", "7",
-                       home=tmp_path)
+        res = tailcast(
+            "demo-data", "--out", str(out), "--records", "2000", "--seed", "7", home=tmp_path
+        )
         assert res.returncode == 0, res.stderr
     assert a.read_bytes() == b.read_bytes()
     res = tailcast("ingest", str(a), "--json", home=tmp_path)
