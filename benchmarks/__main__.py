@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_ingest
+from benchmarks import bench_ingest, bench_workload
 from benchmarks._report import write_section
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"ingest"}
+    wanted = set(sys.argv[1:]) or {"ingest", "workload"}
+    if "workload" in wanted:
+        body = bench_workload.run()
+        print(body)
+        write_section("workload", "make bench", body)
     if "ingest" in wanted:
         body = bench_ingest.run()
         print(body)

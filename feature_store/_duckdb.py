@@ -25,6 +25,7 @@ import pyarrow as pa
 from core import IngestReport, Rejection, StoreError, field_specs
 from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._prefetch import prefetch
 from feature_store._schema import DDL, SCHEMA_VERSION, STORED_FIELDS
 from feature_store._stats import store_stats
 from feature_store._validate import staging_sql, unknown_columns
@@ -89,7 +90,7 @@ class DuckDBStore(RecordStore):
             con.execute("SET TimeZone = 'UTC'")
             con.execute("BEGIN TRANSACTION")
             try:
-                for batch in batches:
+                for batch in prefetch(batches):
                     report = report + self._ingest_one(con, batch, source, offset=report.total)
                     if progress is not None:
                         progress(batch.num_rows)
