@@ -1,0 +1,211 @@
+"""Run a predictor bundle: NumPy forward pass, calibration, quantile forecasts.
+
+This is the light inference module of the hot path: it needs NumPy (and, for
+token-based text features, ``tokenizers``; for the ``encoder`` text variant, torch).
+It never imports the training stack. Training uses :meth:`Predictor.inputs` to
+build its design matrix, so what a model is trained on and what it is served are
+computed by the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.forecast import QuantileForecast
+from core.predictor._numeric import numeric_matrix
+from core.predictor._spec import PredictorSpec, TextSpec
+from core.predictor._text import HashedNgrams, SentenceEncoder, TextFeaturizer, TokenTable
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Columns = Mapping[str, Any]
+
+SPEC_FILE, ARRAYS_FILE, TOKENIZER_FILE = "spec.json", "arrays.npz", "tokenizer.json"
+NO_CLASS = "none"
+
+
+def softplus(x: F64) -> F64:
+    """Numerically stable log(1 + e^x)."""
+    return np.logaddexp(0.0, x)
+
+
+def quantile_head(raw: F64) -> F64:
+    """Non-crossing quantiles: first output is the lowest, the rest softplus increments."""
+    out = np.empty_like(raw)
+    out[:, 0] = raw[:, 0]
+    out[:, 1:] = raw[:, :1] + np.cumsum(softplus(raw[:, 1:]), axis=1)
+    return out
+
+
+def text_featurizer(
+    spec: TextSpec, table: F32 | None = None, tokenizer_json: str | None = None
+) -> TextFeaturizer | None:
+    """Build the featurizer a text spec names (``None`` for ``kind='none'``)."""
+    if spec.kind == "none":
+        return None
+    if spec.kind == "hashed_ngrams":
+        return HashedNgrams(spec.buckets, spec.ngram_max, max_words=spec.max_tokens)
+    if spec.kind == "static_table":
+        if table is None or tokenizer_json is None:
+            raise ValueError("static_table text features need a table and a tokenizer")
+        return TokenTable(table, tokenizer_json, spec.max_tokens)
+    return SentenceEncoder(spec.encoder_layers, spec.max_tokens)
+
+
+class Predictor:
+    """A trained quantile predictor, ready to serve.
+
+    Args:
+        spec: The bundle's specification.
+        arrays: Weights and statistics (see ``docs/predictors.md`` for the keys).
+        tokenizer_json: Tokenizer for ``static_table`` text features.
+    """
+
+    def __init__(
+        self, spec: PredictorSpec, arrays: Mapping[str, npt.NDArray[Any]],
+        tokenizer_json: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        self.tokenizer_json = tokenizer_json
+        a = self.arrays
+        self._layers = [
+            (a[f"layer{i}_W"].astype(np.float64), a[f"layer{i}_b"].astype(np.float64))
+            for i in range(len(spec.hidden))
+        ] + [(a["head_W"].astype(np.float64), a["head_b"].astype(np.float64))]
+        projected_table = spec.text.kind == "static_table"
+        self._text = text_featurizer(
+            spec.text, a.get("text_table") if projected_table else None, tokenizer_json
+        )
+        self._device_index = {d: i for i, d in enumerate(spec.devices)}
+        self._model_index = {m: i for i, m in enumerate(spec.served_models)}
+        self._group_index = {g: i for i, g in enumerate(spec.calibration_groups)}
+
+    # --- persistence ---------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle directory (spec, arrays, tokenizer); returns its path."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SPEC_FILE).write_text(self.spec.model_dump_json(indent=2))
+        np.savez(out / ARRAYS_FILE, **self.arrays)  # type: ignore[arg-type]
+        if self.tokenizer_json is not None:
+            (out / TOKENIZER_FILE).write_text(self.tokenizer_json)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictor:
+        """Load a bundle directory written by :meth:`save`."""
+        root = Path(path)
+        spec = PredictorSpec.model_validate(json.loads((root / SPEC_FILE).read_text()))
+        with np.load(root / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        tok = root / TOKENIZER_FILE
+        return cls(spec, arrays, tok.read_text() if tok.exists() else None)
+
+    # --- features ------------------------------------------------------------------
+    def tabular(self, cols: Columns, n: int) -> F64:
+        """Standardized numeric features (NaN imputed as the training mean) + one-hots."""
+        x = numeric_matrix(cols, self.spec.numeric, n)
+        x = (x - self.arrays["num_mean"]) / self.arrays["num_std"]
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        onehots = [self._onehot(cols.get("device"), self._device_index, n),
+                   self._onehot(cols.get("served_model"), self._model_index, n)]
+        return np.concatenate([x, *onehots], axis=1)
+
+    @staticmethod
+    def _onehot(values: Sequence[Any] | None, index: dict[str, int], n: int) -> F64:
+        out = np.zeros((n, len(index)))
+        if values is not None and index:
+            for row, value in enumerate(values):
+                j = index.get(str(value))
+                if j is not None:
+                    out[row, j] = 1.0
+        return out
+
+    def projected_text(self, cols: Columns, n: int) -> F64:
+        """Text features after the learned projection, shape ``(n, projection)``."""
+        if self._text is None or self.spec.projection == 0:
+            return np.zeros((n, 0))
+        prompts = cols.get("prompt")
+        texts: list[str | None] = [None] * n if prompts is None else list(prompts)
+        raw = self._text.transform(texts).astype(np.float64)
+        has = np.array([bool(t) for t in texts])
+        if self.spec.text.kind == "static_table":  # table rows are already projected
+            out = raw + self.arrays["text_b"]
+        else:
+            out = raw @ self.arrays["text_W"] + self.arrays["text_b"]
+        out[~has] = 0.0  # no prompt: no text signal (the model saw the same in training)
+        return out
+
+    def inputs(self, cols: Columns, n: int) -> tuple[F64, F64]:
+        """The (tabular, projected text) inputs of the network for ``n`` requests."""
+        return self.tabular(cols, n), self.projected_text(cols, n)
+
+    # --- prediction ----------------------------------------------------------------
+    def prompt_classes(self, cols: Columns, n: int, text: F64 | None = None) -> list[str]:
+        """Prompt class of each request: the client's label, else the nearest centroid."""
+        given = cols.get("prompt_class")
+        centroids = self.arrays.get("class_centroids")
+        learned = [NO_CLASS] * n
+        if centroids is not None and len(centroids) and self.spec.projection:
+            t = self.projected_text(cols, n) if text is None else text
+            d = ((t[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+            prompts = cols.get("prompt")
+            learned = [
+                f"c{j}" if prompts is not None and prompts[i] else NO_CLASS
+                for i, j in enumerate(np.argmin(d, axis=1))
+            ]
+        if given is None:
+            return learned
+        return [str(g) if g else c for g, c in zip(given, learned, strict=True)]
+
+    def predict_transformed(self, cols: Columns, n: int | None = None) -> F64:
+        """Calibrated quantiles in the transformed (log) space, shape ``(n, K)``."""
+        n = _length(cols) if n is None else n
+        tab, text = self.inputs(cols, n)
+        h = np.concatenate([tab, text], axis=1)
+        for w, b in self._layers[:-1]:
+            h = np.maximum(h @ w + b, 0.0)
+        w, b = self._layers[-1]
+        q = quantile_head(h @ w + b)
+        offsets = self.arrays.get("cal_offsets")
+        if offsets is not None:
+            groups = self._groups(cols, n, text)
+            q = np.maximum.accumulate(q + offsets[groups], axis=1)
+        return q
+
+    def _groups(self, cols: Columns, n: int, text: F64) -> npt.NDArray[np.int64]:
+        if len(self._group_index) == 1:
+            return np.zeros(n, dtype=np.int64)
+        classes = self.prompt_classes(cols, n, text)
+        devices = cols.get("device") or [None] * n
+        return np.array(
+            [self._group_index.get(f"{c}|{d}", 0) for c, d in zip(classes, devices, strict=True)],
+            dtype=np.int64,
+        )
+
+    def predict(self, cols: Columns, n: int | None = None) -> F64:
+        """Calibrated quantiles in target units (e.g. seconds), shape ``(n, K)``."""
+        q = self.predict_transformed(cols, n)
+        return np.exp(q) if self.spec.target_transform == "log" else np.expm1(q)
+
+    def forecasts(self, cols: Columns, n: int | None = None) -> list[QuantileForecast]:
+        """One :class:`QuantileForecast` per request (support bounded below by 0)."""
+        values = np.maximum(self.predict(cols, n), 0.0)
+        return [
+            QuantileForecast(levels=self.spec.levels, values=tuple(row), lower=0.0)
+            for row in values.tolist()
+        ]
+
+
+def _length(cols: Columns) -> int:
+    for value in cols.values():
+        if value is not None:
+            return len(value)
+    raise ValueError("no columns given")
