@@ -1,5 +1,9 @@
 """SQL for point-in-time-correct training frames and live endpoint features.
 
+Workflow features (``wf_prev_output_tokens``, ``wf_prev_latency_s``) describe the
+previous call of the same workflow, and are null unless that call had completed
+before this one was submitted.
+
 Endpoint features summarize the last ``window`` completions of the same
 (served_model, device) that *finished strictly before* a record was submitted.
 They are computed once per completion with a window function ordered by
@@ -21,7 +25,13 @@ ENDPOINT_FEATURES: tuple[str, ...] = (
     "ep_median_tokens_per_s",
     "ep_median_latency_s",
 )
-EXTRA_COLUMNS: tuple[str, ...] = ("prompt_sha256", "completed_at", *ENDPOINT_FEATURES)
+WORKFLOW_FEATURES: tuple[str, ...] = ("wf_prev_output_tokens", "wf_prev_latency_s")
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "prompt_sha256",
+    "completed_at",
+    *ENDPOINT_FEATURES,
+    *WORKFLOW_FEATURES,
+)
 FRAME_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, *EXTRA_COLUMNS)
 
 
@@ -36,6 +46,16 @@ def _completions_cte(window: int, as_of_param: bool) -> str:
         "WINDOW w AS (PARTITION BY served_model, device ORDER BY completed_at, request_id "
         f"ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW))"
     )
+
+
+_WORKFLOW_PREV = (
+    "SELECT request_id, "
+    "lag(output_tokens) OVER wf AS wf_prev_output_tokens, "
+    "lag(latency_s) OVER wf AS wf_prev_latency_s, "
+    "lag(completed_at) OVER wf AS prev_completed_at "
+    "FROM records WHERE workflow_id IS NOT NULL "
+    "WINDOW wf AS (PARTITION BY served_model, workflow_id ORDER BY step, submitted_at)"
+)
 
 
 def training_frame_sql(
@@ -85,12 +105,16 @@ def training_frame_sql(
             return "coalesce(c.ep_completions, 0) AS ep_completions"
         if name in ENDPOINT_FEATURES:
             return f"c.{name}"
+        if name in WORKFLOW_FEATURES:
+            # The previous call of the same workflow, only if it had finished.
+            return f"CASE WHEN w.prev_completed_at < r.submitted_at THEN w.{name} END AS {name}"
         return f"r.{name}"
 
     sql = (
         f"WITH {_completions_cte(window, as_of is not None)} "
         f"SELECT {', '.join(col(c) for c in wanted)} FROM records r "
         "LEFT JOIN prompts p ON p.sha256 = r.prompt_sha256 "
+        f"LEFT JOIN ({_WORKFLOW_PREV}) w ON w.request_id = r.request_id "
         "ASOF LEFT JOIN comp c ON r.served_model = c.served_model AND r.device = c.device "
         "AND r.submitted_at > c.completed_at "
         f"WHERE {' AND '.join(where)} ORDER BY r.submitted_at, r.request_id"

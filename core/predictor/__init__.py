@@ -1,7 +1,13 @@
 """The predictor bundle and its light inference runtime (NumPy; no training stack)."""
 
 from core.predictor._numeric import ALL_FEATURES, FEATURES, REQUEST_FEATURES, numeric_matrix
-from core.predictor._runtime import NO_CLASS, Predictor, quantile_head, text_featurizer
+from core.predictor._runtime import (
+    NO_CLASS,
+    Predictor,
+    quantile_head,
+    tabular_matrix,
+    text_featurizer,
+)
 from core.predictor._spec import DEFAULT_LEVELS, PredictorSpec, TextSpec
 from core.predictor._text import (
     HashedNgrams,
@@ -27,5 +33,6 @@ __all__ = [
     "encoder_dir",
     "numeric_matrix",
     "quantile_head",
+    "tabular_matrix",
     "text_featurizer",
 ]

@@ -83,8 +83,6 @@ class Predictor:
         self._text = text_featurizer(
             spec.text, a.get("text_table") if projected_table else None, tokenizer_json
         )
-        self._device_index = {d: i for i, d in enumerate(spec.devices)}
-        self._model_index = {m: i for i, m in enumerate(spec.served_models)}
         self._group_index = {g: i for i, g in enumerate(spec.calibration_groups)}
 
     # --- persistence ---------------------------------------------------------------
@@ -111,22 +109,9 @@ class Predictor:
     # --- features ------------------------------------------------------------------
     def tabular(self, cols: Columns, n: int) -> F64:
         """Standardized numeric features (NaN imputed as the training mean) + one-hots."""
-        x = numeric_matrix(cols, self.spec.numeric, n)
-        x = (x - self.arrays["num_mean"]) / self.arrays["num_std"]
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        onehots = [self._onehot(cols.get("device"), self._device_index, n),
-                   self._onehot(cols.get("served_model"), self._model_index, n)]
-        return np.concatenate([x, *onehots], axis=1)
-
-    @staticmethod
-    def _onehot(values: Sequence[Any] | None, index: dict[str, int], n: int) -> F64:
-        out = np.zeros((n, len(index)))
-        if values is not None and index:
-            for row, value in enumerate(values):
-                j = index.get(str(value))
-                if j is not None:
-                    out[row, j] = 1.0
-        return out
+        return tabular_matrix(
+            self.spec, self.arrays["num_mean"], self.arrays["num_std"], cols, n
+        )
 
     def projected_text(self, cols: Columns, n: int) -> F64:
         """Text features after the learned projection, shape ``(n, projection)``."""
@@ -184,7 +169,8 @@ class Predictor:
         if len(self._group_index) == 1:
             return np.zeros(n, dtype=np.int64)
         classes = self.prompt_classes(cols, n, text)
-        devices = cols.get("device") or [None] * n
+        devices = cols.get("device")
+        devices = [None] * n if devices is None else devices
         return np.array(
             [self._group_index.get(f"{c}|{d}", 0) for c, d in zip(classes, devices, strict=True)],
             dtype=np.int64,
@@ -202,6 +188,39 @@ class Predictor:
             QuantileForecast(levels=self.spec.levels, values=tuple(row), lower=0.0)
             for row in values.tolist()
         ]
+
+
+def _onehot(values: Sequence[Any] | None, vocabulary: Sequence[str], n: int) -> F64:
+    index = {v: i for i, v in enumerate(vocabulary)}
+    out = np.zeros((n, len(index)))
+    if values is not None and index:
+        for row, value in enumerate(values):
+            j = index.get(str(value))
+            if j is not None:
+                out[row, j] = 1.0
+    return out
+
+
+def tabular_matrix(
+    spec: PredictorSpec, num_mean: F64, num_std: F64, cols: Columns, n: int
+) -> F64:
+    """The non-text network input: standardized numeric features + device/model one-hots.
+
+    Missing numeric values become 0 after standardization (the training mean); the
+    ``has_*`` features carry the missingness. Unknown devices and served models get
+    all-zero one-hots (their spec features still describe them).
+    """
+    x = numeric_matrix(cols, spec.numeric, n)
+    x = (x - num_mean) / num_std
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.concatenate(
+        [
+            x,
+            _onehot(cols.get("device"), spec.devices, n),
+            _onehot(cols.get("served_model"), spec.served_models, n),
+        ],
+        axis=1,
+    )
 
 
 def _length(cols: Columns) -> int:

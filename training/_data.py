@@ -1,0 +1,118 @@
+"""Training data: columns, target, group-wise splits.
+
+Splits are by *group* so that no workflow task is in two folds: a record's group is
+its ``workflow_id`` with any ``<run>/`` prefix removed (the same task re-run in another
+benchmark run stays in one fold), else its ``request_id``. Fold membership is a hash
+of the group key, so it is stable across runs and machines: a new model and the
+champion are compared on the same held-out records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+#: Fractions of groups in each fold (train, validation, calibration, test).
+FOLDS: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.1), ("cal", 0.1), ("test", 0.2))
+
+
+def group_keys(cols: Mapping[str, Any]) -> list[str]:
+    """The split group of each record (task identity)."""
+    workflows = cols.get("workflow_id")
+    requests = cols["request_id"]
+    if workflows is None:
+        return [str(r) for r in requests]
+    return [str(w).split("/", 1)[-1] if w else str(r) for w, r in zip(workflows, requests, strict=True)]
+
+
+def _unit_hash(key: str, salt: str) -> float:
+    digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of each fold."""
+
+    train: I64
+    val: I64
+    cal: I64
+    test: I64
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per fold."""
+        return {k: len(getattr(self, k)) for k in ("train", "val", "cal", "test")}
+
+
+def split_by_group(groups: Sequence[str], salt: str = "tailcast-v1") -> Split:
+    """Assign each row to a fold by a stable hash of its group.
+
+    >>> s = split_by_group([f"task{i % 50}" for i in range(1000)])
+    >>> sum(s.sizes().values())
+    1000
+    """
+    u = np.array([_unit_hash(g, salt) for g in groups])
+    edges = np.cumsum([f for _, f in FOLDS])
+    fold = np.searchsorted(edges, u, side="right")
+    idx = [np.flatnonzero(fold == k).astype(np.int64) for k in range(len(FOLDS))]
+    return Split(*idx)
+
+
+@dataclass
+class TrainingData:
+    """Columns (name -> array or list), target values and row count.
+
+    Attributes:
+        cols: Training-frame columns (record fields, endpoint and workflow features).
+        y: Target in its units (e.g. seconds), shape (n,).
+        text: Raw text features for the current text variant, set by the caller.
+    """
+
+    cols: dict[str, Any]
+    y: F64
+    text: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return len(self.y)
+
+    def rows(self, index: I64) -> dict[str, Any]:
+        """The columns restricted to ``index``."""
+        out: dict[str, Any] = {}
+        for name, values in self.cols.items():
+            arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+            out[name] = arr[index]
+        return out
+
+    @classmethod
+    def from_arrow(
+        cls, table: pa.Table, target: str, strictly_positive: bool = True
+    ) -> TrainingData:
+        """Columns of an Arrow training frame; rows with an unusable target dropped.
+
+        Args:
+            table: A training frame.
+            target: The target column.
+            strictly_positive: Keep only targets > 0 (for a log transform), else >= 0.
+        """
+        cols: dict[str, Any] = {}
+        for name in table.column_names:
+            column = table.column(name)
+            if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+                cols[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            else:
+                cols[name] = np.asarray(column.to_pylist(), dtype=object)
+        y = np.asarray(cols[target], dtype=np.float64)
+        keep = np.isfinite(y) & ((y > 0) if strictly_positive else (y >= 0))
+        cols = {k: v[keep] for k, v in cols.items()}
+        return cls(cols=cols, y=y[keep])

@@ -1,0 +1,139 @@
+"""The quantile network and its LightningModule.
+
+The network mirrors :class:`core.predictor.Predictor`'s NumPy forward pass exactly:
+text features go through a linear projection, are concatenated with the tabular
+input, pass ReLU hidden layers, and a head emits the lowest quantile plus softplus
+increments, so quantiles never cross. Training minimizes the pinball loss of the
+transformed (log) target over the level grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+
+def pinball_loss(y: torch.Tensor, q: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Mean pinball loss of quantiles ``q`` (n, K) for targets ``y`` (n,)."""
+    diff = y.unsqueeze(1) - q
+    return torch.maximum(levels * diff, (levels - 1) * diff).mean()
+
+
+def head_to_quantiles(raw: torch.Tensor) -> torch.Tensor:
+    """Lowest quantile plus cumulative softplus increments (non-crossing)."""
+    inc = nn.functional.softplus(raw[:, 1:])
+    return torch.cat([raw[:, :1], raw[:, :1] + torch.cumsum(inc, dim=1)], dim=1)
+
+
+class QuantileNet(nn.Module):
+    """MLP over (tabular, text) inputs producing raw quantile-head outputs.
+
+    Args:
+        d_tab: Width of the tabular input.
+        d_text: Width of the raw text features (0: no text).
+        projection: Width of the text projection (ignored when ``d_text`` is 0).
+        hidden: Hidden layer widths.
+        dropout: Dropout after each hidden activation (training only).
+        n_levels: Quantile levels K.
+    """
+
+    def __init__(
+        self, d_tab: int, d_text: int, projection: int, hidden: Sequence[int],
+        dropout: float, n_levels: int,
+    ) -> None:
+        super().__init__()
+        self.use_text = d_text > 0 and projection > 0
+        self.text_proj = nn.Linear(d_text, projection) if self.use_text else None
+        width = d_tab + (projection if self.use_text else 0)
+        self.hidden = nn.ModuleList()
+        for h in hidden:
+            self.hidden.append(nn.Linear(width, h))
+            width = h
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(width, n_levels)
+
+    def forward(self, tab: torch.Tensor, text: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs (n, K); rows without a prompt get a zero text vector."""
+        parts = [tab]
+        if self.text_proj is not None:
+            parts.append(self.text_proj(text) * has_text.unsqueeze(1))
+        h = torch.cat(parts, dim=1)
+        for layer in self.hidden:
+            h = self.dropout(torch.relu(layer(h)))
+        out: torch.Tensor = self.head(h)
+        return out
+
+    def init_head(self, y_quantiles: npt.NDArray[np.float64]) -> None:
+        """Start the head at the training target's empirical quantiles (faster, stabler)."""
+        with torch.no_grad():
+            self.head.weight.mul_(0.01)
+            gaps = np.maximum(np.diff(y_quantiles), 1e-3)
+            inv_softplus = gaps + np.log(-np.expm1(-gaps))
+            bias = np.concatenate([[y_quantiles[0]], inv_softplus])
+            self.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+    def export(self) -> dict[str, npt.NDArray[np.float32]]:
+        """Weights in the NumPy bundle layout of :class:`core.predictor.Predictor`."""
+        arrays: dict[str, npt.NDArray[np.float32]] = {}
+        for i, layer in enumerate(self.hidden):
+            arrays[f"layer{i}_W"] = layer.weight.detach().numpy().T.copy()
+            arrays[f"layer{i}_b"] = layer.bias.detach().numpy().copy()
+        arrays["head_W"] = self.head.weight.detach().numpy().T.copy()
+        arrays["head_b"] = self.head.bias.detach().numpy().copy()
+        if self.text_proj is not None:
+            arrays["text_W"] = self.text_proj.weight.detach().numpy().T.copy()
+            arrays["text_b"] = self.text_proj.bias.detach().numpy().copy()
+        return arrays
+
+
+class QuantileModule(L.LightningModule):
+    """Lightning wrapper: pinball loss on the transformed target, AdamW.
+
+    Args:
+        net: The network.
+        levels: Quantile levels (K,).
+        lr: Learning rate.
+        weight_decay: AdamW weight decay.
+        loss_scale: When set, the loss is the pinball loss in target units (seconds)
+            divided by this scale, instead of the pinball loss of the log target.
+    """
+
+    def __init__(
+        self, net: QuantileNet, levels: Sequence[float], lr: float, weight_decay: float = 1e-4,
+        loss_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_scale = loss_scale
+        self.register_buffer("levels", torch.tensor(list(levels), dtype=torch.float32))
+        self.lr = lr
+        self.weight_decay = weight_decay
+
+    def _loss(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        tab, text, has_text, y = batch
+        q = head_to_quantiles(self.net(tab, text, has_text))
+        if self.loss_scale is not None:  # pinball in target units (y is log target)
+            return pinball_loss(torch.exp(y), torch.exp(q), self.levels) / self.loss_scale  # type: ignore[arg-type]
+        return pinball_loss(y, q, self.levels)  # type: ignore[arg-type]
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimization step."""
+        loss = self._loss(batch)
+        self.log("train_pinball", loss, prog_bar=False, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Validation pinball loss (transformed target), logged as ``val_pinball``."""
+        loss = self._loss(batch)
+        self.log("val_pinball", loss, prog_bar=False, on_epoch=True, on_step=False)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        """AdamW."""
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
