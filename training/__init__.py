@@ -1,1 +1,28 @@
-"""tailcast training package."""
+"""Training: quantile predictors over prompt semantics, device and runtime features.
+
+Heavy dependencies (torch, Lightning, Optuna, LightGBM, matplotlib) are imported
+inside the functions that use them. The result of training is a
+:class:`core.predictor.Predictor` bundle that the hot path runs without this package.
+"""
+
+from training._data import Split, TrainingData, group_keys, split_by_group
+from training._fit import TrainConfig, fit_network
+from training._pipeline import EVAL_LEVELS, TrainOutcome, TrainRequest, evaluate_models, train_predictor
+from training._search import SearchResult, SearchSpace, TrialOutcome
+
+__all__ = [
+    "EVAL_LEVELS",
+    "SearchResult",
+    "SearchSpace",
+    "Split",
+    "TrainConfig",
+    "TrainOutcome",
+    "TrainRequest",
+    "TrainingData",
+    "TrialOutcome",
+    "evaluate_models",
+    "fit_network",
+    "group_keys",
+    "split_by_group",
+    "train_predictor",
+]

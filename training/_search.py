@@ -1,0 +1,225 @@
+"""Optuna search per served model: validation loss versus measured prediction cost.
+
+A two-objective study (minimize validation pinball loss, minimize µs per request)
+over text variant, projection width, hidden width, depth, dropout and learning rate.
+Optuna does not prune multi-objective trials itself (``Trial.report`` is
+single-objective only), so :class:`CurvePruner`, a Lightning callback, records each
+trial's validation curve and stops a trial whose loss after ``warmup`` epochs is
+worse than the median of finished trials at the same epoch. The selected trial is
+the cheapest whose loss is within ``tolerance`` (2%) of the best.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from core.predictor import Predictor, TextSpec
+from training._cost import prediction_cost_us
+from training._data import Split, TrainingData
+from training._fit import TrainConfig, fit_network
+
+TextProvider = Callable[
+    [TextSpec, Sequence[str | None], Sequence[str | None] | None],
+    tuple[np.ndarray, np.ndarray | None, str | None],
+]
+"""Given a text variant, the prompts and their SHA-256 keys: (raw features for every
+row, the distilled table for ``static_table``, its tokenizer JSON)."""
+
+
+def provide_text(
+    provider: TextProvider, spec: TextSpec, data: TrainingData
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Call ``provider`` for every row of ``data``."""
+    prompts = data.cols.get("prompt")
+    texts: list[str | None] = [None] * data.n if prompts is None else list(prompts)
+    keys = data.cols.get("prompt_sha256")
+    x, table, tokenizer = provider(spec, texts, None if keys is None else list(keys))
+    return np.asarray(x, dtype=np.float64), table, tokenizer
+
+
+class SearchSpace(BaseModel):
+    """What the search may choose (frozen configuration)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text_variants: tuple[TextSpec, ...] = (
+        TextSpec(kind="none"),
+        TextSpec(kind="hashed_ngrams", buckets=1024, ngram_max=2),
+        TextSpec(kind="static_table"),
+        TextSpec(kind="encoder", encoder_layers=2),
+    )
+    projections: tuple[int, ...] = (8, 16, 32)
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    depth: tuple[int, int] = (1, 3)
+    dropout: tuple[float, float] = (0.0, 0.3)
+    lr: tuple[float, float] = (5e-4, 5e-3)
+
+
+@dataclass
+class TrialOutcome:
+    """One finished trial."""
+
+    number: int
+    config: TrainConfig
+    val_loss: float
+    cost_us: float
+    predictor: Predictor | None = None
+    pareto: bool = False
+
+
+@dataclass
+class SearchResult:
+    """All finished trials, the Pareto front and the selected trial."""
+
+    trials: list[TrialOutcome] = field(default_factory=list)
+    selected: TrialOutcome | None = None
+
+
+def _variant_key(spec: TextSpec) -> str:
+    return spec.model_dump_json()
+
+
+class CurvePruner:
+    """Lightning callback pruning a trial whose validation curve lags the median."""
+
+    def __init__(self, trial: Any, warmup: int = 5, min_finished: int = 4) -> None:
+        self.trial, self.warmup, self.min_finished = trial, warmup, min_finished
+        self.curve: list[float] = []
+
+    def as_callback(self) -> Any:
+        """The Lightning :class:`Callback` wrapping this pruner."""
+        from lightning.pytorch.callbacks import Callback
+
+        pruner = self
+
+        class _Callback(Callback):  # type: ignore[misc]
+            def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+                pruner.step(float(trainer.callback_metrics["val_pinball"]))
+
+        return _Callback()
+
+    def step(self, loss: float) -> None:
+        """Record one epoch; raise ``optuna.TrialPruned`` when the trial lags."""
+        import optuna
+
+        self.curve.append(loss)
+        self.trial.set_user_attr("val_curve", self.curve)
+        epoch = len(self.curve) - 1
+        if epoch < self.warmup:
+            return
+        finished = [
+            t.user_attrs["val_curve"]
+            for t in self.trial.study.get_trials(deepcopy=False,
+                                                 states=(optuna.trial.TrialState.COMPLETE,))
+            if len(t.user_attrs.get("val_curve", [])) > epoch
+        ]
+        if len(finished) >= self.min_finished:
+            median = float(np.median([min(c[: epoch + 1]) for c in finished]))
+            if min(self.curve) > median * 1.05:
+                raise optuna.TrialPruned(f"epoch {epoch}: {min(self.curve):.4f} > {median:.4f}")
+
+
+def select(trials: Sequence[TrialOutcome], tolerance: float = 0.02) -> TrialOutcome:
+    """Mark the Pareto front; return the cheapest trial within ``tolerance`` of the best loss."""
+    for t in trials:
+        t.pareto = not any(
+            o.val_loss <= t.val_loss and o.cost_us <= t.cost_us
+            and (o.val_loss < t.val_loss or o.cost_us < t.cost_us)
+            for o in trials
+        )
+    best = min(t.val_loss for t in trials)
+    eligible = [t for t in trials if t.val_loss <= best * (1 + tolerance)]
+    return min(eligible, key=lambda t: (t.cost_us, t.val_loss))
+
+
+def run_search(
+    data: TrainingData,
+    split: Split,
+    text_provider: TextProvider,
+    *,
+    base: TrainConfig,
+    space: SearchSpace,
+    trials: int,
+    timeout: float | None,
+    storage: str | None,
+    study_name: str,
+    seed: int = 0,
+    on_trial: Callable[[TrialOutcome | None], None] | None = None,
+) -> SearchResult:
+    """Run (or join) the study and return its finished trials and the selection.
+
+    Args:
+        data: All rows (text features are filled in per variant).
+        split: Folds; the network trains on ``train`` and is scored on ``val``.
+        text_provider: Computes (or loads from the cache) raw text features.
+        base: Defaults for everything the search does not vary.
+        space: The search space.
+        trials: Trials to run in this process.
+        timeout: Seconds after which no new trial starts.
+        storage: Optuna storage URL (SQLite by default; any RDB URL shares the study).
+        study_name: Study name (one per served model and target).
+        seed: Sampler seed.
+        on_trial: Called after each trial (None for a pruned one), for progress.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, load_if_exists=True,
+        directions=["minimize", "minimize"],
+        sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    )
+    variants = {_variant_key(v): v for v in space.text_variants}
+    features: dict[str, tuple[np.ndarray, np.ndarray | None, str | None]] = {}
+    local: dict[int, TrialOutcome] = {}
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        key = trial.suggest_categorical("text", list(variants))
+        depth = trial.suggest_int("depth", *space.depth)
+        width = trial.suggest_categorical("width", list(space.widths))
+        config = base.model_copy(update={
+            "text": variants[key],
+            "projection": trial.suggest_categorical("projection", list(space.projections)),
+            "hidden": (width,) * depth,
+            "dropout": trial.suggest_float("dropout", *space.dropout),
+            "lr": trial.suggest_float("lr", *space.lr, log=True),
+            "seed": seed + trial.number,
+        })
+        if key not in features:
+            features[key] = provide_text(text_provider, variants[key], data)
+        data.text, table, tokenizer = features[key]
+        pruner = CurvePruner(trial)
+        try:
+            predictor, val_loss = fit_network(
+                data, split.train, split.val, config, static_table=table,
+                tokenizer_json=tokenizer, callbacks=[pruner.as_callback()],
+            )
+        except optuna.TrialPruned:
+            if on_trial:
+                on_trial(None)
+            raise
+        cost = prediction_cost_us(predictor, data, split.val)
+        trial.set_user_attr("config", config.model_dump_json())
+        outcome = TrialOutcome(trial.number, config, val_loss, cost, predictor)
+        local[trial.number] = outcome
+        if on_trial:
+            on_trial(outcome)
+        return val_loss, cost
+
+    study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
+    result = SearchResult()
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.number in local:
+            result.trials.append(local[t.number])
+        elif "config" in t.user_attrs and t.values is not None:
+            config = TrainConfig.model_validate(json.loads(t.user_attrs["config"]))
+            result.trials.append(TrialOutcome(t.number, config, t.values[0], t.values[1]))
+    if result.trials:
+        result.selected = select(result.trials)
+    return result
