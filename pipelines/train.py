@@ -118,7 +118,7 @@ def train_served_model(
     run_dir = settings.home / "runs" / f"{served_model}-{as_of:%Y%m%dT%H%M%S}"
     request = TrainRequest(served_model=served_model, target=target, trials=trials,
                            timeout_s=timeout_s, storage=settings.optuna_storage, seed=seed)
-    provider = text_provider(store, settings.home / "cache" / "text", on_text)
+    provider = text_provider(store, settings.home / "cache" / "static_tables", on_text)
     outcome = train_predictor(frame, request, provider, run_dir, on_trial=on_trial)
     predictor = outcome.predictor
     meta = {"served_model": served_model, "trained_as_of": as_of.isoformat(), "target": target}

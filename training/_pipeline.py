@@ -52,6 +52,8 @@ class TrainRequest(BaseModel):
         space: The search space.
         prompt_classes: Prompt-class centroids to learn (0: none).
         min_group: Calibration rows a (class, device) group needs for its own offsets.
+        max_cost_us: Prediction budget per request on one core (µs), text included;
+            ``None`` for no budget.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +68,7 @@ class TrainRequest(BaseModel):
     space: SearchSpace = SearchSpace()
     prompt_classes: int = Field(default=4, ge=0)
     min_group: int = Field(default=200, ge=1)
+    max_cost_us: float | None = Field(default=1000.0, gt=0)
 
 
 @dataclass
@@ -141,7 +144,7 @@ def train_predictor(
         data, split, text_provider, base=base, space=request.space, trials=request.trials,
         timeout=request.timeout_s, storage=request.storage,
         study_name=f"tailcast-{request.served_model}-{request.target}", seed=request.seed,
-        on_trial=on_trial,
+        max_cost_us=request.max_cost_us, text_cost_us=_text_cost(data, split), on_trial=on_trial,
     )
     if search.selected is None:
         raise RuntimeError("no trial finished; raise --trials or --timeout")
@@ -162,6 +165,19 @@ def train_predictor(
     )
     outcome.plots = _plots(outcome, data, quantiles, out_dir)
     return outcome
+
+
+def _text_cost(data: TrainingData, split: Split) -> Callable[[Any], float]:
+    """Measure a text variant's hot-path cost on up to 100 validation prompts."""
+    from training.text import measure_text_cost_us
+
+    prompts = data.cols.get("prompt")
+    sample = [str(p) for p in (prompts[split.val] if prompts is not None else []) if p][:100]
+
+    def cost(spec: Any) -> float:
+        return measure_text_cost_us(spec, sample, repeats=1) if sample else 0.0
+
+    return cost
 
 
 def _plots(outcome: TrainOutcome, data: TrainingData, quantiles: dict[str, F64],

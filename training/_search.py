@@ -59,6 +59,7 @@ class SearchSpace(BaseModel):
     depth: tuple[int, int] = (1, 3)
     dropout: tuple[float, float] = (0.0, 0.3)
     lr: tuple[float, float] = (5e-4, 5e-3)
+    loss_spaces: tuple[str, ...] = ("transformed", "target")
 
 
 @dataclass
@@ -125,16 +126,23 @@ class CurvePruner:
                 raise optuna.TrialPruned(f"epoch {epoch}: {min(self.curve):.4f} > {median:.4f}")
 
 
-def select(trials: Sequence[TrialOutcome], tolerance: float = 0.02) -> TrialOutcome:
-    """Mark the Pareto front; return the cheapest trial within ``tolerance`` of the best loss."""
+def select(
+    trials: Sequence[TrialOutcome], tolerance: float = 0.02, max_cost_us: float | None = None
+) -> TrialOutcome:
+    """Mark the Pareto front; return the cheapest trial within ``tolerance`` of the best loss.
+
+    Trials over the cost budget ``max_cost_us`` are only chosen when none is within it.
+    """
     for t in trials:
         t.pareto = not any(
             o.val_loss <= t.val_loss and o.cost_us <= t.cost_us
             and (o.val_loss < t.val_loss or o.cost_us < t.cost_us)
             for o in trials
         )
-    best = min(t.val_loss for t in trials)
-    eligible = [t for t in trials if t.val_loss <= best * (1 + tolerance)]
+    affordable = [t for t in trials if max_cost_us is None or t.cost_us <= max_cost_us]
+    pool = affordable or list(trials)
+    best = min(t.val_loss for t in pool)
+    eligible = [t for t in pool if t.val_loss <= best * (1 + tolerance)]
     return min(eligible, key=lambda t: (t.cost_us, t.val_loss))
 
 
@@ -150,6 +158,8 @@ def run_search(
     storage: str | None,
     study_name: str,
     seed: int = 0,
+    max_cost_us: float | None = None,
+    text_cost_us: Callable[[TextSpec], float] | None = None,
     on_trial: Callable[[TrialOutcome | None], None] | None = None,
 ) -> SearchResult:
     """Run (or join) the study and return its finished trials and the selection.
@@ -165,6 +175,10 @@ def run_search(
         storage: Optuna storage URL (SQLite by default; any RDB URL shares the study).
         study_name: Study name (one per served model and target).
         seed: Sampler seed.
+        max_cost_us: Prediction budget per request (µs). Text variants whose text
+            features alone cost more than 80% of it (by ``text_cost_us``) are not
+            searched, and the selection prefers trials within the budget.
+        text_cost_us: Measures a text variant's cost per prompt (µs).
         on_trial: Called after each trial (None for a pruned one), for progress.
     """
     import optuna
@@ -175,7 +189,12 @@ def run_search(
         directions=["minimize", "minimize"],
         sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
     )
-    variants = {_variant_key(v): v for v in space.text_variants}
+    allowed = [
+        v for v in space.text_variants
+        if max_cost_us is None or text_cost_us is None or v.kind == "none"
+        or text_cost_us(v) <= 0.8 * max_cost_us
+    ]
+    variants = {_variant_key(v): v for v in allowed}
     features: dict[str, tuple[np.ndarray, np.ndarray | None, str | None]] = {}
     local: dict[int, TrialOutcome] = {}
 
@@ -189,6 +208,7 @@ def run_search(
             "hidden": (width,) * depth,
             "dropout": trial.suggest_float("dropout", *space.dropout),
             "lr": trial.suggest_float("lr", *space.lr, log=True),
+            "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
             "seed": seed + trial.number,
         })
         if key not in features:
@@ -221,5 +241,5 @@ def run_search(
             config = TrainConfig.model_validate(json.loads(t.user_attrs["config"]))
             result.trials.append(TrialOutcome(t.number, config, t.values[0], t.values[1]))
     if result.trials:
-        result.selected = select(result.trials)
+        result.selected = select(result.trials, max_cost_us=max_cost_us)
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli import _data, _run, _store
+from pipelines.cli import _data, _run, _store, _train
 
 app = typer.Typer(
     name="tailcast",
@@ -22,6 +22,8 @@ app.command("ingest")(_data.ingest)
 app.command("demo-data")(_data.demo_data)
 app.add_typer(_store.app, name="store")
 app.command("run")(_run.run)
+app.command("train")(_train.train)
+app.command("evaluate")(_train.evaluate)
 
 
 def main() -> None:
