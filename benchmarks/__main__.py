@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_ingest, bench_workload
+from benchmarks import bench_ingest, bench_predictor, bench_workload
 from benchmarks._report import write_section
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"ingest", "workload"}
+    wanted = set(sys.argv[1:]) or {"ingest", "workload", "predictor"}
+    if "predictor" in wanted:
+        body = bench_predictor.run()
+        print(body)
+        write_section("predictor", "make bench (python -m benchmarks predictor)", body)
     if "workload" in wanted:
         body = bench_workload.run()
         print(body)

@@ -12,7 +12,9 @@ from core import Settings
 from feature_store import DuckDBStore, open_store
 
 
-def evaluate_champion(settings: Settings, served_model: str, path: Path, fmt: str) -> dict[str, Any]:
+def evaluate_champion(
+    settings: Settings, served_model: str, path: Path, fmt: str
+) -> dict[str, Any]:
     """Champion vs baselines on ``path``; JSON-ready result.
 
     The file is ingested into a throw-away in-memory store so its endpoint and
@@ -28,7 +30,8 @@ def evaluate_champion(settings: Settings, served_model: str, path: Path, fmt: st
     cutoff = predictor.spec.metadata.get("trained_as_of")
     with open_store(settings.resolved_store_path) as store:
         frame = store.training_frame(
-            served_model, as_of=datetime.fromisoformat(cutoff) if cutoff else None,
+            served_model,
+            as_of=datetime.fromisoformat(cutoff) if cutoff else None,
             require=(target,),
         )
     train_data = TrainingData.from_arrow(frame, target)
@@ -40,7 +43,17 @@ def evaluate_champion(settings: Settings, served_model: str, path: Path, fmt: st
     eval_data = TrainingData.from_arrow(eval_frame, target)
     if eval_data.n == 0:
         raise ValueError(f"{path}: no records of {served_model!r} with {target}")
-    scores, _ = evaluate_models(predictor, train_data, train_rows,
-                                np.arange(eval_data.n, dtype=np.int64), eval_data=eval_data)
-    return {"quantiles": list(EVAL_LEVELS), "models": scores, "version": version.version,
-            "rows": eval_data.n, "served_model": served_model}
+    scores, _ = evaluate_models(
+        predictor,
+        train_data,
+        train_rows,
+        np.arange(eval_data.n, dtype=np.int64),
+        eval_data=eval_data,
+    )
+    return {
+        "quantiles": list(EVAL_LEVELS),
+        "models": scores,
+        "version": version.version,
+        "rows": eval_data.n,
+        "served_model": served_model,
+    }

@@ -41,10 +41,15 @@ class TrainReport:
     def as_json(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {
-            "served_model": self.served_model, "version": self.version,
-            "promoted": self.promoted, "champion_before": self.champion_before,
-            "champion_mean_pinball": self.champion_mean_pinball, "metrics": self.metrics,
-            "models": self.comparison, "selected": self.selected, "trials": self.trials,
+            "served_model": self.served_model,
+            "version": self.version,
+            "promoted": self.promoted,
+            "champion_before": self.champion_before,
+            "champion_mean_pinball": self.champion_mean_pinball,
+            "metrics": self.metrics,
+            "models": self.comparison,
+            "selected": self.selected,
+            "trials": self.trials,
             "run_dir": str(self.run_dir),
         }
 
@@ -84,15 +89,22 @@ def input_example(frame_rows: dict[str, Any]) -> pd.DataFrame:
     """A small request DataFrame for the MLflow signature."""
     from registry import EXAMPLE_COLUMNS
 
-    data = {c: list(frame_rows[c][:EXAMPLE_ROWS]) if c in frame_rows else [None] * EXAMPLE_ROWS
-            for c in EXAMPLE_COLUMNS}
+    data = {
+        c: list(frame_rows[c][:EXAMPLE_ROWS]) if c in frame_rows else [None] * EXAMPLE_ROWS
+        for c in EXAMPLE_COLUMNS
+    }
     return pd.DataFrame(data)
 
 
 def parameter_count(predictor: Predictor) -> int:
     """Weights in the network (text table excluded)."""
-    return int(sum(v.size for k, v in predictor.arrays.items()
-                   if k.endswith(("_W", "_b")) and not k.startswith("text_table")))
+    return int(
+        sum(
+            v.size
+            for k, v in predictor.arrays.items()
+            if k.endswith(("_W", "_b")) and not k.startswith("text_table")
+        )
+    )
 
 
 def train_served_model(
@@ -109,43 +121,65 @@ def train_served_model(
 ) -> TrainReport:
     """Train, register and (if it wins) promote a predictor for ``served_model``."""
     from registry import MLflowRegistry
-    from training import TrainingData, TrainRequest, evaluate_models, train_predictor
+    from training import TrainRequest, evaluate_models, train_predictor
 
     as_of = datetime.now(UTC)
     frame = store.training_frame(served_model, as_of=as_of, require=(target,))
     if frame.num_rows == 0:
         raise ValueError(f"no records with {target} for served model {served_model!r}")
     run_dir = settings.home / "runs" / f"{served_model}-{as_of:%Y%m%dT%H%M%S}"
-    request = TrainRequest(served_model=served_model, target=target, trials=trials,
-                           timeout_s=timeout_s, storage=settings.optuna_storage, seed=seed)
+    request = TrainRequest(
+        served_model=served_model,
+        target=target,
+        trials=trials,
+        timeout_s=timeout_s,
+        storage=settings.optuna_storage,
+        seed=seed,
+    )
     provider = text_provider(store, settings.home / "cache" / "static_tables", on_text)
     outcome = train_predictor(frame, request, provider, run_dir, on_trial=on_trial)
     predictor = outcome.predictor
     meta = {"served_model": served_model, "trained_as_of": as_of.isoformat(), "target": target}
-    predictor = Predictor(predictor.spec.model_copy(update={"metadata": meta}),
-                          predictor.arrays, predictor.tokenizer_json)
+    predictor = Predictor(
+        predictor.spec.model_copy(update={"metadata": meta}),
+        predictor.arrays,
+        predictor.tokenizer_json,
+    )
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
     champion = registry.alias_version(served_model)
     champion_loss: float | None = None
-    data = TrainingData.from_arrow(frame, target)
+    data = outcome.data
     if champion is not None:
         old, _ = registry.load(served_model, version=champion.version)
-        scores, _ = evaluate_models(old, data, outcome.split.train, outcome.split.test,
-                                    baselines=())
+        scores, _ = evaluate_models(
+            old, data, outcome.split.train, outcome.split.test, baselines=()
+        )
         champion_loss = float(scores["tailcast"]["mean_pinball"])
     selected = outcome.search.selected
     assert selected is not None
     metrics = flat_metrics(outcome.comparison)
-    metrics.update({
-        "prediction_us": outcome.cost_us, "batched_rps": outcome.throughput_rps,
-        "parameter_count": float(parameter_count(predictor)),
-        "val_pinball_transformed": selected.val_loss,
-        **{f"rows_{k}": float(v) for k, v in outcome.split.sizes().items()},
-    })
-    params = {"served_model": served_model, "target": target, "trials": trials,
-              "selected_trial": selected.number, **selected.config.model_dump(mode="json")}
+    metrics.update(
+        {
+            "prediction_us": outcome.cost_us,
+            "batched_rps": outcome.throughput_rps,
+            "parameter_count": float(parameter_count(predictor)),
+            "val_pinball_transformed": selected.val_loss,
+            **{f"rows_{k}": float(v) for k, v in outcome.split.sizes().items()},
+        }
+    )
+    params = {
+        "served_model": served_model,
+        "target": target,
+        "trials": trials,
+        "selected_trial": selected.number,
+        **selected.config.model_dump(mode="json"),
+    }
     version = registry.log_training(
-        served_model, predictor, params=params, metrics=metrics, artifacts=outcome.plots,
+        served_model,
+        predictor,
+        params=params,
+        metrics=metrics,
+        artifacts=outcome.plots,
         input_example=input_example(data.rows(outcome.split.test)),
         tags={"trained_as_of": as_of.isoformat()},
     )
@@ -154,11 +188,20 @@ def train_served_model(
     if promoted:
         registry.promote(served_model, version.version)
     return TrainReport(
-        served_model=served_model, version=version.version, promoted=promoted,
+        served_model=served_model,
+        version=version.version,
+        promoted=promoted,
         champion_before=None if champion is None else champion.version,
-        champion_mean_pinball=champion_loss, metrics=metrics, comparison=outcome.comparison,
-        selected={"trial": selected.number, "text": selected.config.text.kind,
-                  "hidden": list(selected.config.hidden), "cost_us": selected.cost_us,
-                  "val_loss": selected.val_loss},
-        trials=len(outcome.search.trials), run_dir=run_dir,
+        champion_mean_pinball=champion_loss,
+        metrics=metrics,
+        comparison=outcome.comparison,
+        selected={
+            "trial": selected.number,
+            "text": selected.config.text.kind,
+            "hidden": list(selected.config.hidden),
+            "cost_us": selected.cost_us,
+            "val_loss": selected.val_loss,
+        },
+        trials=len(outcome.search.trials),
+        run_dir=run_dir,
     )

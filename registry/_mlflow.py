@@ -95,8 +95,10 @@ class MLflowRegistry:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment)
         name = registered_name(served_model)
-        with mlflow.start_run(run_name=f"train-{served_model}") as run, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            mlflow.start_run(run_name=f"train-{served_model}") as run,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             mlflow.set_tags({"served_model": served_model, **(tags or {})})
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -121,8 +123,9 @@ class MLflowRegistry:
         version = max(int(v.version) for v in versions)
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
         if "mean_pinball" in metrics:
-            self.client.set_model_version_tag(name, str(version), "mean_pinball",
-                                              str(metrics["mean_pinball"]))
+            self.client.set_model_version_tag(
+                name, str(version), "mean_pinball", str(metrics["mean_pinball"])
+            )
         return self.version(served_model, version)
 
     def promote(self, served_model: str, version: int, alias: str = CHAMPION) -> ModelVersion:
@@ -154,11 +157,20 @@ class MLflowRegistry:
             return None
         return _to_version(mv)
 
-    def load(self, served_model: str, alias: str = CHAMPION, *, version: int | None = None,
-             cache_dir: Path | None = None) -> tuple[Predictor, ModelVersion]:
+    def load(
+        self,
+        served_model: str,
+        alias: str = CHAMPION,
+        *,
+        version: int | None = None,
+        cache_dir: Path | None = None,
+    ) -> tuple[Predictor, ModelVersion]:
         """Download a version's bundle and load it with the NumPy runtime (no pyfunc)."""
-        mv = self.version(served_model, version) if version is not None else \
-            self.alias_version(served_model, alias)
+        mv = (
+            self.version(served_model, version)
+            if version is not None
+            else self.alias_version(served_model, alias)
+        )
         if mv is None:
             raise RegistryError(f"{registered_name(served_model)} has no {alias!r} alias")
         source = self.client.get_model_version_download_uri(mv.name, str(mv.version))
@@ -171,10 +183,15 @@ class MLflowRegistry:
 
     def list_versions(self, served_model: str | None = None) -> list[ModelVersion]:
         """Every version of every tailcast model (or of one served model)."""
-        query = f"name = '{registered_name(served_model)}'" if served_model else \
-            "name LIKE 'tailcast-%'"
-        return sorted((_to_version(v) for v in self.client.search_model_versions(query)),
-                      key=lambda v: (v.name, v.version))
+        query = (
+            f"name = '{registered_name(served_model)}'"
+            if served_model
+            else "name LIKE 'tailcast-%'"
+        )
+        return sorted(
+            (_to_version(v) for v in self.client.search_model_versions(query)),
+            key=lambda v: (v.name, v.version),
+        )
 
 
 def _to_version(mv: Any) -> ModelVersion:

@@ -7,7 +7,13 @@ inside the functions that use them. The result of training is a
 
 from training._data import Split, TrainingData, group_keys, split_by_group
 from training._fit import TrainConfig, fit_network
-from training._pipeline import EVAL_LEVELS, TrainOutcome, TrainRequest, evaluate_models, train_predictor
+from training._pipeline import (
+    EVAL_LEVELS,
+    TrainOutcome,
+    TrainRequest,
+    evaluate_models,
+    train_predictor,
+)
 from training._search import SearchResult, SearchSpace, TrialOutcome
 
 __all__ = [

@@ -89,11 +89,16 @@ def calibrate(
         cols = data.rows(rows)
         text = predictor.projected_text(cols, len(rows))
         prompts = cols.get("prompt")
-        has = np.array([bool(p) for p in prompts]) if prompts is not None else np.zeros(len(rows), bool)
+        has = (
+            np.array([bool(p) for p in prompts])
+            if prompts is not None
+            else np.zeros(len(rows), bool)
+        )
         if has.sum() >= prompt_classes:
             arrays["class_centroids"] = kmeans(text[has], prompt_classes, seed)
-    base = Predictor(spec.model_copy(update={"calibration_groups": ("*",)}), arrays,
-                     predictor.tokenizer_json)
+    base = Predictor(
+        spec.model_copy(update={"calibration_groups": ("*",)}), arrays, predictor.tokenizer_json
+    )
     cal_cols = data.rows(cal)
     q = base.predict_transformed(cal_cols, len(cal))
     y = transform_target(data.y[cal], spec.target_transform)
@@ -108,9 +113,11 @@ def calibrate(
             groups.append(key)
             offsets.append(conformal_offsets(scores[mask], spec.levels))
     arrays["cal_offsets"] = np.stack(offsets)
-    new_spec = spec.model_copy(update={
-        "calibration_groups": tuple(groups),
-        "prompt_classes": int(len(arrays.get("class_centroids", []))),
-    })
+    new_spec = spec.model_copy(
+        update={
+            "calibration_groups": tuple(groups),
+            "prompt_classes": len(arrays.get("class_centroids", [])),
+        }
+    )
     result: Any = Predictor(new_spec, arrays, predictor.tokenizer_json)
     return result  # type: ignore[no-any-return]

@@ -2,7 +2,8 @@
 
 Splits are by *group* so that no workflow task is in two folds: a record's group is
 its ``workflow_id`` with any ``<run>/`` prefix removed (the same task re-run in another
-benchmark run stays in one fold), else its ``request_id``. Fold membership is a hash
+benchmark run stays in one fold); without a workflow, its prompt (the same prompt
+sent to several models stays in one fold); else its ``request_id``. Fold membership is a hash
 of the group key, so it is stable across runs and machines: a new model and the
 champion are compared on the same held-out records.
 """
@@ -27,11 +28,17 @@ FOLDS: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.1), ("cal", 0.
 
 def group_keys(cols: Mapping[str, Any]) -> list[str]:
     """The split group of each record (task identity)."""
+    n = len(cols["request_id"])
     workflows = cols.get("workflow_id")
-    requests = cols["request_id"]
-    if workflows is None:
-        return [str(r) for r in requests]
-    return [str(w).split("/", 1)[-1] if w else str(r) for w, r in zip(workflows, requests, strict=True)]
+    workflows = [None] * n if workflows is None else workflows
+    prompts = cols.get("prompt_sha256")
+    if prompts is None:
+        prompts = cols.get("prompt")
+    prompts = [None] * n if prompts is None else prompts
+    return [
+        str(w).split("/", 1)[-1] if w else (f"prompt:{p}" if p else str(r))
+        for w, p, r in zip(workflows, prompts, cols["request_id"], strict=True)
+    ]
 
 
 def _unit_hash(key: str, salt: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,7 +78,7 @@ def base_spec(data: TrainingData, train: I64, config: TrainConfig) -> PredictorS
     return PredictorSpec(
         served_models=tuple(models),
         target=config.target,
-        target_transform=config.target_transform,  # type: ignore[arg-type]
+        target_transform=config.target_transform,
         levels=config.levels,
         numeric=config.numeric,
         devices=tuple(devices),
@@ -111,7 +112,7 @@ def fit_network(
     Returns:
         The predictor and the best validation pinball loss (transformed target).
     """
-    import lightning as L
+    import lightning as pl
     import torch
     from lightning.pytorch.callbacks import Callback, EarlyStopping
     from torch.utils.data import DataLoader, TensorDataset
@@ -120,10 +121,14 @@ def fit_network(
 
     torch.manual_seed(config.seed)
     spec = base_spec(data, train, config)
-    spec = spec.model_copy(update={"text": spec.text.model_copy(update={"dim": data.text.shape[1]})})
+    spec = spec.model_copy(
+        update={"text": spec.text.model_copy(update={"dim": data.text.shape[1]})}
+    )
     raw = numeric_matrix(data.rows(train), spec.numeric, len(train))
-    mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(raw.shape[1])
-    std = np.nan_to_num(np.nanstd(raw, axis=0), nan=1.0)
+    with warnings.catch_warnings():  # all-missing features: mean 0, std 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(raw.shape[1])
+        std = np.nan_to_num(np.nanstd(raw, axis=0), nan=1.0)
     std[std < 1e-9] = 1.0
     tab = tabular_matrix(spec, mean, std, data.cols, data.n)
     text = data.text if spec.projection else np.zeros((data.n, 0))
@@ -140,16 +145,23 @@ def fit_network(
         )
 
     gen = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(tensors(train), batch_size=config.batch_size, shuffle=True,
-                              generator=gen)
+    train_loader = DataLoader(
+        tensors(train), batch_size=config.batch_size, shuffle=True, generator=gen
+    )
     val_loader = DataLoader(tensors(val), batch_size=4096)
-    net = QuantileNet(tab.shape[1], text.shape[1], spec.projection, config.hidden,
-                      config.dropout, len(config.levels))
+    net = QuantileNet(
+        tab.shape[1],
+        text.shape[1],
+        spec.projection,
+        config.hidden,
+        config.dropout,
+        len(config.levels),
+    )
     net.init_head(np.quantile(y[train], config.levels))
     scale = float(np.median(data.y[train])) if config.loss_space == "target" else None
     module = QuantileModule(net, config.levels, config.lr, config.weight_decay, scale)
 
-    class KeepBest(Callback):  # type: ignore[misc]
+    class KeepBest(Callback):
         def __init__(self) -> None:
             self.best = float("inf")
             self.state: dict[str, Any] | None = None
@@ -160,10 +172,16 @@ def fit_network(
                 self.best, self.state = loss, copy.deepcopy(pl_module.net.state_dict())
 
     keep = KeepBest()
-    trainer = L.Trainer(
-        max_epochs=config.max_epochs, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=True,
+    trainer = pl.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
         callbacks=[EarlyStopping("val_pinball", patience=config.patience), keep, *callbacks],
     )
     trainer.fit(module, train_loader, val_loader)
@@ -174,4 +192,6 @@ def fit_network(
         if static_table is None:
             raise ValueError("the static_table variant needs the distilled table")
         arrays["text_table"] = (static_table @ arrays.pop("text_W")).astype(np.float32)
-    return Predictor(spec, arrays, tokenizer_json if spec.text.kind == "static_table" else None), keep.best
+    return Predictor(
+        spec, arrays, tokenizer_json if spec.text.kind == "static_table" else None
+    ), keep.best

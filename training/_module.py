@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
+import lightning as pl
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -44,8 +44,13 @@ class QuantileNet(nn.Module):
     """
 
     def __init__(
-        self, d_tab: int, d_text: int, projection: int, hidden: Sequence[int],
-        dropout: float, n_levels: int,
+        self,
+        d_tab: int,
+        d_text: int,
+        projection: int,
+        hidden: Sequence[int],
+        dropout: float,
+        n_levels: int,
     ) -> None:
         super().__init__()
         self.use_text = d_text > 0 and projection > 0
@@ -58,7 +63,9 @@ class QuantileNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, n_levels)
 
-    def forward(self, tab: torch.Tensor, text: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tab: torch.Tensor, text: torch.Tensor, has_text: torch.Tensor
+    ) -> torch.Tensor:
         """Raw head outputs (n, K); rows without a prompt get a zero text vector."""
         parts = [tab]
         if self.text_proj is not None:
@@ -82,6 +89,7 @@ class QuantileNet(nn.Module):
         """Weights in the NumPy bundle layout of :class:`core.predictor.Predictor`."""
         arrays: dict[str, npt.NDArray[np.float32]] = {}
         for i, layer in enumerate(self.hidden):
+            assert isinstance(layer, nn.Linear)
             arrays[f"layer{i}_W"] = layer.weight.detach().numpy().T.copy()
             arrays[f"layer{i}_b"] = layer.bias.detach().numpy().copy()
         arrays["head_W"] = self.head.weight.detach().numpy().T.copy()
@@ -92,7 +100,7 @@ class QuantileNet(nn.Module):
         return arrays
 
 
-class QuantileModule(L.LightningModule):
+class QuantileModule(pl.LightningModule):
     """Lightning wrapper: pinball loss on the transformed target, AdamW.
 
     Args:
@@ -105,7 +113,11 @@ class QuantileModule(L.LightningModule):
     """
 
     def __init__(
-        self, net: QuantileNet, levels: Sequence[float], lr: float, weight_decay: float = 1e-4,
+        self,
+        net: QuantileNet,
+        levels: Sequence[float],
+        lr: float,
+        weight_decay: float = 1e-4,
         loss_scale: float | None = None,
     ) -> None:
         super().__init__()

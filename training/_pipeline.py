@@ -81,11 +81,15 @@ class TrainOutcome:
     comparison: dict[str, dict[str, Any]]
     cost_us: float
     throughput_rps: float
+    data: TrainingData
     plots: dict[str, Path] = field(default_factory=dict)
 
 
 def evaluate_models(
-    predictor: Predictor, data: TrainingData, train: I64, rows: I64,
+    predictor: Predictor,
+    data: TrainingData,
+    train: I64,
+    rows: I64,
     baselines: tuple[str, ...] = tuple(BASELINES),
     eval_data: TrainingData | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, F64]]:
@@ -136,15 +140,26 @@ def train_predictor(
         on_trial: Progress callback, once per trial.
     """
     base = request.base.model_copy(update={"target": request.target, "seed": request.seed})
-    data = TrainingData.from_arrow(frame, request.target)
+    data = TrainingData.from_arrow(
+        frame, request.target, strictly_positive=base.target_transform == "log"
+    )
     if data.n < 100:
         raise ValueError(f"only {data.n} usable rows for {request.served_model}; need >= 100")
     split = split_by_group(group_keys(data.cols))
     search = run_search(
-        data, split, text_provider, base=base, space=request.space, trials=request.trials,
-        timeout=request.timeout_s, storage=request.storage,
-        study_name=f"tailcast-{request.served_model}-{request.target}", seed=request.seed,
-        max_cost_us=request.max_cost_us, text_cost_us=_text_cost(data, split), on_trial=on_trial,
+        data,
+        split,
+        text_provider,
+        base=base,
+        space=request.space,
+        trials=request.trials,
+        timeout=request.timeout_s,
+        storage=request.storage,
+        study_name=f"tailcast-{request.served_model}-{request.target}",
+        seed=request.seed,
+        max_cost_us=request.max_cost_us,
+        text_cost_us=_text_cost(data, split),
+        on_trial=on_trial,
     )
     if search.selected is None:
         raise RuntimeError("no trial finished; raise --trials or --timeout")
@@ -152,16 +167,33 @@ def train_predictor(
     data.text, table, tokenizer = provide_text(text_provider, chosen.config.text, data)
     predictor = chosen.predictor
     if predictor is None:  # selected trial ran in another worker: refit its config here
-        predictor, _ = fit_network(data, split.train, split.val, chosen.config,
-                                   static_table=table, tokenizer_json=tokenizer)
+        predictor, _ = fit_network(
+            data,
+            split.train,
+            split.val,
+            chosen.config,
+            static_table=table,
+            tokenizer_json=tokenizer,
+        )
     calibration_rows = np.concatenate([split.val, split.cal])
-    predictor = calibrate(predictor, data, calibration_rows, prompt_classes=request.prompt_classes,
-                          min_group=request.min_group, seed=request.seed, train=split.train)
+    predictor = calibrate(
+        predictor,
+        data,
+        calibration_rows,
+        prompt_classes=request.prompt_classes,
+        min_group=request.min_group,
+        seed=request.seed,
+        train=split.train,
+    )
     comparison, quantiles = evaluate_models(predictor, data, split.train, split.test)
     outcome = TrainOutcome(
-        predictor=predictor, split=split, search=search, comparison=comparison,
+        predictor=predictor,
+        split=split,
+        search=search,
+        comparison=comparison,
         cost_us=prediction_cost_us(predictor, data, split.test),
         throughput_rps=batched_throughput(predictor, data, split.test),
+        data=data,
     )
     outcome.plots = _plots(outcome, data, quantiles, out_dir)
     return outcome
@@ -180,8 +212,9 @@ def _text_cost(data: TrainingData, split: Split) -> Callable[[Any], float]:
     return cost
 
 
-def _plots(outcome: TrainOutcome, data: TrainingData, quantiles: dict[str, F64],
-           out_dir: Path) -> dict[str, Path]:
+def _plots(
+    outcome: TrainOutcome, data: TrainingData, quantiles: dict[str, F64], out_dir: Path
+) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     test = outcome.split.test
     y = data.y[test]
@@ -192,12 +225,15 @@ def _plots(outcome: TrainOutcome, data: TrainingData, quantiles: dict[str, F64],
     return {
         "reliability": plots.reliability_diagram(
             {name: (levels, metrics.coverage(y, q)) for name, q in quantiles.items()},
-            out_dir / "reliability.png"),
+            out_dir / "reliability.png",
+        ),
         "pit": plots.pit_histogram(u, out_dir / "pit_histogram.png"),
         "pareto": plots.pareto_front(
             [(t.cost_us, t.val_loss, t.pareto, t is selected) for t in outcome.search.trials],
-            out_dir / "pareto_front.png"),
+            out_dir / "pareto_front.png",
+        ),
         "comparison": plots.comparison_bar(
             {name: float(s["mean_pinball"]) for name, s in outcome.comparison.items()},
-            out_dir / "comparison.png"),
+            out_dir / "comparison.png",
+        ),
     }

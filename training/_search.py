@@ -99,7 +99,7 @@ class CurvePruner:
 
         pruner = self
 
-        class _Callback(Callback):  # type: ignore[misc]
+        class _Callback(Callback):
             def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
                 pruner.step(float(trainer.callback_metrics["val_pinball"]))
 
@@ -116,8 +116,9 @@ class CurvePruner:
             return
         finished = [
             t.user_attrs["val_curve"]
-            for t in self.trial.study.get_trials(deepcopy=False,
-                                                 states=(optuna.trial.TrialState.COMPLETE,))
+            for t in self.trial.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+            )
             if len(t.user_attrs.get("val_curve", [])) > epoch
         ]
         if len(finished) >= self.min_finished:
@@ -135,7 +136,8 @@ def select(
     """
     for t in trials:
         t.pareto = not any(
-            o.val_loss <= t.val_loss and o.cost_us <= t.cost_us
+            o.val_loss <= t.val_loss
+            and o.cost_us <= t.cost_us
             and (o.val_loss < t.val_loss or o.cost_us < t.cost_us)
             for o in trials
         )
@@ -185,13 +187,18 @@ def run_search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=study_name, storage=storage, load_if_exists=True,
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
         directions=["minimize", "minimize"],
         sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
     )
     allowed = [
-        v for v in space.text_variants
-        if max_cost_us is None or text_cost_us is None or v.kind == "none"
+        v
+        for v in space.text_variants
+        if max_cost_us is None
+        or text_cost_us is None
+        or v.kind == "none"
         or text_cost_us(v) <= 0.8 * max_cost_us
     ]
     variants = {_variant_key(v): v for v in allowed}
@@ -202,23 +209,30 @@ def run_search(
         key = trial.suggest_categorical("text", list(variants))
         depth = trial.suggest_int("depth", *space.depth)
         width = trial.suggest_categorical("width", list(space.widths))
-        config = base.model_copy(update={
-            "text": variants[key],
-            "projection": trial.suggest_categorical("projection", list(space.projections)),
-            "hidden": (width,) * depth,
-            "dropout": trial.suggest_float("dropout", *space.dropout),
-            "lr": trial.suggest_float("lr", *space.lr, log=True),
-            "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
-            "seed": seed + trial.number,
-        })
+        config = base.model_copy(
+            update={
+                "text": variants[key],
+                "projection": trial.suggest_categorical("projection", list(space.projections)),
+                "hidden": (width,) * depth,
+                "dropout": trial.suggest_float("dropout", *space.dropout),
+                "lr": trial.suggest_float("lr", *space.lr, log=True),
+                "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
+                "seed": seed + trial.number,
+            }
+        )
         if key not in features:
             features[key] = provide_text(text_provider, variants[key], data)
         data.text, table, tokenizer = features[key]
         pruner = CurvePruner(trial)
         try:
             predictor, val_loss = fit_network(
-                data, split.train, split.val, config, static_table=table,
-                tokenizer_json=tokenizer, callbacks=[pruner.as_callback()],
+                data,
+                split.train,
+                split.val,
+                config,
+                static_table=table,
+                tokenizer_json=tokenizer,
+                callbacks=[pruner.as_callback()],
             )
         except optuna.TrialPruned:
             if on_trial:

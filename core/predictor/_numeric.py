@@ -44,7 +44,8 @@ def _log1p(x: F64) -> F64:
 
 
 def _present(*xs: F64) -> F64:
-    return np.any(np.stack([~np.isnan(x) for x in xs]), axis=0).astype(np.float64)
+    present: F64 = np.any(np.stack([~np.isnan(x) for x in xs]), axis=0).astype(np.float64)
+    return present
 
 
 @lru_cache(maxsize=1024)
@@ -78,8 +79,9 @@ Feature = Callable[[Columns, int], F64]
 
 FEATURES: dict[str, Feature] = {
     "log_input_tokens": lambda c, n: _log1p(_col(c, "input_tokens", n)),
-    "cached_fraction": lambda c, n: _col(c, "cached_tokens", n)
-    / np.maximum(_col(c, "input_tokens", n), 1.0),
+    "cached_fraction": lambda c, n: (
+        _col(c, "cached_tokens", n) / np.maximum(_col(c, "input_tokens", n), 1.0)
+    ),
     "log_uncached_tokens": lambda c, n: _log1p(
         _col(c, "input_tokens", n) - np.nan_to_num(_col(c, "cached_tokens", n))
     ),

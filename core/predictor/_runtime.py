@@ -68,7 +68,9 @@ class Predictor:
     """
 
     def __init__(
-        self, spec: PredictorSpec, arrays: Mapping[str, npt.NDArray[Any]],
+        self,
+        spec: PredictorSpec,
+        arrays: Mapping[str, npt.NDArray[Any]],
         tokenizer_json: str | None = None,
     ) -> None:
         self.spec = spec
@@ -109,9 +111,7 @@ class Predictor:
     # --- features ------------------------------------------------------------------
     def tabular(self, cols: Columns, n: int) -> F64:
         """Standardized numeric features (NaN imputed as the training mean) + one-hots."""
-        return tabular_matrix(
-            self.spec, self.arrays["num_mean"], self.arrays["num_std"], cols, n
-        )
+        return tabular_matrix(self.spec, self.arrays["num_mean"], self.arrays["num_std"], cols, n)
 
     def projected_text(self, cols: Columns, n: int) -> F64:
         """Text features after the learned projection, shape ``(n, projection)``."""
@@ -122,9 +122,9 @@ class Predictor:
         raw = self._text.transform(texts).astype(np.float64)
         has = np.array([bool(t) for t in texts])
         if self.spec.text.kind == "static_table":  # table rows are already projected
-            out = raw + self.arrays["text_b"]
+            out = np.asarray(raw + self.arrays["text_b"], dtype=np.float64)
         else:
-            out = raw @ self.arrays["text_W"] + self.arrays["text_b"]
+            out = np.asarray(raw @ self.arrays["text_W"] + self.arrays["text_b"], dtype=np.float64)
         out[~has] = 0.0  # no prompt: no text signal (the model saw the same in training)
         return out
 
@@ -201,9 +201,7 @@ def _onehot(values: Sequence[Any] | None, vocabulary: Sequence[str], n: int) -> 
     return out
 
 
-def tabular_matrix(
-    spec: PredictorSpec, num_mean: F64, num_std: F64, cols: Columns, n: int
-) -> F64:
+def tabular_matrix(spec: PredictorSpec, num_mean: F64, num_std: F64, cols: Columns, n: int) -> F64:
     """The non-text network input: standardized numeric features + device/model one-hots.
 
     Missing numeric values become 0 after standardization (the training mean); the

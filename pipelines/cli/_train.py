@@ -21,8 +21,14 @@ ServedModel = Annotated[str, typer.Option("--served-model", help="Served model t
 def _quiet_training_stack() -> None:
     warnings.filterwarnings("ignore", module="lightning")
     warnings.filterwarnings("ignore", category=UserWarning)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "optuna",
-                 "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "optuna",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -30,7 +36,9 @@ def train(
     served_model: ServedModel,
     target: Annotated[str, typer.Option(help="Record field to predict.")] = "latency_s",
     trials: Annotated[int, typer.Option(min=1, help="Optuna trials in this process.")] = 16,
-    timeout: Annotated[float, typer.Option(help="Seconds after which no new trial starts.")] = 540.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds after which no new trial starts.")
+    ] = 540.0,
     seed: Annotated[int, typer.Option(help="Seed of the search and fits.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -45,16 +53,27 @@ def train(
 
     settings = Settings()
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                  disable=as_json) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    ) as bar:
         task = bar.add_task(f"search {served_model}", total=trials, info="")
         text_task = bar.add_task("text features", total=None, info="", visible=False)
 
         def on_trial(outcome: Any) -> None:
-            info = "pruned" if outcome is None else (
-                f"last: {outcome.config.text.kind} {list(outcome.config.hidden)} "
-                f"loss {outcome.val_loss:.4f} {outcome.cost_us:.0f} µs")
+            info = (
+                "pruned"
+                if outcome is None
+                else (
+                    f"last: {outcome.config.text.kind} {list(outcome.config.hidden)} "
+                    f"loss {outcome.val_loss:.4f} {outcome.cost_us:.0f} µs"
+                )
+            )
             bar.update(task, advance=1, info=info)
 
         def on_text(stage: str, done: int, total: int) -> None:
@@ -62,9 +81,17 @@ def train(
 
         try:
             with open_store(settings.resolved_store_path) as store:
-                report = train_served_model(settings, store, served_model, target=target,
-                                            trials=trials, timeout_s=timeout, seed=seed,
-                                            on_trial=on_trial, on_text=on_text)
+                report = train_served_model(
+                    settings,
+                    store,
+                    served_model,
+                    target=target,
+                    trials=trials,
+                    timeout_s=timeout,
+                    seed=seed,
+                    on_trial=on_trial,
+                    on_text=on_text,
+                )
         except (TailcastError, ValueError, RuntimeError) as exc:
             fail(str(exc))
     elapsed = time.perf_counter() - started
@@ -89,16 +116,29 @@ def comparison_table(models: dict[str, dict[str, Any]]) -> None:
     for col in ["model", "mean pinball", "CRPS", *[f"cov {lv}" for lv in levels]]:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, s in models.items():
-        table.add_row(name, f"{s['mean_pinball']:.4f}", f"{s['crps']:.4f}",
-                      *[f"{s['coverage'][lv]:.3f}" for lv in levels])
+        table.add_row(
+            name,
+            f"{s['mean_pinball']:.4f}",
+            f"{s['crps']:.4f}",
+            *[f"{s['coverage'][lv]:.3f}" for lv in levels],
+        )
     console.print(table)
 
 
 def evaluate(
     served_model: ServedModel,
-    data: Annotated[Path, typer.Option("--data", exists=True, dir_okay=False,
-                                       help="Records to score (need not be in the store).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Format of --data, or 'auto'.")] = "auto",
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            exists=True,
+            dir_okay=False,
+            help="Records to score (need not be in the store).",
+        ),
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Format of --data, or 'auto'.")
+    ] = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Score the champion and the three baselines on the records in ``--data``.

@@ -19,8 +19,13 @@ def synthetic(n: int = 3000, seed: int = 0) -> TrainingData:
     rng = np.random.default_rng(seed)
     tokens = rng.integers(10, 4000, n).astype(float)
     slow = rng.random(n) < 0.3
-    prompts = np.array([("explain in detail " if s else "answer briefly ") + f"task {i % 97}"
-                        for i, s in enumerate(slow)], dtype=object)
+    prompts = np.array(
+        [
+            ("explain in detail " if s else "answer briefly ") + f"task {i % 97}"
+            for i, s in enumerate(slow)
+        ],
+        dtype=object,
+    )
     median = 0.5 + tokens / 1000 + 3.0 * slow
     y = median * np.exp(0.3 * rng.standard_normal(n))
     cols = {
@@ -34,8 +39,9 @@ def synthetic(n: int = 3000, seed: int = 0) -> TrainingData:
     return TrainingData(cols=cols, y=y)
 
 
-FAST = TrainConfig(hidden=(16,), max_epochs=15, patience=5, batch_size=256, lr=1e-2,
-                   numeric=("log_input_tokens",))
+FAST = TrainConfig(
+    hidden=(16,), max_epochs=15, patience=5, batch_size=256, lr=1e-2, numeric=("log_input_tokens",)
+)
 
 
 @pytest.mark.slow
@@ -58,10 +64,13 @@ def test_numpy_runtime_matches_the_trained_network(tmp_path: Path) -> None:
     a = predictor.arrays
     h = torch.as_tensor(np.concatenate([tab, text], axis=1), dtype=torch.float64)
     for i in range(len(predictor.spec.hidden)):
-        h = torch.relu(h @ torch.as_tensor(a[f"layer{i}_W"], dtype=torch.float64)
-                       + torch.as_tensor(a[f"layer{i}_b"], dtype=torch.float64))
+        h = torch.relu(
+            h @ torch.as_tensor(a[f"layer{i}_W"], dtype=torch.float64)
+            + torch.as_tensor(a[f"layer{i}_b"], dtype=torch.float64)
+        )
     raw = h @ torch.as_tensor(a["head_W"], dtype=torch.float64) + torch.as_tensor(
-        a["head_b"], dtype=torch.float64)
+        a["head_b"], dtype=torch.float64
+    )
     expected = head_to_quantiles(raw).numpy()
     np.testing.assert_allclose(predictor.predict_transformed(cols, len(rows)), expected, atol=1e-6)
     # Round trip through the bundle directory.
