@@ -120,7 +120,7 @@ def alpacaeval(trials: int = 8) -> str:
         )
         provider = text_provider(store, Settings().home / "cache" / "static_tables", None)
         started = time.perf_counter()
-        outcome = train_predictor(frame, request, provider, Path(tmp) / "plots")
+        outcome = train_predictor(frame, request, provider, Path(tmp) / "plots", on_trial=_log)
         wall = time.perf_counter() - started
         data, split = outcome.data, outcome.split
         chosen = outcome.search.selected
@@ -144,6 +144,12 @@ def alpacaeval(trials: int = 8) -> str:
         f"- text features: **{gain:.1f}% lower** mean pinball than the same predictor "
         "without text (bar >= 10%)\n"
     )
+
+
+def _log(outcome: Any) -> None:
+    if outcome is not None:
+        print(f"  trial {outcome.number}: {outcome.config.text.kind} {outcome.config.hidden} "
+              f"val {outcome.val_loss:.4f} {outcome.cost_us:.0f} us", flush=True)
 
 
 def run() -> str:

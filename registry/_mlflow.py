@@ -5,22 +5,43 @@ run logs its parameters, metrics and plots, and registers a new version aliased
 ``challenger``; ``champion`` moves only by :meth:`MLflowRegistry.promote` (called
 automatically when a challenger beats the champion on the same held-out data, or by
 a person in the MLflow UI or with ``tailcast models promote``).
+
+Artifacts: with a SQLite registry (the embedded default) they go to ``mlartifacts/``
+next to the database file, never to MLflow's default ``./mlruns`` in the working
+directory; with a tracking server (``http://…``) the server decides (its
+``--artifacts-destination``); with a direct database URI pass ``artifact_root``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from core import TailcastError
 from core.predictor import Predictor
-from registry._pyfunc import BUNDLE_ARTIFACT, TailcastPyfunc, quantile_columns
+from registry._pyfunc import (
+    BUNDLE_ARTIFACT,
+    TEXT_COLUMNS,
+    TailcastPyfunc,
+    quantile_columns,
+    request_columns,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import ModelSignature
+    from mlflow.store.entities.paged_list import PagedList
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 EXAMPLE_COLUMNS = (
@@ -30,9 +51,18 @@ EXAMPLE_COLUMNS = (
     "wf_prev_latency_s",
 )  # fmt: skip
 
+_T = TypeVar("_T")
+
+#: MLflow error codes meaning "there is no such model, version or alias".
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
 
 def registered_name(served_model: str) -> str:
-    """Registered-model name for a served model."""
+    """Registered-model name for a served model.
+
+    >>> registered_name("llama-3-8b")
+    'tailcast-llama-3-8b'
+    """
     return f"tailcast-{served_model}"
 
 
@@ -53,24 +83,83 @@ class RegistryError(TailcastError):
     """The registry could not do what was asked (unknown model, version or alias)."""
 
 
+def normalize_uri(uri: str) -> str:
+    """The tracking URI MLflow should get.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to the psycopg 3 driver; when only
+    psycopg2 is installed (the ``registry`` extra), name it explicitly.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if (
+        sep
+        and scheme in ("postgresql", "postgres")
+        and importlib.util.find_spec("psycopg") is None
+        and importlib.util.find_spec("psycopg2") is not None
+    ):
+        return f"postgresql+psycopg2://{rest}"
+    return uri
+
+
+def default_artifact_root(uri: str) -> str | None:
+    """Where a registry at ``uri`` keeps artifacts when no root is given.
+
+    A SQLite registry keeps them in ``mlartifacts/`` next to the database file (MLflow
+    would write to ``./mlruns`` under whatever the working directory is); other
+    backends use their own default (a tracking server's artifact destination).
+
+    >>> default_artifact_root("sqlite:////srv/tc/mlflow.db")
+    'file:///srv/tc/mlartifacts'
+    >>> default_artifact_root("http://mlflow:5000") is None
+    True
+    """
+    db = _sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.parent / "mlartifacts").resolve().as_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    parts = urlsplit(uri)
+    if parts.scheme != "sqlite" or parts.path in ("", "/", "/:memory:"):
+        return None
+    return Path(unquote(parts.path[1:]))  # sqlite:///rel.db -> rel.db, //// -> /abs
+
+
 class MLflowRegistry:
     """Registry of tailcast predictors in MLflow.
+
+    Constructing it points MLflow's process-wide tracking and registry URIs at
+    ``tracking_uri`` (so ``mlflow.pyfunc.load_model("models:/tailcast-…@champion")``
+    works afterwards); every method sets them again, so several registries can live in
+    one process.
 
     Args:
         tracking_uri: MLflow tracking/registry URI (``sqlite:///…``, ``postgresql://…``,
             or an ``http://`` tracking server).
         experiment: Experiment that training runs are logged to.
+        artifact_root: Artifact location of the experiment when this registry creates
+            it (default: see :func:`default_artifact_root`).
     """
 
-    def __init__(self, tracking_uri: str, experiment: str = "tailcast") -> None:
-        import mlflow
+    def __init__(
+        self, tracking_uri: str, experiment: str = "tailcast", artifact_root: str | None = None
+    ) -> None:
         from mlflow import MlflowClient
 
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = normalize_uri(tracking_uri)
         self.experiment = experiment
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.artifact_root = artifact_root or default_artifact_root(self.tracking_uri)
+        db = _sqlite_path(self.tracking_uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        self._activate()
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _activate(self) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
 
     # --- writes -------------------------------------------------------------------
     def log_training(
@@ -86,53 +175,78 @@ class MLflowRegistry:
     ) -> ModelVersion:
         """Log one training run and register its predictor as the ``challenger``.
 
+        Args:
+            served_model: The served model the predictor is for.
+            predictor: The trained predictor (its bundle becomes the model artifact).
+            params: Run parameters (values are logged as strings, at most 500 chars).
+            metrics: Run metrics; ``mean_pinball`` is also tagged on the version.
+            artifacts: Files (plots) or directories logged under ``plots/``.
+            input_example: A few request rows (columns of :data:`EXAMPLE_COLUMNS`);
+                the model signature declares every column optional, text columns as
+                strings and the rest as numbers of any type (see :func:`_signature`).
+            tags: Extra run tags.
+
         Returns:
             The new version.
         """
         import mlflow
-        from mlflow.models import infer_signature
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(self.experiment)
+        self._activate()
         name = registered_name(served_model)
+        example = _normalized_example(input_example)
+        output = pd.DataFrame(
+            predictor.predict(request_columns(example), len(example)),
+            columns=quantile_columns(predictor.spec.levels),
+        )
         with (
-            mlflow.start_run(run_name=f"train-{served_model}") as run,
+            mlflow.start_run(
+                experiment_id=self._experiment_id(), run_name=f"train-{served_model}"
+            ) as run,
             tempfile.TemporaryDirectory() as tmp,
         ):
             mlflow.set_tags({"served_model": served_model, **(tags or {})})
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             for path in artifacts.values():
-                mlflow.log_artifact(str(path), artifact_path="plots")
-            bundle = predictor.save(Path(tmp) / "bundle")
-            output = pd.DataFrame(
-                predictor.predict(_columns(input_example), len(input_example)),
-                columns=quantile_columns(predictor.spec.levels),
-            )
+                if Path(path).is_dir():
+                    mlflow.log_artifacts(str(path), artifact_path=f"plots/{Path(path).name}")
+                else:
+                    mlflow.log_artifact(str(path), artifact_path="plots")
+            bundle = predictor.save(Path(tmp) / BUNDLE_ARTIFACT)
             info = mlflow.pyfunc.log_model(
                 name="predictor",
                 python_model=TailcastPyfunc(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle)},
-                signature=infer_signature(input_example, output),
-                input_example=input_example,
+                signature=_signature(example, output),
+                input_example=example,
                 registered_model_name=name,
             )
-            del info
             run_id = run.info.run_id
-        versions = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        version = max(int(v.version) for v in versions)
-        self.client.set_registered_model_alias(name, CHALLENGER, str(version))
+        version = info.registered_model_version
+        if version is None:  # pragma: no cover - registration is requested above
+            found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            version = max(int(v.version) for v in found)
         if "mean_pinball" in metrics:
             self.client.set_model_version_tag(
-                name, str(version), "mean_pinball", str(metrics["mean_pinball"])
+                name, str(version), "mean_pinball", str(float(metrics["mean_pinball"]))
             )
-        return self.version(served_model, version)
+        self.client.set_registered_model_alias(name, CHALLENGER, str(version))
+        return self.version(served_model, int(version))
 
     def promote(self, served_model: str, version: int, alias: str = CHAMPION) -> ModelVersion:
-        """Point ``alias`` at ``version`` (what the MLflow UI's alias editor does)."""
+        """Point ``alias`` at ``version`` (what the MLflow UI's alias editor does).
+
+        Raises:
+            RegistryError: Unknown model or version, or an alias MLflow rejects.
+        """
+        from mlflow.exceptions import MlflowException
+
         name = registered_name(served_model)
         self.version(served_model, version)  # raises for an unknown version
-        self.client.set_registered_model_alias(name, alias, str(version))
+        try:
+            self.client.set_registered_model_alias(name, alias, str(version))
+        except MlflowException as exc:
+            raise RegistryError(f"cannot alias {name} v{version} {alias!r}: {exc.message}") from exc
         return self.version(served_model, version)
 
     # --- reads --------------------------------------------------------------------
@@ -144,17 +258,25 @@ class MLflowRegistry:
         try:
             mv = self.client.get_model_version(name, str(version))
         except MlflowException as exc:
+            if not _not_found(exc):
+                raise self._error(exc) from exc
+            if not self._model_exists(name):
+                raise RegistryError(
+                    f"no registered model {name} (so no version {version})"
+                ) from exc
             raise RegistryError(f"{name} has no version {version}") from exc
         return _to_version(mv)
 
     def alias_version(self, served_model: str, alias: str = CHAMPION) -> ModelVersion | None:
-        """The version an alias points at, or None."""
+        """The version an alias points at, or None (also for an unknown model)."""
         from mlflow.exceptions import MlflowException
 
         try:
             mv = self.client.get_model_version_by_alias(registered_name(served_model), alias)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise self._error(exc) from exc
         return _to_version(mv)
 
     def load(
@@ -165,7 +287,20 @@ class MLflowRegistry:
         version: int | None = None,
         cache_dir: Path | None = None,
     ) -> tuple[Predictor, ModelVersion]:
-        """Download a version's bundle and load it with the NumPy runtime (no pyfunc)."""
+        """Download a version's bundle and load it with the NumPy runtime (no pyfunc).
+
+        Args:
+            served_model: The served model.
+            alias: Alias to load (ignored when ``version`` is given).
+            version: A version number.
+            cache_dir: Where to download to (a ``<name>-v<version>`` directory in it);
+                default a new temporary directory.
+
+        Raises:
+            RegistryError: Unknown model, version or alias.
+        """
+        import mlflow
+
         mv = (
             self.version(served_model, version)
             if version is not None
@@ -173,38 +308,148 @@ class MLflowRegistry:
         )
         if mv is None:
             raise RegistryError(f"{registered_name(served_model)} has no {alias!r} alias")
+        self._activate()
         source = self.client.get_model_version_download_uri(mv.name, str(mv.version))
-        import mlflow
-
-        target = cache_dir or Path(tempfile.mkdtemp(prefix="tailcast-model-"))
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(target))
-        bundle = next(Path(local).rglob("spec.json")).parent
-        return Predictor.load(bundle), mv
+        root = cache_dir if cache_dir is not None else Path(tempfile.mkdtemp(prefix="tailcast-"))
+        target = root / f"{mv.name}-v{mv.version}"
+        target.mkdir(parents=True, exist_ok=True)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{source.rstrip('/')}/artifacts/{BUNDLE_ARTIFACT}",
+            dst_path=str(target),
+            tracking_uri=self.tracking_uri,
+        )
+        return Predictor.load(local), mv
 
     def list_versions(self, served_model: str | None = None) -> list[ModelVersion]:
-        """Every version of every tailcast model (or of one served model)."""
+        """Every version of every tailcast model (or of one served model), with aliases.
+
+        MLflow's version search leaves ``aliases`` empty; they come from the
+        registered models.
+        """
         query = (
             f"name = '{registered_name(served_model)}'"
             if served_model
             else "name LIKE 'tailcast-%'"
         )
-        return sorted(
-            (_to_version(v) for v in self.client.search_model_versions(query)),
-            key=lambda v: (v.name, v.version),
-        )
+        aliases: dict[tuple[str, int], list[str]] = {}
+        for model in _pages(self.client.search_registered_models, query):
+            for alias, version in (model.aliases or {}).items():
+                aliases.setdefault((model.name, int(version)), []).append(alias)
+        found = [
+            _to_version(mv, aliases.get((mv.name, int(mv.version)), []))
+            for mv in _pages(self.client.search_model_versions, query)
+        ]
+        return sorted(found, key=lambda v: (v.name, v.version))
+
+    # --- helpers ------------------------------------------------------------------
+    def _experiment_id(self) -> str:
+        """The experiment's id, created (with :attr:`artifact_root`) if missing."""
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                return self.client.create_experiment(
+                    self.experiment, artifact_location=self.artifact_root
+                )
+            except MlflowException:  # created concurrently by another trainer
+                exp = self.client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            self.client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+
+    def _model_exists(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if _not_found(exc):
+                return False
+            raise self._error(exc) from exc
+        return True
+
+    def _error(self, exc: MlflowException) -> RegistryError:
+        return RegistryError(f"MLflow registry at {self.tracking_uri}: {exc.message}")
 
 
-def _to_version(mv: Any) -> ModelVersion:
-    tags = getattr(mv, "tags", {}) or {}
-    return ModelVersion(
-        name=mv.name,
-        version=int(mv.version),
-        aliases=tuple(sorted(getattr(mv, "aliases", []) or [])),
-        run_id=mv.run_id,
-        created_at=datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, tz=UTC),
-        mean_pinball=float(tags["mean_pinball"]) if "mean_pinball" in tags else None,
+def _not_found(exc: MlflowException) -> bool:
+    return exc.error_code in _NOT_FOUND
+
+
+def _normalized_example(frame: pd.DataFrame) -> pd.DataFrame:
+    """The input example with text columns as objects (None for missing), others float."""
+    cols = request_columns(frame)
+    return pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object)
+            if name in TEXT_COLUMNS
+            else pd.Series(values, dtype=np.float64)
+            for name, values in cols.items()
+        }
     )
 
 
-def _columns(frame: pd.DataFrame) -> dict[str, Any]:
-    return {c: frame[c].tolist() for c in frame.columns}
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """Every request column optional; text columns strings, numeric ones of any type.
+
+    The inputs are :data:`EXAMPLE_COLUMNS` and any other column of the example (MLflow
+    drops input columns the signature does not name).
+
+    Numeric columns are not declared ``double``: MLflow's schema enforcement refuses
+    int64 input for a double column ("can not safely convert"), and ``long`` refuses
+    the float NaN of a missing value; the wrapper converts them itself.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType
+
+    number = AnyType()  # type: ignore[no-untyped-call]
+    inputs = Schema(
+        [
+            ColSpec(
+                DataType.string if name in TEXT_COLUMNS else number,
+                str(name),
+                required=False,
+            )
+            for name in dict.fromkeys([*EXAMPLE_COLUMNS, *map(str, example.columns)])
+        ]
+    )
+    outputs = Schema([ColSpec(DataType.double, str(name)) for name in output.columns])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _pages(search: Callable[..., PagedList[_T]], query: str) -> Iterator[_T]:
+    """Every result of an MLflow search, page after page."""
+    token: str | None = None
+    while True:
+        page = search(query, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _to_version(mv: MlflowModelVersion, aliases: Iterable[str] = ()) -> ModelVersion:
+    tags: dict[str, str] = dict(mv.tags or {})
+    pinball = tags.get("mean_pinball")
+    return ModelVersion(
+        name=mv.name,
+        version=int(mv.version),
+        aliases=tuple(sorted({*(mv.aliases or []), *aliases})),
+        run_id=mv.run_id,
+        created_at=datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, tz=UTC),
+        mean_pinball=_float_or_none(pinball),
+    )
+
+
+def _float_or_none(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value

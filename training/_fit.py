@@ -43,6 +43,7 @@ class TrainConfig(BaseModel):
         levels: Quantile grid.
         target: Target field.
         target_transform: ``log`` or ``log1p``.
+        text_weight_decay: AdamW weight decay of the text projection.
         loss_space: ``transformed`` (pinball of the log target) or ``target`` (pinball in
             target units, e.g. seconds, scaled by the training median; ``log`` only).
     """
@@ -64,6 +65,7 @@ class TrainConfig(BaseModel):
     target: str = "latency_s"
     target_transform: str = "log"
     loss_space: str = "transformed"
+    text_weight_decay: float = Field(default=1e-4, ge=0)
 
 
 def transform_target(y: F64, how: str) -> F64:
@@ -159,7 +161,8 @@ def fit_network(
     )
     net.init_head(np.quantile(y[train], config.levels))
     scale = float(np.median(data.y[train])) if config.loss_space == "target" else None
-    module = QuantileModule(net, config.levels, config.lr, config.weight_decay, scale)
+    module = QuantileModule(net, config.levels, config.lr, config.weight_decay, scale,
+                            config.text_weight_decay)
 
     class KeepBest(Callback):
         def __init__(self) -> None:

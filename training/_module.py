@@ -110,6 +110,10 @@ class QuantileModule(pl.LightningModule):
         weight_decay: AdamW weight decay.
         loss_scale: When set, the loss is the pinball loss in target units (seconds)
             divided by this scale, instead of the pinball loss of the log target.
+        text_weight_decay: Weight decay of the text projection (default: as the rest).
+            Many rows often share one prompt (one instruction sent to many models), so
+            the text path memorizes prompts unless it is regularized harder, as a ridge
+            regression on embeddings would be.
     """
 
     def __init__(
@@ -119,8 +123,10 @@ class QuantileModule(pl.LightningModule):
         lr: float,
         weight_decay: float = 1e-4,
         loss_scale: float | None = None,
+        text_weight_decay: float | None = None,
     ) -> None:
         super().__init__()
+        self.text_weight_decay = weight_decay if text_weight_decay is None else text_weight_decay
         self.net = net
         self.loss_scale = loss_scale
         self.register_buffer("levels", torch.tensor(list(levels), dtype=torch.float32))
@@ -147,5 +153,11 @@ class QuantileModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        """AdamW."""
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        """AdamW, with its own weight decay on the text projection."""
+        text = list(self.net.text_proj.parameters()) if self.net.text_proj is not None else []
+        text_ids = {id(p) for p in text}
+        rest = [p for p in self.parameters() if id(p) not in text_ids]
+        groups = [{"params": rest, "weight_decay": self.weight_decay}]
+        if text:
+            groups.append({"params": text, "weight_decay": self.text_weight_decay})
+        return torch.optim.AdamW(groups, lr=self.lr)

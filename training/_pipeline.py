@@ -54,6 +54,7 @@ class TrainRequest(BaseModel):
         min_group: Calibration rows a (class, device) group needs for its own offsets.
         max_cost_us: Prediction budget per request on one core (µs), text included;
             ``None`` for no budget.
+        baselines: Baselines scored on the held-out fold.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,6 +70,7 @@ class TrainRequest(BaseModel):
     prompt_classes: int = Field(default=4, ge=0)
     min_group: int = Field(default=200, ge=1)
     max_cost_us: float | None = Field(default=1000.0, gt=0)
+    baselines: tuple[str, ...] = tuple(BASELINES)
 
 
 @dataclass
@@ -185,7 +187,8 @@ def train_predictor(
         seed=request.seed,
         train=split.train,
     )
-    comparison, quantiles = evaluate_models(predictor, data, split.train, split.test)
+    comparison, quantiles = evaluate_models(predictor, data, split.train, split.test,
+                                            baselines=request.baselines)
     outcome = TrainOutcome(
         predictor=predictor,
         split=split,

@@ -60,6 +60,7 @@ class SearchSpace(BaseModel):
     dropout: tuple[float, float] = (0.0, 0.3)
     lr: tuple[float, float] = (5e-4, 5e-3)
     loss_spaces: tuple[str, ...] = ("transformed", "target")
+    text_weight_decay: tuple[float, float] = (1e-4, 3.0)
 
 
 @dataclass
@@ -217,6 +218,8 @@ def run_search(
                 "dropout": trial.suggest_float("dropout", *space.dropout),
                 "lr": trial.suggest_float("lr", *space.lr, log=True),
                 "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
+            "text_weight_decay": trial.suggest_float("text_weight_decay",
+                                                     *space.text_weight_decay, log=True),
                 "seed": seed + trial.number,
             }
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli import _data, _run, _store, _train
+from pipelines.cli import _data, _models, _run, _store, _train
 
 app = typer.Typer(
     name="tailcast",
@@ -24,6 +24,7 @@ app.add_typer(_store.app, name="store")
 app.command("run")(_run.run)
 app.command("train")(_train.train)
 app.command("evaluate")(_train.evaluate)
+app.add_typer(_models.app, name="models")
 
 
 def main() -> None:

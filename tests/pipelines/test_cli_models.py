@@ -1,0 +1,98 @@
+"""`tailcast models list` and `tailcast models promote`, through the console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import Settings
+from core.predictor import Predictor, PredictorSpec
+from registry import MLflowRegistry
+
+TAILCAST = Path(sys.executable).parent / "tailcast"
+
+
+def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILCAST_", "MLFLOW_"))}
+    env["TAILCAST_HOME"] = str(home)
+    return subprocess.run(
+        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=120, cwd=home
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tailcast home whose registry holds tailcast-m v1 (challenger, mean_pinball 0.25)."""
+    home = tmp_path_factory.mktemp("home")
+    rng = np.random.default_rng(0)
+    spec = PredictorSpec(
+        numeric=("log_input_tokens",),
+        devices=("h100",),
+        served_models=("m",),
+        hidden=(4,),
+        levels=(0.1, 0.5, 0.9),
+    )
+    arrays = {
+        "num_mean": np.zeros(1),
+        "num_std": np.ones(1),
+        "layer0_W": rng.normal(size=(3, 4)),
+        "layer0_b": rng.normal(size=4),
+        "head_W": rng.normal(size=(4, 3)),
+        "head_b": rng.normal(size=3),
+    }
+    uri = Settings(home=home).mlflow_tracking_uri
+    assert uri is not None
+    MLflowRegistry(uri).log_training(
+        "m",
+        Predictor(spec, arrays),
+        params={"trials": 1},
+        metrics={"mean_pinball": 0.25},
+        artifacts={},
+        input_example=pd.DataFrame({"served_model": ["m"], "input_tokens": [100]}),
+    )
+    return home
+
+
+def test_list_shows_the_registered_version(home: Path) -> None:
+    res = tailcast("models", "list", "--json", home=home)
+    assert res.returncode == 0, res.stderr
+    versions = json.loads(res.stdout)["versions"]
+    assert [(v["name"], v["served_model"], v["version"]) for v in versions] == [
+        ("tailcast-m", "m", 1)
+    ]
+    assert "challenger" in versions[0]["aliases"]
+    assert versions[0]["mean_pinball"] == 0.25
+    table = tailcast("models", "list", "--served-model", "m", home=home)
+    assert table.returncode == 0, table.stderr
+    assert "tailcast-m" in table.stderr
+    assert "challenger" in table.stderr
+    none = tailcast("models", "list", "--served-model", "nope", "--json", home=home)
+    assert json.loads(none.stdout)["versions"] == []
+
+
+def test_promote_sets_champion(home: Path) -> None:
+    res = tailcast(
+        "models", "promote", "--served-model", "m", "--version", "1", "--json", home=home
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert (doc["name"], doc["version"], doc["alias"]) == ("tailcast-m", 1, "champion")
+    assert doc["aliases"] == ["challenger", "champion"]
+    listed = json.loads(tailcast("models", "list", "--json", home=home).stdout)["versions"]
+    assert listed[0]["aliases"] == ["challenger", "champion"]
+
+
+def test_promote_unknown_version_or_model_exits_2(home: Path) -> None:
+    res = tailcast("models", "promote", "--served-model", "m", "--version", "42", home=home)
+    assert res.returncode == 2
+    assert "tailcast-m has no version 42" in res.stderr
+    res = tailcast("models", "promote", "--served-model", "ghost", "--version", "1", home=home)
+    assert res.returncode == 2
+    assert "no registered model tailcast-ghost" in res.stderr
