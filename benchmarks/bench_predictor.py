@@ -148,8 +148,11 @@ def alpacaeval(trials: int = 8) -> str:
 
 def _log(outcome: Any) -> None:
     if outcome is not None:
-        print(f"  trial {outcome.number}: {outcome.config.text.kind} {outcome.config.hidden} "
-              f"val {outcome.val_loss:.4f} {outcome.cost_us:.0f} us", flush=True)
+        print(
+            f"  trial {outcome.number}: {outcome.config.text.kind} {outcome.config.hidden} "
+            f"val {outcome.val_loss:.4f} {outcome.cost_us:.0f} us",
+            flush=True,
+        )
 
 
 def run() -> str:

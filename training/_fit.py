@@ -161,8 +161,9 @@ def fit_network(
     )
     net.init_head(np.quantile(y[train], config.levels))
     scale = float(np.median(data.y[train])) if config.loss_space == "target" else None
-    module = QuantileModule(net, config.levels, config.lr, config.weight_decay, scale,
-                            config.text_weight_decay)
+    module = QuantileModule(
+        net, config.levels, config.lr, config.weight_decay, scale, config.text_weight_decay
+    )
 
     class KeepBest(Callback):
         def __init__(self) -> None:

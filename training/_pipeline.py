@@ -187,8 +187,9 @@ def train_predictor(
         seed=request.seed,
         train=split.train,
     )
-    comparison, quantiles = evaluate_models(predictor, data, split.train, split.test,
-                                            baselines=request.baselines)
+    comparison, quantiles = evaluate_models(
+        predictor, data, split.train, split.test, baselines=request.baselines
+    )
     outcome = TrainOutcome(
         predictor=predictor,
         split=split,

@@ -218,8 +218,9 @@ def run_search(
                 "dropout": trial.suggest_float("dropout", *space.dropout),
                 "lr": trial.suggest_float("lr", *space.lr, log=True),
                 "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
-            "text_weight_decay": trial.suggest_float("text_weight_decay",
-                                                     *space.text_weight_decay, log=True),
+                "text_weight_decay": trial.suggest_float(
+                    "text_weight_decay", *space.text_weight_decay, log=True
+                ),
                 "seed": seed + trial.number,
             }
         )

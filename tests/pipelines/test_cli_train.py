@@ -16,8 +16,9 @@ TAILCAST = Path(sys.executable).parent / "tailcast"
 
 def tailcast(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TAILCAST_HOME": str(home)}
-    return subprocess.run([str(TAILCAST), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def as_json(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -29,20 +30,48 @@ def as_json(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 @pytest.mark.slow
 def test_train_registers_promotes_and_evaluates(tmp_path: Path) -> None:
     demo = tmp_path / "demo.parquet"
-    assert tailcast("demo-data", "--out", str(demo), "--records", "4000", "--seed", "3",
-                    home=tmp_path).returncode == 0
+    assert (
+        tailcast(
+            "demo-data", "--out", str(demo), "--records", "4000", "--seed", "3", home=tmp_path
+        ).returncode
+        == 0
+    )
     assert tailcast("ingest", str(demo), home=tmp_path).returncode == 0
 
-    first = as_json(tailcast("train", "--served-model", "llama-3.1-8b", "--trials", "2",
-                             "--timeout", "120", "--json", home=tmp_path))
+    first = as_json(
+        tailcast(
+            "train",
+            "--served-model",
+            "llama-3.1-8b",
+            "--trials",
+            "2",
+            "--timeout",
+            "120",
+            "--json",
+            home=tmp_path,
+        )
+    )
     assert (first["version"], first["promoted"], first["champion_before"]) == (1, True, None)
     assert set(first["models"]) == {"tailcast", "empirical", "swarmpilot_mlp", "gbdt"}
     assert first["metrics"]["prediction_us"] > 0
     for name in ("reliability.png", "pit_histogram.png", "pareto_front.png", "comparison.png"):
         assert (Path(first["run_dir"]) / name).stat().st_size > 1000
 
-    second = as_json(tailcast("train", "--served-model", "llama-3.1-8b", "--trials", "2",
-                              "--timeout", "120", "--seed", "1", "--json", home=tmp_path))
+    second = as_json(
+        tailcast(
+            "train",
+            "--served-model",
+            "llama-3.1-8b",
+            "--trials",
+            "2",
+            "--timeout",
+            "120",
+            "--seed",
+            "1",
+            "--json",
+            home=tmp_path,
+        )
+    )
     assert second["version"] == 2
     assert second["champion_before"] == 1
     # Promoted exactly when it beat the champion on the same held-out records.
@@ -55,8 +84,17 @@ def test_train_registers_promotes_and_evaluates(tmp_path: Path) -> None:
     assert "champion" in text
     assert "challenger" in text
 
-    scored = as_json(tailcast("evaluate", "--served-model", "llama-3.1-8b", "--data", str(demo),
-                              "--json", home=tmp_path))
+    scored = as_json(
+        tailcast(
+            "evaluate",
+            "--served-model",
+            "llama-3.1-8b",
+            "--data",
+            str(demo),
+            "--json",
+            home=tmp_path,
+        )
+    )
     assert scored["quantiles"] == [0.1, 0.5, 0.9, 0.95, 0.99]
     assert set(scored["models"]) == {"tailcast", "empirical", "swarmpilot_mlp", "gbdt"}
     assert scored["models"]["tailcast"]["mean_pinball"] > 0
