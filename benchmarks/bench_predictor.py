@@ -156,5 +156,5 @@ def _log(outcome: Any) -> None:
 
 
 def run() -> str:
-    """Both parts; returns the Markdown body."""
-    return f"### Agentic calls (deepseek-chat)\n\n{agentic()}\n### AlpacaEval\n\n{alpacaeval()}"
+    """The agentic part (``python -m benchmarks alpacaeval`` runs the other)."""
+    return f"### Agentic calls (deepseek-chat)\n\n{agentic()}"
