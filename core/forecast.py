@@ -166,9 +166,9 @@ class QuantileForecast(BaseModel):
             # Tail clipped at `lower` below q* = q1 * exp(-(v1 - lower) / s).
             qs = q1 * np.exp(-(v1 - self.lower) / s)
             # integral_{qs}^{q1} (v1 - s*ln q1 + s*ln q) dq
-            integral = (v1 - s * np.log(q1)) * (q1 - qs) + s * (
-                (q1 * np.log(q1) - q1) - (qs * np.log(qs) - qs)
-            )
+            # qs may underflow to 0, where q ln q - q -> 0.
+            at_qs = float(qs * np.log(qs) - qs) if qs > 0 else 0.0
+            integral = (v1 - s * np.log(q1)) * (q1 - qs) + s * ((q1 * np.log(q1) - q1) - at_qs)
             left = float(self.lower * qs + integral)
         return body + right + left
 

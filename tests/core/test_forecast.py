@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -68,6 +68,7 @@ def test_passes_through_given_quantiles(f: QuantileForecast) -> None:
 
 @settings(max_examples=40)
 @given(forecasts(lower=True))
+@example(QuantileForecast(levels=(0.0625, 0.5), values=(12.0, 12.03125), lower=0.0))
 def test_mean_matches_monte_carlo_and_respects_lower(f: QuantileForecast) -> None:
     draws = f.sample(200_000, np.random.default_rng(0))
     assert draws.min() >= 0.0
