@@ -7,8 +7,10 @@ yields every RecordStore backend configuration, so the contract suite in
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,33 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStor
     path = tmp_path / "store.duckdb" if request.param == "duckdb-file" else ":memory:"
     with DuckDBStore(path) as db:
         yield db
+
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards); FAILS if PostgreSQL is down."""
+    import psycopg2  # type: ignore[import-untyped]
+
+    name = f"tailcast_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(**PG, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG['host']}:{PG['port']}: {exc}")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Callable[[], contextlib.AbstractContextManager[str]]:
+    """Factory of fresh PostgreSQL databases on 127.0.0.1:5432 (for postgres-marked tests)."""
+    return _postgres_database

@@ -30,6 +30,7 @@ from core.predictor import Predictor, PredictorSpec
 from registry import CHALLENGER, CHAMPION, MLflowRegistry, RegistryError, registered_name
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+PostgresDatabase = Any  # the conftest fixture: a context manager factory
 SERVER_START_TIMEOUT_S = 60.0
 LEVELS = (0.1, 0.5, 0.9)
 QUANTILES = ["q0.1", "q0.5", "q0.9"]
@@ -51,35 +52,16 @@ class Backend:
     ],
 )
 def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_database: PostgresDatabase,
 ) -> Iterator[Backend]:
     root = tmp_path_factory.mktemp(str(request.param))
     if request.param == "sqlite":
         yield Backend("sqlite", f"sqlite:///{root / 'mlflow.db'}", root / "mlartifacts")
         return
-    with _postgres_database() as db, _mlflow_server(db, root) as uri:
+    with postgres_database() as db, _mlflow_server(db, root) as uri:
         yield Backend("server-postgres", uri, root / "artifacts")
-
-
-@contextlib.contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (dropped afterwards); FAILS if PostgreSQL is down."""
-    import psycopg2  # type: ignore[import-untyped]
-
-    name = f"tailcast_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg2.connect(**PG, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG['host']}:{PG['port']}: {exc}")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _free_port() -> int:
