@@ -117,6 +117,7 @@ def alpacaeval(trials: int = 8) -> str:
             base=base,
             space=space,
             prompt_classes=4,
+            baselines=("empirical",),  # SwarmPilot's log target cannot take 0-token outputs
         )
         provider = text_provider(store, Settings().home / "cache" / "static_tables", None)
         started = time.perf_counter()
