@@ -19,6 +19,7 @@ import pandas as pd
 from core import Settings
 from core.predictor import Predictor, TextSpec
 from feature_store import RecordStore
+from training import TextProvider
 
 EXAMPLE_ROWS = 3
 
@@ -54,7 +55,9 @@ class TrainReport:
         }
 
 
-def text_provider(store: RecordStore, table_dir: Path, progress: Callable[..., None] | None):  # type: ignore[no-untyped-def]
+def text_provider(
+    store: RecordStore, table_dir: Path, progress: Callable[[str, int, int], None] | None
+) -> TextProvider:
     """A training text provider backed by the store's embedding cache."""
     from training.text import TextFeatures
 

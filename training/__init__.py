@@ -14,13 +14,14 @@ from training._pipeline import (
     evaluate_models,
     train_predictor,
 )
-from training._search import SearchResult, SearchSpace, TrialOutcome
+from training._search import SearchResult, SearchSpace, TextProvider, TrialOutcome
 
 __all__ = [
     "EVAL_LEVELS",
     "SearchResult",
     "SearchSpace",
     "Split",
+    "TextProvider",
     "TrainConfig",
     "TrainOutcome",
     "TrainRequest",

@@ -14,8 +14,6 @@ own offsets; every other request uses the global ones.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
@@ -119,5 +117,4 @@ def calibrate(
             "prompt_classes": len(arrays.get("class_centroids", [])),
         }
     )
-    result: Any = Predictor(new_spec, arrays, predictor.tokenizer_json)
-    return result  # type: ignore[no-any-return]
+    return Predictor(new_spec, arrays, predictor.tokenizer_json)
