@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli import _data, _models, _run, _store, _train
+from pipelines.cli import _data, _models, _run, _serve, _store, _train
 
 app = typer.Typer(
     name="tailcast",
@@ -23,6 +23,7 @@ app.command("demo-data")(_data.demo_data)
 app.add_typer(_store.app, name="store")
 app.command("run")(_run.run)
 app.command("train")(_train.train)
+app.command("serve")(_serve.serve)
 app.command("evaluate")(_train.evaluate)
 app.add_typer(_models.app, name="models")
 

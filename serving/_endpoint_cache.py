@@ -1,0 +1,89 @@
+"""A short-lived cache of endpoint features, so forecasts run no per-request query.
+
+The endpoint features (``ep_completions``, ``ep_median_tokens_per_s``,
+``ep_median_latency_s``) of one (served_model, device) come from the feature store
+at most once per TTL; every forecast in between reads them from memory. A store
+that fails to answer gives "no endpoint history" (the model saw that in training
+too) rather than failing the forecast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feature_store import EndpointStats, RecordStore
+
+logger = logging.getLogger(__name__)
+
+#: Endpoint features when the store knows nothing (or cannot answer).
+NO_HISTORY = EndpointStats(completions=0, median_tokens_per_s=None, median_latency_s=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    stats: EndpointStats
+    expires: float
+
+
+class EndpointStatsCache:
+    """Endpoint features per (served_model, device), refreshed at most every ``ttl_s``.
+
+    Thread-safe: forecasts of several worker threads share it.
+
+    Args:
+        store: The feature store to query.
+        ttl_s: How long a value is served before it is queried again, seconds.
+        window: Completions the statistics look back over.
+        max_entries: Most (served_model, device) pairs kept (least recently used go).
+        clock: Monotonic clock in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        ttl_s: float,
+        window: int,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.window = window
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, served_model: str, device: str) -> EndpointStats:
+        """The endpoint features of (served_model, device) as of now (at most TTL old)."""
+        key = (served_model, device)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires > now:
+                self._entries.move_to_end(key)
+                return entry.stats
+        stats = self._query(served_model, device)
+        with self._lock:
+            self._entries[key] = _Entry(stats, now + self.ttl_s)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return stats
+
+    def _query(self, served_model: str, device: str) -> EndpointStats:
+        try:
+            return self.store.endpoint_stats(
+                served_model, device, datetime.now(UTC), window=self.window
+            )
+        except Exception:  # the hot path must not fail because the store hiccups
+            logger.warning(
+                "endpoint features unavailable for %s on %s", served_model, device, exc_info=True
+            )
+            return NO_HISTORY

@@ -1,0 +1,141 @@
+"""Forecast a batch of requests: one vectorized predictor call per served model.
+
+Pure and synchronous (the routes run it in a worker thread): request fields and
+cached endpoint features become predictor columns, the predictor answers its
+quantile grid, and each row's :class:`core.QuantileForecast` answers the levels,
+mean and CDF points asked for.
+
+Example:
+    >>> decimal_key(2.0), decimal_key(0.95), decimal_key(1e-05)
+    ('2', '0.95', '1e-05')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from feature_store import EndpointStats
+from serving._models import LoadedModel
+from serving.schemas import Forecast, ForecastRequest
+
+EndpointLookup = Callable[[str, str], EndpointStats]
+
+
+def decimal_key(x: float) -> str:
+    """The shortest decimal form of ``x`` that reads back exactly (``2.0`` -> ``"2"``)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def request_columns(
+    items: Sequence[ForecastRequest], endpoint: EndpointLookup
+) -> dict[str, list[Any]]:
+    """Predictor input columns for ``items`` (``None`` where a value is missing).
+
+    Args:
+        items: Requests of one served model.
+        endpoint: Endpoint features of a (served_model, device), e.g. from the cache.
+    """
+    stats = {
+        key: endpoint(*key) for key in dict.fromkeys((r.served_model, r.device) for r in items)
+    }
+    ep = [stats[(r.served_model, r.device)] for r in items]
+    runtime = [r.runtime for r in items]
+    return {
+        "served_model": [r.served_model for r in items],
+        "device": [r.device for r in items],
+        "prompt": [r.prompt for r in items],
+        "prompt_class": [r.prompt_class for r in items],
+        "input_tokens": [r.input_tokens for r in items],
+        "cached_tokens": [r.cached_tokens for r in items],
+        "step": [r.step for r in items],
+        "num_running": [s.num_running if s else None for s in runtime],
+        "num_waiting": [s.num_waiting if s else None for s in runtime],
+        "kv_cache_util": [s.kv_cache_util if s else None for s in runtime],
+        "ep_completions": [e.completions for e in ep],
+        "ep_median_tokens_per_s": [e.median_tokens_per_s for e in ep],
+        "ep_median_latency_s": [e.median_latency_s for e in ep],
+    }
+
+
+def forecast_group(
+    model: LoadedModel,
+    items: Sequence[ForecastRequest],
+    levels: Sequence[float],
+    cdf_at: Sequence[float] | None,
+    endpoint: EndpointLookup,
+) -> list[Forecast]:
+    """Forecast requests of one served model with one predictor call.
+
+    Args:
+        model: The served model's loaded predictor.
+        items: Its requests.
+        levels: Quantile levels to answer, each in (0, 1).
+        cdf_at: Latencies (seconds) at which to answer the CDF, or ``None``.
+        endpoint: Endpoint features lookup.
+
+    Returns:
+        One forecast per request, in order.
+    """
+    n = len(items)
+    cols = request_columns(items, endpoint)
+    predictor = model.predictor
+    distributions = predictor.forecasts(cols, n)
+    classes = predictor.prompt_classes(cols, n)
+    level_keys = [decimal_key(q) for q in levels]
+    level_array = np.asarray(levels, dtype=np.float64)
+    points = None if cdf_at is None else np.asarray(cdf_at, dtype=np.float64)
+    point_keys = None if cdf_at is None else [decimal_key(x) for x in cdf_at]
+    out: list[Forecast] = []
+    for item, dist, prompt_class in zip(items, distributions, classes, strict=True):
+        values = dist.ppf(level_array).tolist()
+        cdf = None
+        if points is not None and point_keys is not None:
+            cdf = dict(zip(point_keys, dist.cdf(points).tolist(), strict=True))
+        out.append(
+            Forecast(
+                request_id=item.request_id,
+                served_model=item.served_model,
+                model_version=model.version.version,
+                prompt_class=prompt_class,
+                quantiles=dict(zip(level_keys, values, strict=True)),
+                mean=dist.mean(),
+                cdf=cdf,
+            )
+        )
+    return out
+
+
+def forecast_batch(
+    models: Mapping[str, LoadedModel],
+    items: Sequence[ForecastRequest],
+    levels: Sequence[float],
+    cdf_at: Sequence[float] | None,
+    endpoint: EndpointLookup,
+) -> list[Forecast]:
+    """Forecast a mixed batch: group by served model, one predictor call per group.
+
+    Args:
+        models: The loaded model of every served model in ``items``.
+        items: The requests.
+        levels: Quantile levels to answer.
+        cdf_at: CDF points (seconds), or ``None``.
+        endpoint: Endpoint features lookup.
+
+    Returns:
+        One forecast per request, in the order of ``items``.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.served_model, []).append(i)
+    answers: list[Forecast | None] = [None] * len(items)
+    for served_model, index in groups.items():
+        group = forecast_group(
+            models[served_model], [items[i] for i in index], levels, cdf_at, endpoint
+        )
+        for i, forecast in zip(index, group, strict=True):
+            answers[i] = forecast
+    return [a for a in answers if a is not None]

@@ -1,0 +1,38 @@
+"""Everything one running service holds, built by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import Settings
+from feature_store import RecordStore
+from serving._endpoint_cache import EndpointStatsCache
+from serving._metrics import ServiceMetrics
+from serving._models import ModelTable
+from serving._poller import ModelPoller
+from serving.config import ServingConfig
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """The live parts of the service (stored on ``app.state.service``).
+
+    Attributes:
+        settings: The tailcast settings.
+        config: Service limits and cache settings.
+        store: The feature store (completions are written here).
+        owns_store: Whether the service opened the store (and closes it at shutdown).
+        models: The served predictors.
+        poller: Keeps ``models`` in step with the registry's champions.
+        endpoints: Cached endpoint features.
+        metrics: The service's Prometheus metrics.
+    """
+
+    settings: Settings
+    config: ServingConfig
+    store: RecordStore
+    owns_store: bool
+    models: ModelTable
+    poller: ModelPoller
+    endpoints: EndpointStatsCache
+    metrics: ServiceMetrics

@@ -1,0 +1,153 @@
+"""The application factory: ``create_app(settings)`` -> a FastAPI app with a lifespan.
+
+The lifespan opens the feature store, connects to the registry, loads each served
+model's ``champion`` and starts the poller that swaps in new champions; shutdown
+undoes it in reverse. OpenAPI docs are at ``/docs``.
+
+Run it with uvicorn, e.g.
+``uvicorn --factory "serving.app:app_from_environment" --host 127.0.0.1 --port 8000``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from core import Settings
+from feature_store import RecordStore, open_store
+from serving._endpoint_cache import EndpointStatsCache
+from serving._metrics import ServiceMetrics
+from serving._middleware import MetricsMiddleware
+from serving._models import ModelTable
+from serving._poller import ModelPoller
+from serving._state import ServiceState
+from serving.config import ServingConfig
+from serving.routes import completions, forecasts, health, metrics, models
+
+if TYPE_CHECKING:
+    from registry import MLflowRegistry
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Distributional latency forecasts for LLM routers: quantiles, means and CDFs in "
+    "seconds for requests about to be placed, and the observed outcomes fed back."
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: RecordStore | None = None,
+    registry: MLflowRegistry | None = None,
+    served_models: Sequence[str] | None = None,
+    poll_interval_s: float = 30.0,
+    config: ServingConfig | None = None,
+) -> FastAPI:
+    """Build the prediction service.
+
+    Args:
+        settings: tailcast settings (store path, registry URI, API token).
+        store: The feature store to use (the caller keeps ownership); default: open
+            ``settings.resolved_store_path`` at startup and close it at shutdown.
+        registry: The model registry; default: ``settings.mlflow_tracking_uri``.
+        served_models: Served models to serve; default: every ``tailcast-*``
+            registered model (rediscovered on every poll).
+        poll_interval_s: Seconds between checks of the ``champion`` aliases.
+        config: Service limits and cache settings.
+
+    Returns:
+        The app; models are loaded when its lifespan starts.
+
+    Raises:
+        ValueError: If ``poll_interval_s`` is not positive.
+    """
+    if poll_interval_s <= 0:
+        raise ValueError(f"poll interval must be > 0 seconds (got {poll_interval_s})")
+    cfg = config or ServingConfig()
+    service_metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _start(
+            settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
+        )
+        app.state.service = state
+        try:
+            yield
+        finally:
+            await state.poller.stop()
+            if state.owns_store:
+                await asyncio.to_thread(state.store.close)
+
+    app = FastAPI(
+        title="tailcast",
+        summary="Latency forecasts for LLM routers.",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=cfg.max_body_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
+    for module in (forecasts, completions, models, health, metrics):
+        app.include_router(module.router)
+    return app
+
+
+async def _start(
+    settings: Settings,
+    config: ServingConfig,
+    service_metrics: ServiceMetrics,
+    store: RecordStore | None,
+    registry: MLflowRegistry | None,
+    served_models: Sequence[str] | None,
+    poll_interval_s: float,
+) -> ServiceState:
+    """Open the store, load the champions and start polling."""
+    owns_store = store is None
+    if store is None:
+        store = await asyncio.to_thread(open_store, settings.resolved_store_path)
+    tracking_uri = settings.mlflow_tracking_uri
+    assert tracking_uri is not None  # filled in by Settings' validator
+
+    def connect() -> MLflowRegistry:
+        from registry import MLflowRegistry
+
+        return MLflowRegistry(tracking_uri)
+
+    table = ModelTable()
+    poller = ModelPoller(
+        table,
+        service_metrics,
+        registry=registry,
+        factory=connect,
+        served_models=served_models,
+        interval_s=poll_interval_s,
+    )
+    await poller.poll_now()
+    if not table.names():
+        logger.warning(
+            "no champion loaded yet: %s",
+            poller.status.last_error or "no served model has a 'champion' alias",
+        )
+    poller.start()
+    return ServiceState(
+        settings=settings,
+        config=config,
+        store=store,
+        owns_store=owns_store,
+        models=table,
+        poller=poller,
+        endpoints=EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window),
+        metrics=service_metrics,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app with :class:`core.Settings` read from the environment (for ``--factory``)."""
+    return create_app(Settings())

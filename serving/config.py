@@ -1,0 +1,40 @@
+"""Limits and tunables of the prediction service (everything not in :class:`core.Settings`).
+
+Example:
+    >>> ServingConfig().max_batch_items
+    10000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ServingConfig:
+    """Service limits and cache settings.
+
+    Attributes:
+        max_batch_items: Most items one forecast or completion call may carry; a larger
+            batch is answered 413.
+        max_body_bytes: Largest request body accepted, bytes; a larger one is answered
+            413 before it is parsed.
+        endpoint_stats_ttl_s: How long the endpoint features of one
+            (served_model, device) stay cached, seconds.
+        endpoint_window: Completions the endpoint features look back over (the same
+            window training uses).
+        registry_timeout_s: Longest a read-only endpoint waits for the registry before
+            answering from what is loaded, seconds.
+    """
+
+    max_batch_items: int = 10_000
+    max_body_bytes: int = 64 * 2**20
+    endpoint_stats_ttl_s: float = 5.0
+    endpoint_window: int = 50
+    registry_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_batch_items < 1 or self.max_body_bytes < 1 or self.endpoint_window < 1:
+            raise ValueError("batch, body and window limits must be >= 1")
+        if self.endpoint_stats_ttl_s < 0 or self.registry_timeout_s <= 0:
+            raise ValueError("cache TTL must be >= 0 and registry timeout > 0")

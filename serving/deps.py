@@ -1,0 +1,102 @@
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+Every dependency is ``async`` so FastAPI runs it on the event loop (a sync one would
+cost a thread-pool hop on every request).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core import Settings
+from feature_store import RecordStore
+from serving._endpoint_cache import EndpointStatsCache
+from serving._metrics import ServiceMetrics
+from serving._models import ModelTable
+from serving._poller import ModelPoller
+from serving._state import ServiceState
+from serving.config import ServingConfig
+
+_bearer = HTTPBearer(auto_error=False, description="The service's API token (settings.api_token).")
+
+
+async def get_service(request: Request) -> ServiceState:
+    """The running service's state (set by the lifespan)."""
+    service: ServiceState = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
+
+
+async def get_settings(service: ServiceDep) -> Settings:
+    """The tailcast settings."""
+    return service.settings
+
+
+async def get_config(service: ServiceDep) -> ServingConfig:
+    """The service limits."""
+    return service.config
+
+
+async def get_store(service: ServiceDep) -> RecordStore:
+    """The feature store."""
+    return service.store
+
+
+async def get_models(service: ServiceDep) -> ModelTable:
+    """The served predictors."""
+    return service.models
+
+
+async def get_poller(service: ServiceDep) -> ModelPoller:
+    """The registry poller."""
+    return service.poller
+
+
+async def get_endpoints(service: ServiceDep) -> EndpointStatsCache:
+    """The endpoint-features cache."""
+    return service.endpoints
+
+
+async def get_metrics(service: ServiceDep) -> ServiceMetrics:
+    """The service metrics."""
+    return service.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConfigDep = Annotated[ServingConfig, Depends(get_config)]
+StoreDep = Annotated[RecordStore, Depends(get_store)]
+ModelsDep = Annotated[ModelTable, Depends(get_models)]
+PollerDep = Annotated[ModelPoller, Depends(get_poller)]
+EndpointsDep = Annotated[EndpointStatsCache, Depends(get_endpoints)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+async def require_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Check ``Authorization: Bearer <api_token>`` when a token is configured.
+
+    Raises:
+        HTTPException: 401 when the token is missing or wrong.
+    """
+    if settings.api_token is None:
+        return
+    expected = settings.api_token.get_secret_value().encode()
+    given = b"" if credentials is None else credentials.credentials.encode()
+    if credentials is None or not hmac.compare_digest(given, expected):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+#: Put in a route's ``dependencies`` to require the API token.
+RequireToken = Depends(require_token)

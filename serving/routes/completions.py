@@ -1,0 +1,61 @@
+"""``POST /v1/completions``: observed outcomes, stored durably and idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, status
+
+from core import StoreError
+from serving.deps import ConfigDep, MetricsDep, RequireToken, StoreDep
+from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
+
+router = APIRouter(prefix="/v1", tags=["completions"])
+
+#: The ``source`` label stored with records that arrive through the API.
+SOURCE = "api"
+
+
+@router.post(
+    "/completions",
+    dependencies=[RequireToken],
+    responses={
+        401: {"description": "Missing or wrong bearer token (when one is configured)."},
+        413: {"description": "More completions than the batch limit, or too large a body."},
+        503: {"description": "The feature store could not store the batch (nothing was)."},
+    },
+)
+async def post_completions(
+    body: CompletionsRequest, store: StoreDep, config: ConfigDep, metrics: MetricsDep
+) -> CompletionsResponse:
+    """Store observed completions (``CompletionRecord`` objects), idempotent by request_id.
+
+    Each item is validated on its own: invalid ones are rejected with their index,
+    field and reason while the valid ones are stored. The answer comes once the
+    accepted records are durable; re-sending a batch counts its records as
+    duplicates.
+    """
+    n = len(body.completions)
+    if n > config.max_batch_items:
+        raise HTTPException(
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"{n} completions in one call; the limit is {config.max_batch_items}",
+        )
+    try:
+        report = await asyncio.to_thread(store.ingest_rows, body.completions, SOURCE)
+    except StoreError as exc:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"nothing was stored, retry later: {exc}",
+        ) from exc
+    metrics.completions_accepted.inc(report.accepted)
+    metrics.completions_duplicates.inc(report.duplicates)
+    metrics.completions_rejected.inc(len(report.rejected))
+    return CompletionsResponse(
+        accepted=report.accepted,
+        duplicates=report.duplicates,
+        rejected=[
+            CompletionRejection(index=r.index, field=r.field, reason=r.reason)
+            for r in report.rejected
+        ],
+    )

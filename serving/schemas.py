@@ -1,0 +1,293 @@
+"""Request and response bodies of the REST API.
+
+Units: seconds for latencies (forecast quantiles, means and ``cdf_at`` points),
+tokens for token counts, fractions in [0, 1] for utilisations and probabilities.
+Forecast and CDF maps are keyed by the shortest decimal form of the level or point
+(``"0.9"``, ``"2.5"``, ``"2"``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+MAX_LEVELS = 99
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- forecasts --------------------------------------------------------------------------
+class RuntimeState(_Strict):
+    """The replica's load when the request is about to be submitted.
+
+    Attributes:
+        num_running: Requests running on the replica.
+        num_waiting: Requests queued on the replica.
+        kv_cache_util: KV-cache utilisation in [0, 1].
+    """
+
+    num_running: Count | None = None
+    num_waiting: Count | None = None
+    kv_cache_util: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+
+
+class ForecastRequest(_Strict):
+    """One request a router is about to place.
+
+    Attributes:
+        request_id: Caller's id, echoed in the answer.
+        served_model: The model that would serve it (a key of ``GET /v1/models``).
+        device: Where it would run: a device type (``h100-sxm``) or an endpoint.
+        prompt: Prompt text (used for text features; never logged).
+        prompt_class: Caller's class label; overrides the learned classes.
+        input_tokens: Prompt length, tokens.
+        cached_tokens: Prompt tokens expected from a prefix cache (<= input_tokens).
+        runtime: The replica's current load.
+        workflow_id: The agentic task this call belongs to.
+        step: 0-based index of the call within its workflow.
+    """
+
+    request_id: Identifier | None = None
+    served_model: Identifier
+    device: Identifier
+    prompt: Annotated[str, Field(max_length=1_000_000)] | None = None
+    prompt_class: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    input_tokens: Count | None = None
+    cached_tokens: Count | None = None
+    runtime: RuntimeState | None = None
+    workflow_id: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    step: Count | None = None
+
+    @model_validator(mode="after")
+    def _cached_within_input(self) -> Self:
+        if (
+            self.cached_tokens is not None
+            and self.input_tokens is not None
+            and self.cached_tokens > self.input_tokens
+        ):
+            raise ValueError(
+                f"cached_tokens must be <= input_tokens ({self.cached_tokens} > "
+                f"{self.input_tokens})"
+            )
+        return self
+
+
+class ForecastsRequest(_Strict):
+    """A batch of requests to forecast.
+
+    Attributes:
+        requests: The requests (at least one; the service's batch limit applies).
+        quantiles: Levels to answer, each in (0, 1); any level works, not only the
+            model's grid.
+        cdf_at: Latencies (seconds) at which to give P(latency <= x).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "requests": [
+                        {
+                            "request_id": "r-1",
+                            "served_model": "deepseek-chat",
+                            "device": "deepseek-api",
+                            "input_tokens": 1200,
+                            "runtime": {"num_running": 12, "num_waiting": 0},
+                        }
+                    ],
+                    "quantiles": [0.5, 0.9, 0.99],
+                    "cdf_at": [5.0, 30.0],
+                }
+            ]
+        }
+    )
+
+    requests: list[ForecastRequest] = Field(min_length=1)
+    quantiles: list[Level] = Field(
+        default_factory=lambda: list(DEFAULT_QUANTILES), min_length=1, max_length=MAX_LEVELS
+    )
+    cdf_at: list[Seconds] | None = Field(default=None, min_length=1, max_length=MAX_LEVELS)
+
+
+class Forecast(BaseModel):
+    """The latency distribution of one request.
+
+    Attributes:
+        request_id: The caller's id (``None`` when none was given).
+        served_model: The served model.
+        model_version: Registry version of the predictor that answered.
+        prompt_class: The caller's label, else the learned class (``none``: no class).
+        quantiles: Level -> latency, seconds.
+        mean: Expected latency, seconds.
+        cdf: Latency (seconds) -> P(latency <= it); only when ``cdf_at`` was given.
+    """
+
+    request_id: str | None
+    served_model: str
+    model_version: int
+    prompt_class: str
+    quantiles: dict[str, float]
+    mean: float
+    cdf: dict[str, float] | None = None
+
+
+class ForecastsResponse(BaseModel):
+    """Forecasts, in the order of the requests."""
+
+    forecasts: list[Forecast]
+
+
+# --- completions ------------------------------------------------------------------------
+class CompletionsRequest(BaseModel):
+    """Observed outcomes to store.
+
+    Attributes:
+        completions: Objects in the ``CompletionRecord`` shape (see ``docs/records.md``);
+            each is validated on its own, and an invalid one is rejected alone.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "completions": [
+                        {
+                            "request_id": "r-1",
+                            "served_model": "deepseek-chat",
+                            "device": "deepseek-api",
+                            "submitted_at": "2026-01-01T12:00:00Z",
+                            "input_tokens": 1200,
+                            "output_tokens": 310,
+                            "latency_s": 7.4,
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    completions: list[Any]
+
+
+class CompletionRejection(BaseModel):
+    """One completion that was not stored.
+
+    Attributes:
+        index: 0-based position in the batch.
+        field: The field at fault, or ``None`` when the whole item is.
+        reason: What is wrong.
+    """
+
+    index: int
+    field: str | None
+    reason: str
+
+
+class CompletionsResponse(BaseModel):
+    """The outcome of a completions batch (every accepted record is durable).
+
+    Attributes:
+        accepted: Records newly stored.
+        duplicates: Records whose ``request_id`` was already stored (or repeated in the
+            batch); nothing was written for them.
+        rejected: Items that failed validation, with reasons.
+    """
+
+    accepted: int
+    duplicates: int
+    rejected: list[CompletionRejection]
+
+
+# --- models and health ------------------------------------------------------------------
+class VersionInfo(BaseModel):
+    """One registered version of a served model's predictor."""
+
+    version: int
+    aliases: list[str]
+    created_at: datetime
+    mean_pinball: float | None
+
+
+class ModelInfo(BaseModel):
+    """A served model: what is loaded and what the registry holds.
+
+    Attributes:
+        served_model: The served model.
+        registered_name: Its registered model in the registry.
+        loaded_version: The version answering forecasts (``None``: none loaded yet).
+        loaded_at: When it was loaded.
+        target: The predicted record field (``latency_s``).
+        levels: The predictor's own quantile grid.
+        aliases: Alias -> version, from the registry (as at load time when the
+            registry cannot be reached).
+        versions: Every registered version (empty when the registry cannot be reached).
+        last_error: The last failure to poll or load this model, if any.
+    """
+
+    served_model: str
+    registered_name: str
+    loaded_version: int | None
+    loaded_at: datetime | None
+    target: str | None
+    levels: list[float]
+    aliases: dict[str, int]
+    versions: list[VersionInfo]
+    last_error: str | None
+
+
+class ModelsResponse(BaseModel):
+    """Served models, and the registry's state."""
+
+    models: list[ModelInfo]
+    registry_error: str | None
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ModelReadiness(BaseModel):
+    """Readiness detail of one served model."""
+
+    loaded_version: int | None
+    loaded_at: datetime | None
+    last_error: str | None
+
+
+class RegistryStatusInfo(BaseModel):
+    """The registry as the poller last saw it.
+
+    Attributes:
+        reachable: Whether the last poll succeeded (``None`` before the first).
+        last_poll_at: When the last poll finished.
+        last_error: The last poll error (kept after recovery, with its time).
+        last_error_at: When it happened.
+        poll_interval_s: Seconds between polls.
+    """
+
+    reachable: bool | None
+    last_poll_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    poll_interval_s: float
+
+
+class Readiness(BaseModel):
+    """Readiness: ready once at least one champion is loaded."""
+
+    status: Literal["ready", "not_ready"]
+    models: dict[str, ModelReadiness]
+    registry: RegistryStatusInfo
