@@ -1,36 +1,39 @@
-"""Run every benchmark and record the results in BENCHMARKS.md."""
+"""Run benchmarks and record their results in BENCHMARKS.md.
+
+``python -m benchmarks [NAME ...]``; without names, every benchmark but ``alpacaeval``
+(which takes about ten minutes) runs.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from benchmarks import bench_ingest, bench_predictor, bench_text_features, bench_workload
 from benchmarks._report import write_section
 
+#: name -> (section title, function returning the Markdown body)
+BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
+    "predictor": ("predictor", bench_predictor.run),
+    "text": ("text-features", bench_text_features.run),
+    "alpacaeval": ("alpacaeval", bench_predictor.alpacaeval),
+    "workload": ("workload", bench_workload.run),
+    "ingest": ("ingest", bench_ingest.run),
+}
+DEFAULT = ("ingest", "workload", "predictor", "text")
+
 
 def main() -> None:
-    """Run the benchmarks named on the command line (default: all)."""
-    wanted = set(sys.argv[1:]) or {"ingest", "workload", "predictor", "text"}
-    if "predictor" in wanted:
-        body = bench_predictor.run()
+    """Run the benchmarks named on the command line (default: :data:`DEFAULT`)."""
+    wanted = sys.argv[1:] or list(DEFAULT)
+    unknown = sorted(set(wanted) - set(BENCHMARKS))
+    if unknown:
+        raise SystemExit(f"unknown benchmarks {unknown}; known: {sorted(BENCHMARKS)}")
+    for name in wanted:
+        section, run = BENCHMARKS[name]
+        body = run()
         print(body)
-        write_section("predictor", "make bench (python -m benchmarks predictor)", body)
-    if "text" in wanted:
-        body = bench_text_features.run()
-        print(body)
-        write_section("text-features", "python -m benchmarks text", body)
-    if "alpacaeval" in wanted:
-        body = bench_predictor.alpacaeval()
-        print(body)
-        write_section("alpacaeval", "python -m benchmarks alpacaeval", body)
-    if "workload" in wanted:
-        body = bench_workload.run()
-        print(body)
-        write_section("workload", "make bench", body)
-    if "ingest" in wanted:
-        body = bench_ingest.run()
-        print(body)
-        write_section("ingest", "make bench", body)
+        write_section(section, f"python -m benchmarks {name}", body)
 
 
 if __name__ == "__main__":
