@@ -33,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.quantiles import cdf_rows, mean_rows, ppf_rows
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -68,14 +70,12 @@ class QuantileForecast(BaseModel):
             raise ValueError(f"values must be >= lower ({vs[0]} < {self.lower})")
         return self
 
-    # --- tail scales -----------------------------------------------------------
-    def _left_scale(self) -> float:
-        q1, q2 = self.levels[0], self.levels[1]
-        return (self.values[1] - self.values[0]) / float(np.log(q2 / q1))
+    # --- arrays for the row-wise math in core.quantiles ----------------------------
+    def _levels(self) -> FloatArray:
+        return np.asarray(self.levels, dtype=np.float64)
 
-    def _right_scale(self) -> float:
-        qa, qb = self.levels[-2], self.levels[-1]
-        return (self.values[-1] - self.values[-2]) / float(np.log((1 - qa) / (1 - qb)))
+    def _values(self) -> FloatArray:
+        return np.asarray(self.values, dtype=np.float64)[None, :]
 
     # --- quantile function -------------------------------------------------------
     @overload
@@ -96,18 +96,8 @@ class QuantileForecast(BaseModel):
             ValueError: If a level is outside (0, 1).
         """
         qa = np.asarray(q, dtype=np.float64)
-        if np.any((qa <= 0) | (qa >= 1)) or np.any(np.isnan(qa)):
-            raise ValueError("quantile levels must lie strictly inside (0, 1)")
-        lv, vs = np.asarray(self.levels), np.asarray(self.values)
-        out = np.interp(qa, lv, vs)
-        left, right = qa < lv[0], qa > lv[-1]
-        if np.any(left):
-            out = np.where(left, vs[0] - self._left_scale() * np.log(lv[0] / qa), out)
-        if np.any(right):
-            tail = vs[-1] + self._right_scale() * np.log((1 - lv[-1]) / (1 - qa))
-            out = np.where(right, tail, out)
-        if self.lower is not None:
-            out = np.maximum(out, self.lower)
+        out = ppf_rows(self._levels(), self._values(), qa.reshape(-1), self.lower)[0]
+        out = out.reshape(qa.shape)
         return float(out) if out.ndim == 0 else out
 
     # --- distribution function -----------------------------------------------------
@@ -128,49 +118,14 @@ class QuantileForecast(BaseModel):
             Probabilities in [0, 1], a float for a scalar ``x``.
         """
         xa = np.asarray(x, dtype=np.float64)
-        lv, vs = np.asarray(self.levels), np.asarray(self.values)
-        # Right-continuous inverse of the piecewise-linear part.
-        idx = np.searchsorted(vs, xa, side="right")
-        inner = np.clip(idx, 1, len(vs) - 1)
-        x0, x1 = vs[inner - 1], vs[inner]
-        q0, q1 = lv[inner - 1], lv[inner]
-        width = x1 - x0
-        frac = np.divide(xa - x0, width, out=np.ones_like(xa), where=width > 0)
-        out = np.where(idx >= len(vs), lv[-1], q0 + np.clip(frac, 0.0, 1.0) * (q1 - q0))
-        below, above = xa < vs[0], xa >= vs[-1]
-        if np.any(below):
-            s = self._left_scale()
-            with np.errstate(over="ignore", divide="ignore"):
-                tail = lv[0] * np.exp(-(vs[0] - xa) / s) if s > 0 else np.zeros_like(xa)
-            out = np.where(below, tail, out)
-        if np.any(above):
-            s = self._right_scale()
-            with np.errstate(over="ignore", divide="ignore"):
-                tail = 1 - (1 - lv[-1]) * np.exp(-(xa - vs[-1]) / s) if s > 0 else np.ones_like(xa)
-            out = np.where(above, tail, out)
-        if self.lower is not None:
-            out = np.where(xa < self.lower, 0.0, out)
-        out = np.clip(out, 0.0, 1.0)
+        out = cdf_rows(self._levels(), self._values(), xa.reshape(-1), self.lower)[0]
+        out = out.reshape(xa.shape)
         return float(out) if out.ndim == 0 else out
 
     # --- moments and sampling ---------------------------------------------------
     def mean(self) -> float:
         """Expected value (closed form over the linear body and exponential tails)."""
-        lv, vs = np.asarray(self.levels), np.asarray(self.values)
-        body = float(np.sum(np.diff(lv) * (vs[:-1] + vs[1:]) / 2))
-        right = float((1 - lv[-1]) * (vs[-1] + self._right_scale()))
-        q1, v1, s = float(lv[0]), float(vs[0]), self._left_scale()
-        if self.lower is None or s == 0:
-            left = q1 * (v1 - s)
-        else:
-            # Tail clipped at `lower` below q* = q1 * exp(-(v1 - lower) / s).
-            qs = q1 * np.exp(-(v1 - self.lower) / s)
-            # integral_{qs}^{q1} (v1 - s*ln q1 + s*ln q) dq
-            # qs may underflow to 0, where q ln q - q -> 0.
-            at_qs = float(qs * np.log(qs) - qs) if qs > 0 else 0.0
-            integral = (v1 - s * np.log(q1)) * (q1 - qs) + s * ((q1 * np.log(q1) - q1) - at_qs)
-            left = float(self.lower * qs + integral)
-        return body + right + left
+        return float(mean_rows(self._levels(), self._values(), self.lower)[0])
 
     def sample(self, n: int, rng: np.random.Generator) -> FloatArray:
         """Draw ``n`` values by inverse-transform sampling.

@@ -2,8 +2,8 @@
 
 Pure and synchronous (the routes run it in a worker thread): request fields and
 cached endpoint features become predictor columns, the predictor answers its
-quantile grid, and each row's :class:`core.QuantileForecast` answers the levels,
-mean and CDF points asked for.
+quantile grid, and :mod:`core.quantiles` answers the levels, mean and CDF points
+asked for for every row at once (the same rules as :class:`core.QuantileForecast`).
 
 Example:
     >>> decimal_key(2.0), decimal_key(0.95), decimal_key(1e-05)
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core.quantiles import cdf_rows, mean_rows, ppf_rows
 from feature_store import EndpointStats
 from serving._models import LoadedModel
 from serving.schemas import Forecast, ForecastRequest
@@ -83,30 +84,32 @@ def forecast_group(
     n = len(items)
     cols = request_columns(items, endpoint)
     predictor = model.predictor
-    distributions = predictor.forecasts(cols, n)
-    classes = predictor.prompt_classes(cols, n)
+    grid = np.asarray(predictor.spec.levels, dtype=np.float64)
+    values, classes = predictor.predict_with_classes(cols, n)
+    values = np.maximum(values, 0.0)  # seconds, (n, K)
     level_keys = [decimal_key(q) for q in levels]
-    level_array = np.asarray(levels, dtype=np.float64)
-    points = None if cdf_at is None else np.asarray(cdf_at, dtype=np.float64)
-    point_keys = None if cdf_at is None else [decimal_key(x) for x in cdf_at]
-    out: list[Forecast] = []
-    for item, dist, prompt_class in zip(items, distributions, classes, strict=True):
-        values = dist.ppf(level_array).tolist()
-        cdf = None
-        if points is not None and point_keys is not None:
-            cdf = dict(zip(point_keys, dist.cdf(points).tolist(), strict=True))
-        out.append(
-            Forecast(
-                request_id=item.request_id,
-                served_model=item.served_model,
-                model_version=model.version.version,
-                prompt_class=prompt_class,
-                quantiles=dict(zip(level_keys, values, strict=True)),
-                mean=dist.mean(),
-                cdf=cdf,
-            )
+    quantiles = ppf_rows(grid, values, np.asarray(levels, dtype=np.float64), lower=0.0).tolist()
+    means = mean_rows(grid, values, lower=0.0).tolist()
+    cdfs: list[dict[str, float] | None] = [None] * n
+    if cdf_at is not None:
+        point_keys = [decimal_key(x) for x in cdf_at]
+        probabilities = cdf_rows(grid, values, np.asarray(cdf_at, dtype=np.float64), lower=0.0)
+        cdfs = [dict(zip(point_keys, row, strict=True)) for row in probabilities.tolist()]
+    version = model.version.version
+    return [
+        Forecast(
+            request_id=item.request_id,
+            served_model=item.served_model,
+            model_version=version,
+            prompt_class=prompt_class,
+            quantiles=dict(zip(level_keys, q, strict=True)),
+            mean=mean,
+            cdf=cdf,
         )
-    return out
+        for item, prompt_class, q, mean, cdf in zip(
+            items, classes, quantiles, means, cdfs, strict=True
+        )
+    ]
 
 
 def forecast_batch(

@@ -152,23 +152,25 @@ class Predictor:
 
     def predict_transformed(self, cols: Columns, n: int | None = None) -> F64:
         """Calibrated quantiles in the transformed (log) space, shape ``(n, K)``."""
-        n = _length(cols) if n is None else n
+        return self._run(cols, _length(cols) if n is None else n)[0]
+
+    def _run(self, cols: Columns, n: int) -> tuple[F64, list[str]]:
+        """Transformed quantiles and prompt classes, text featurized once."""
         tab, text = self.inputs(cols, n)
         h = np.concatenate([tab, text], axis=1)
         for w, b in self._layers[:-1]:
             h = np.maximum(h @ w + b, 0.0)
         w, b = self._layers[-1]
         q = quantile_head(h @ w + b)
+        classes = self.prompt_classes(cols, n, text)
         offsets = self.arrays.get("cal_offsets")
         if offsets is not None:
-            groups = self._groups(cols, n, text)
-            q = np.maximum.accumulate(q + offsets[groups], axis=1)
-        return q
+            q = np.maximum.accumulate(q + offsets[self._groups(cols, n, classes)], axis=1)
+        return q, classes
 
-    def _groups(self, cols: Columns, n: int, text: F64) -> npt.NDArray[np.int64]:
+    def _groups(self, cols: Columns, n: int, classes: list[str]) -> npt.NDArray[np.int64]:
         if len(self._group_index) == 1:
             return np.zeros(n, dtype=np.int64)
-        classes = self.prompt_classes(cols, n, text)
         devices = cols.get("device")
         devices = [None] * n if devices is None else devices
         return np.array(
@@ -176,10 +178,17 @@ class Predictor:
             dtype=np.int64,
         )
 
+    def _untransform(self, q: F64) -> F64:
+        return np.exp(q) if self.spec.target_transform == "log" else np.expm1(q)
+
     def predict(self, cols: Columns, n: int | None = None) -> F64:
         """Calibrated quantiles in target units (e.g. seconds), shape ``(n, K)``."""
-        q = self.predict_transformed(cols, n)
-        return np.exp(q) if self.spec.target_transform == "log" else np.expm1(q)
+        return self._untransform(self.predict_transformed(cols, n))
+
+    def predict_with_classes(self, cols: Columns, n: int | None = None) -> tuple[F64, list[str]]:
+        """:meth:`predict` and :meth:`prompt_classes` together (text featurized once)."""
+        q, classes = self._run(cols, _length(cols) if n is None else n)
+        return self._untransform(q), classes
 
     def forecasts(self, cols: Columns, n: int | None = None) -> list[QuantileForecast]:
         """One :class:`QuantileForecast` per request (support bounded below by 0)."""

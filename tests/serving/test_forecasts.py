@@ -152,13 +152,13 @@ def test_each_served_model_is_predicted_in_one_vectorized_call(
         loaded = service(client).models.get(name)
         assert loaded is not None
         predictor: Predictor = loaded.predictor
-        original = predictor.forecasts
+        original = predictor.predict_with_classes
 
         def counting(cols: Any, n: int | None = None, *, _o: Any = original, _m: str = name) -> Any:
             calls.append((_m, len(cols["device"])))
             return _o(cols, n)
 
-        monkeypatch.setattr(predictor, "forecasts", counting)
+        monkeypatch.setattr(predictor, "predict_with_classes", counting)
     items = [request(), request(OTHER), request(), request(OTHER), request()]
     out = forecast(client, requests=items)
     assert [f["served_model"] for f in out] == [i["served_model"] for i in items]

@@ -1,0 +1,107 @@
+"""Row-wise quantile-distribution math: many forecasts on one level grid at once.
+
+The single source of the interpolation rules :class:`core.QuantileForecast` uses
+(linear in the level between given quantiles, exponential tails continuing the
+outermost segments, optional lower bound), vectorized over ``n`` forecasts that
+share a level grid, so a service can answer a batch without a Python loop.
+
+Arrays: ``levels`` (K,), strictly increasing in (0, 1); ``values`` (n, K), rows
+non-decreasing.
+
+>>> lv = np.array([0.1, 0.5, 0.9])
+>>> v = np.array([[1.0, 2.0, 4.0], [2.0, 4.0, 8.0]])
+>>> ppf_rows(lv, v, np.array([0.5, 0.7])).tolist()
+[[2.0, 3.0], [4.0, 6.0]]
+>>> cdf_rows(lv, v, np.array([3.0])).round(3).tolist()
+[[0.7], [0.3]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+
+def tail_scales(levels: F64, values: F64) -> tuple[F64, F64]:
+    """Scales (n,) of the left and right exponential tails."""
+    left = (values[:, 1] - values[:, 0]) / np.log(levels[1] / levels[0])
+    right = (values[:, -1] - values[:, -2]) / np.log((1 - levels[-2]) / (1 - levels[-1]))
+    return left, right
+
+
+def ppf_rows(levels: F64, values: F64, q: F64, lower: float | None = None) -> F64:
+    """Quantiles of every row at levels ``q`` (m,), shape (n, m).
+
+    Raises:
+        ValueError: If a level is outside (0, 1).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q <= 0) | (q >= 1)) or np.any(np.isnan(q)):
+        raise ValueError("quantile levels must lie strictly inside (0, 1)")
+    k = len(levels)
+    seg = np.clip(np.searchsorted(levels, q, side="right") - 1, 0, k - 2)
+    t = np.clip((q - levels[seg]) / (levels[seg + 1] - levels[seg]), 0.0, 1.0)
+    out = values[:, seg] + t * (values[:, seg + 1] - values[:, seg])
+    s_left, s_right = tail_scales(levels, values)
+    left, right = q < levels[0], q > levels[-1]
+    if np.any(left):
+        tail = values[:, :1] - s_left[:, None] * np.log(levels[0] / q[left])
+        out[:, left] = tail
+    if np.any(right):
+        tail = values[:, -1:] + s_right[:, None] * np.log((1 - levels[-1]) / (1 - q[right]))
+        out[:, right] = tail
+    if lower is not None:
+        out = np.maximum(out, lower)
+    return np.asarray(out, dtype=np.float64)
+
+
+def cdf_rows(levels: F64, values: F64, x: F64, lower: float | None = None) -> F64:
+    """P(X <= x) of every row at points ``x`` (m,), shape (n, m); right-continuous."""
+    x = np.asarray(x, dtype=np.float64)
+    n, k = values.shape
+    idx = (values[:, :, None] <= x[None, None, :]).sum(axis=1)  # searchsorted, side="right"
+    inner = np.clip(idx, 1, k - 1)
+    x0 = np.take_along_axis(values, inner - 1, axis=1)
+    x1 = np.take_along_axis(values, inner, axis=1)
+    q0, q1 = levels[inner - 1], levels[inner]
+    width = x1 - x0
+    xb = np.broadcast_to(x, (n, len(x)))
+    frac = np.divide(xb - x0, width, out=np.ones_like(width), where=width > 0)
+    out = np.where(idx >= k, levels[-1], q0 + np.clip(frac, 0.0, 1.0) * (q1 - q0))
+    s_left, s_right = tail_scales(levels, values)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        below_tail = np.where(
+            s_left[:, None] > 0, levels[0] * np.exp(-(values[:, :1] - xb) / s_left[:, None]), 0.0
+        )
+        above_tail = np.where(
+            s_right[:, None] > 0,
+            1 - (1 - levels[-1]) * np.exp(-(xb - values[:, -1:]) / s_right[:, None]),
+            1.0,
+        )
+    out = np.where(xb < values[:, :1], below_tail, out)
+    out = np.where(xb >= values[:, -1:], above_tail, out)
+    if lower is not None:
+        out = np.where(xb < lower, 0.0, out)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def mean_rows(levels: F64, values: F64, lower: float | None = None) -> F64:
+    """Expected value of every row (closed form), shape (n,)."""
+    body = np.sum(np.diff(levels) * (values[:, :-1] + values[:, 1:]) / 2, axis=1)
+    s_left, s_right = tail_scales(levels, values)
+    right = (1 - levels[-1]) * (values[:, -1] + s_right)
+    q1, v1 = levels[0], values[:, 0]
+    left = q1 * (v1 - s_left)
+    if lower is not None:
+        # The left tail is clipped at `lower` below q* = q1 exp(-(v1 - lower) / s).
+        clipped = s_left > 0
+        s = np.where(clipped, s_left, 1.0)
+        with np.errstate(over="ignore", under="ignore"):
+            qs = q1 * np.exp(-(v1 - lower) / s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at_qs = np.where(qs > 0, qs * np.log(qs) - qs, 0.0)  # q ln q - q -> 0 at 0
+        integral = (v1 - s * np.log(q1)) * (q1 - qs) + s * ((q1 * np.log(q1) - q1) - at_qs)
+        left = np.where(clipped, lower * qs + integral, left)
+    return np.asarray(body + right + left, dtype=np.float64)
