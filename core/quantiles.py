@@ -58,16 +58,23 @@ def ppf_rows(levels: F64, values: F64, q: F64, lower: float | None = None) -> F6
 
 
 def cdf_rows(levels: F64, values: F64, x: F64, lower: float | None = None) -> F64:
-    """P(X <= x) of every row at points ``x`` (m,), shape (n, m); right-continuous."""
+    """P(X <= x), right-continuous, shape (n, m).
+
+    Args:
+        levels: The level grid (K,).
+        values: Quantiles (n, K).
+        x: Points shared by every row (m,), or per row (n, m).
+        lower: Optional lower bound of the support.
+    """
     x = np.asarray(x, dtype=np.float64)
     n, k = values.shape
-    idx = (values[:, :, None] <= x[None, None, :]).sum(axis=1)  # searchsorted, side="right"
+    xb = np.broadcast_to(x, (n, x.shape[-1]))
+    idx = (values[:, :, None] <= xb[:, None, :]).sum(axis=1)  # searchsorted, side="right"
     inner = np.clip(idx, 1, k - 1)
     x0 = np.take_along_axis(values, inner - 1, axis=1)
     x1 = np.take_along_axis(values, inner, axis=1)
     q0, q1 = levels[inner - 1], levels[inner]
     width = x1 - x0
-    xb = np.broadcast_to(x, (n, len(x)))
     frac = np.divide(xb - x0, width, out=np.ones_like(width), where=width > 0)
     out = np.where(idx >= k, levels[-1], q0 + np.clip(frac, 0.0, 1.0) * (q1 - q0))
     s_left, s_right = tail_scales(levels, values)

@@ -39,6 +39,8 @@ from typing import TypedDict
 import numpy as np
 import numpy.typing as npt
 
+from core.quantiles import cdf_rows, ppf_rows
+
 F64 = npt.NDArray[np.float64]
 
 #: Levels per CRPS evaluation grid (midpoint rule, see :func:`crps`).
@@ -173,13 +175,6 @@ def calibration_error(y: npt.ArrayLike, q: npt.ArrayLike, levels: npt.ArrayLike)
 
 
 # --- the distribution between and beyond the quantiles ----------------------------------
-def _tail_scales(q: F64, lv: F64) -> tuple[F64, F64]:
-    """Per-row scales of the left and right exponential tails (as QuantileForecast)."""
-    left = (q[:, 1] - q[:, 0]) / float(np.log(lv[1] / lv[0]))
-    right = (q[:, -1] - q[:, -2]) / float(np.log((1 - lv[-2]) / (1 - lv[-1])))
-    return left, right
-
-
 def interpolate_quantiles(
     q: npt.ArrayLike,
     levels: npt.ArrayLike,
@@ -212,22 +207,7 @@ def interpolate_quantiles(
     t = np.asarray(new_levels, dtype=np.float64)
     if t.ndim != 1 or np.any(np.isnan(t)) or np.any((t <= 0) | (t >= 1)):
         raise ValueError("new_levels must be a 1-D sequence strictly inside (0, 1)")
-    # Segment j holds t in [lv[j], lv[j+1]); a convex combination is exact at both ends.
-    j = np.clip(np.searchsorted(lv, t, side="right") - 1, 0, lv.size - 2)
-    w = np.clip((t - lv[j]) / (lv[j + 1] - lv[j]), 0.0, 1.0)
-    out = (1.0 - w) * qa[:, j] + w * qa[:, j + 1]
-    left, right = t < lv[0], t > lv[-1]
-    if np.any(left) or np.any(right):
-        s_left, s_right = _tail_scales(qa, lv)
-        if np.any(left):
-            tail = qa[:, :1] - s_left[:, None] * np.log(lv[0] / t[left])
-            out[:, left] = tail
-        if np.any(right):
-            tail = qa[:, -1:] + s_right[:, None] * np.log((1 - lv[-1]) / (1 - t[right]))
-            out[:, right] = tail
-    if lower is not None:
-        out = np.maximum(out, lower)
-    return np.asarray(out, dtype=np.float64)
+    return ppf_rows(lv, qa, t, lower)
 
 
 def pit(
@@ -256,31 +236,7 @@ def pit(
     lv = _as_levels(levels, min_k=2)
     vs = _as_quantiles(q, lv.size, monotone=True)
     x = _as_observed(y, vs.shape[0])
-    k, rows = lv.size, np.arange(vs.shape[0])
-    # searchsorted(row, x, side="right") == number of row values <= x (rows are sorted).
-    idx = (vs <= x[:, None]).sum(axis=1)
-    inner = np.clip(idx, 1, k - 1)
-    x0, x1 = vs[rows, inner - 1], vs[rows, inner]
-    q0, q1 = lv[inner - 1], lv[inner]
-    width = x1 - x0
-    frac = np.divide(x - x0, width, out=np.ones_like(x), where=width > 0)
-    out = np.where(idx >= k, lv[-1], q0 + np.clip(frac, 0.0, 1.0) * (q1 - q0))
-    s_left, s_right = _tail_scales(vs, lv)
-    below, above = x < vs[:, 0], x >= vs[:, -1]
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        left_tail = np.where(
-            s_left > 0, lv[0] * np.exp(-(vs[:, 0] - x) / np.where(s_left > 0, s_left, 1.0)), 0.0
-        )
-        right_tail = np.where(
-            s_right > 0,
-            1 - (1 - lv[-1]) * np.exp(-(x - vs[:, -1]) / np.where(s_right > 0, s_right, 1.0)),
-            1.0,
-        )
-    out = np.where(below, left_tail, out)
-    out = np.where(above, right_tail, out)
-    if lower is not None:
-        out = np.where(x < lower, 0.0, out)
-    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+    return cdf_rows(lv, vs, x[:, None], lower)[:, 0]
 
 
 def crps(
