@@ -1,7 +1,7 @@
 """Run benchmarks and record their results in BENCHMARKS.md.
 
 ``python -m benchmarks [NAME ...]``; without names, every benchmark but ``alpacaeval``
-(which takes about ten minutes) runs.
+(about ten minutes) and ``serving`` (a load test of the real service) runs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import bench_ingest, bench_predictor, bench_text_features, bench_workload
+from benchmarks import (
+    bench_ingest,
+    bench_predictor,
+    bench_serving,
+    bench_text_features,
+    bench_workload,
+)
 from benchmarks._report import write_section
 
 #: name -> (section title, function returning the Markdown body)
@@ -19,6 +25,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "alpacaeval": ("alpacaeval", bench_predictor.alpacaeval),
     "workload": ("workload", bench_workload.run),
     "ingest": ("ingest", bench_ingest.run),
+    "serving": ("serving", bench_serving.run),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 
