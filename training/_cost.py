@@ -20,11 +20,9 @@ def prediction_cost_us(
     Each request is predicted alone, as a router calls the hot path: features
     (text included) + network + calibration, through the NumPy runtime.
     """
-    import torch
+    from training.text._cost import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         sample = rows[:limit]
         singles: list[dict[str, Any]] = [data.rows(np.array([i])) for i in sample]
         predictor.predict(singles[0], 1)  # warm-up (lazy loads)
@@ -34,9 +32,7 @@ def prediction_cost_us(
             for cols in singles:
                 predictor.predict(cols, 1)
             timings.append((time.perf_counter() - started) / len(singles))
-        return statistics.median(timings) * 1e6
-    finally:
-        torch.set_num_threads(threads)
+    return statistics.median(timings) * 1e6
 
 
 def batched_throughput(predictor: Predictor, data: TrainingData, rows: I64) -> float:

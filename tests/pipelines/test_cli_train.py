@@ -27,6 +27,12 @@ def as_json(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return result
 
 
+def train(home: Path, *extra: str) -> dict[str, Any]:
+    """`tailcast train` of the demo's 8B model, 2 trials, JSON result."""
+    args = ["--served-model", "llama-3.1-8b", "--trials", "2", "--timeout", "120", *extra]
+    return as_json(tailcast("train", *args, "--json", home=home))
+
+
 @pytest.mark.slow
 def test_train_registers_promotes_and_evaluates(tmp_path: Path) -> None:
     demo = tmp_path / "demo.parquet"
@@ -38,40 +44,14 @@ def test_train_registers_promotes_and_evaluates(tmp_path: Path) -> None:
     )
     assert tailcast("ingest", str(demo), home=tmp_path).returncode == 0
 
-    first = as_json(
-        tailcast(
-            "train",
-            "--served-model",
-            "llama-3.1-8b",
-            "--trials",
-            "2",
-            "--timeout",
-            "120",
-            "--json",
-            home=tmp_path,
-        )
-    )
+    first = train(tmp_path)
     assert (first["version"], first["promoted"], first["champion_before"]) == (1, True, None)
     assert set(first["models"]) == {"tailcast", "empirical", "swarmpilot_mlp", "gbdt"}
     assert first["metrics"]["prediction_us"] > 0
     for name in ("reliability.png", "pit_histogram.png", "pareto_front.png", "comparison.png"):
         assert (Path(first["run_dir"]) / name).stat().st_size > 1000
 
-    second = as_json(
-        tailcast(
-            "train",
-            "--served-model",
-            "llama-3.1-8b",
-            "--trials",
-            "2",
-            "--timeout",
-            "120",
-            "--seed",
-            "1",
-            "--json",
-            home=tmp_path,
-        )
-    )
+    second = train(tmp_path, "--seed", "1")
     assert second["version"] == 2
     assert second["champion_before"] == 1
     # Promoted exactly when it beat the champion on the same held-out records.
