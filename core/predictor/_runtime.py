@@ -114,7 +114,14 @@ class Predictor:
         return tabular_matrix(self.spec, self.arrays["num_mean"], self.arrays["num_std"], cols, n)
 
     def projected_text(self, cols: Columns, n: int) -> F64:
-        """Text features after the learned projection, shape ``(n, projection)``."""
+        """Text features after the learned projection, shape ``(n, projection)``.
+
+        A ``projected_text`` column (rows computed earlier by this method, e.g. by a
+        serving cache keyed by prompt) is used as is.
+        """
+        cached = cols.get("projected_text")
+        if cached is not None:
+            return np.asarray(cached, dtype=np.float64).reshape(n, -1)
         if self._text is None or self.spec.projection == 0:
             return np.zeros((n, 0))
         prompts = cols.get("prompt")
