@@ -1,9 +1,11 @@
 """Forecast a batch of requests: one vectorized predictor call per served model.
 
-Pure and synchronous (the routes run it in a worker thread): request fields and
-cached endpoint features become predictor columns, the predictor answers its
-quantile grid, and :mod:`core.quantiles` answers the levels, mean and CDF points
-asked for for every row at once (the same rules as :class:`core.QuantileForecast`).
+Pure and synchronous (the micro-batcher runs it in its worker thread): request
+fields, cached endpoint features and cached prompt features become predictor
+columns, the predictor answers its quantile grid, and :mod:`core.quantiles` answers
+the levels, mean and CDF points asked for for every row at once (the same rules as
+:class:`core.QuantileForecast`). Answers are plain dicts in the shape of
+:class:`serving.schemas.Forecast`, ready for ``orjson``.
 
 Example:
     >>> decimal_key(2.0), decimal_key(0.95), decimal_key(1e-05)
@@ -20,7 +22,7 @@ import numpy as np
 from core.quantiles import cdf_rows, mean_rows, ppf_rows
 from feature_store import EndpointStats
 from serving._models import LoadedModel
-from serving.schemas import Forecast, ForecastRequest
+from serving.schemas import ForecastRequest
 
 EndpointLookup = Callable[[str, str], EndpointStats]
 
@@ -31,9 +33,7 @@ def decimal_key(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def request_columns(
-    items: Sequence[ForecastRequest], endpoint: EndpointLookup
-) -> dict[str, list[Any]]:
+def request_columns(items: Sequence[ForecastRequest], endpoint: EndpointLookup) -> dict[str, Any]:
     """Predictor input columns for ``items`` (``None`` where a value is missing).
 
     Args:
@@ -68,7 +68,7 @@ def forecast_group(
     levels: Sequence[float],
     cdf_at: Sequence[float] | None,
     endpoint: EndpointLookup,
-) -> list[Forecast]:
+) -> list[dict[str, Any]]:
     """Forecast requests of one served model with one predictor call.
 
     Args:
@@ -84,6 +84,11 @@ def forecast_group(
     n = len(items)
     cols = request_columns(items, endpoint)
     predictor = model.predictor
+    width = predictor.spec.projection
+    if width and predictor.spec.text.kind != "none":
+        cols["projected_text"] = model.prompts.rows(
+            cols["prompt"], width, lambda p: predictor.projected_text({"prompt": p}, len(p))
+        )
     grid = np.asarray(predictor.spec.levels, dtype=np.float64)
     values, classes = predictor.predict_with_classes(cols, n)
     values = np.maximum(values, 0.0)  # seconds, (n, K)
@@ -97,15 +102,15 @@ def forecast_group(
         cdfs = [dict(zip(point_keys, row, strict=True)) for row in probabilities.tolist()]
     version = model.version.version
     return [
-        Forecast(
-            request_id=item.request_id,
-            served_model=item.served_model,
-            model_version=version,
-            prompt_class=prompt_class,
-            quantiles=dict(zip(level_keys, q, strict=True)),
-            mean=mean,
-            cdf=cdf,
-        )
+        {
+            "request_id": item.request_id,
+            "served_model": item.served_model,
+            "model_version": version,
+            "prompt_class": prompt_class,
+            "quantiles": dict(zip(level_keys, q, strict=True)),
+            "mean": mean,
+            "cdf": cdf,
+        }
         for item, prompt_class, q, mean, cdf in zip(
             items, classes, quantiles, means, cdfs, strict=True
         )
@@ -118,7 +123,7 @@ def forecast_batch(
     levels: Sequence[float],
     cdf_at: Sequence[float] | None,
     endpoint: EndpointLookup,
-) -> list[Forecast]:
+) -> list[dict[str, Any]]:
     """Forecast a mixed batch: group by served model, one predictor call per group.
 
     Args:
@@ -134,7 +139,7 @@ def forecast_batch(
     groups: dict[str, list[int]] = {}
     for i, item in enumerate(items):
         groups.setdefault(item.served_model, []).append(i)
-    answers: list[Forecast | None] = [None] * len(items)
+    answers: list[dict[str, Any] | None] = [None] * len(items)
     for served_model, index in groups.items():
         group = forecast_group(
             models[served_model], [items[i] for i in index], levels, cdf_at, endpoint

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from core.predictor import Predictor
+from serving._prompt_cache import PromptCache
 
 if TYPE_CHECKING:
     from registry import ModelVersion
@@ -34,12 +35,15 @@ class LoadedModel:
         predictor: The loaded predictor bundle.
         version: The registry version it was loaded from (aliases as at load time).
         loaded_at: When the load finished (UTC).
+        prompts: Projected prompt features of this predictor, by prompt hash (a new
+            version starts with an empty cache).
     """
 
     served_model: str
     predictor: Predictor
     version: ModelVersion
     loaded_at: datetime
+    prompts: PromptCache = field(default_factory=PromptCache)
 
 
 class ModelTable:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core import Settings
 from feature_store import RecordStore
+from serving._batcher import MicroBatcher
 from serving._endpoint_cache import EndpointStatsCache
 from serving._metrics import ServiceMetrics
 from serving._models import ModelTable
 from serving._poller import ModelPoller
 from serving.config import ServingConfig
+from serving.schemas import ForecastRequest
 
 
 @dataclass(slots=True)
@@ -26,6 +29,7 @@ class ServiceState:
         poller: Keeps ``models`` in step with the registry's champions.
         endpoints: Cached endpoint features.
         metrics: The service's Prometheus metrics.
+        forecaster: Batches concurrent forecast calls into one predictor call each.
     """
 
     settings: Settings
@@ -36,3 +40,4 @@ class ServiceState:
     poller: ModelPoller
     endpoints: EndpointStatsCache
     metrics: ServiceMetrics
+    forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]

@@ -14,13 +14,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from core import Settings
 from feature_store import RecordStore, open_store
+from serving._batcher import MicroBatcher
+from serving._body import install_schemas
 from serving._endpoint_cache import EndpointStatsCache
+from serving._forecast import forecast_batch
 from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
@@ -28,6 +31,7 @@ from serving._poller import ModelPoller
 from serving._state import ServiceState
 from serving.config import ServingConfig
 from serving.routes import completions, forecasts, health, metrics, models
+from serving.schemas import ForecastRequest, ForecastsRequest
 
 if TYPE_CHECKING:
     from registry import MLflowRegistry
@@ -82,6 +86,7 @@ def create_app(
             yield
         finally:
             await state.poller.stop()
+            state.forecaster.close()
             if state.owns_store:
                 await asyncio.to_thread(state.store.close)
 
@@ -96,6 +101,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)
     for module in (forecasts, completions, models, health, metrics):
         app.include_router(module.router)
+    install_schemas(app, [ForecastsRequest])
     return app
 
 
@@ -136,6 +142,13 @@ async def _start(
             poller.status.last_error or "no served model has a 'champion' alias",
         )
     poller.start()
+    _limit_blas_threads(config.blas_threads)
+    endpoints = EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window)
+
+    def run_forecasts(context: Any, items: list[ForecastRequest]) -> list[dict[str, Any]]:
+        loaded, levels, cdf_at = context
+        return forecast_batch(loaded, items, levels, cdf_at, endpoints.get)
+
     return ServiceState(
         settings=settings,
         config=config,
@@ -143,9 +156,20 @@ async def _start(
         owns_store=owns_store,
         models=table,
         poller=poller,
-        endpoints=EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window),
+        endpoints=endpoints,
         metrics=service_metrics,
+        forecaster=MicroBatcher(run_forecasts, config.max_batch_items, name="forecasts"),
     )
+
+
+def _limit_blas_threads(threads: int) -> None:
+    """Cap BLAS threads: the network's small matmuls only lose to thread hand-offs."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        logger.warning("threadpoolctl missing: BLAS threads left at the library default")
+        return
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def app_from_environment() -> FastAPI:

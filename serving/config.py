@@ -25,6 +25,8 @@ class ServingConfig:
             window training uses).
         registry_timeout_s: Longest a read-only endpoint waits for the registry before
             answering from what is loaded, seconds.
+        blas_threads: BLAS threads of the process (1: the predictor's small matrix
+            products run fastest without thread hand-offs on a busy machine).
     """
 
     max_batch_items: int = 10_000
@@ -32,6 +34,7 @@ class ServingConfig:
     endpoint_stats_ttl_s: float = 5.0
     endpoint_window: int = 50
     registry_timeout_s: float = 5.0
+    blas_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.max_batch_items < 1 or self.max_body_bytes < 1 or self.endpoint_window < 1:

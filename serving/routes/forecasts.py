@@ -1,14 +1,20 @@
-"""``POST /v1/forecasts``: latency distributions for requests a router is placing."""
+"""``POST /v1/forecasts``: latency distributions for requests a router is placing.
+
+The hot path: the body is validated straight from JSON bytes, the call joins the
+micro-batcher (concurrent calls share one predictor call in the worker thread) and
+the answer is written with orjson. No registry or disk I/O happens per request.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.responses import Response
 
-from serving._forecast import forecast_batch
-from serving.deps import ConfigDep, EndpointsDep, MetricsDep, ModelsDep
+from serving._batcher import snapshot_key
+from serving._body import json_body, json_response, parse_body
+from serving._state import ServiceState
 from serving.schemas import ForecastsRequest, ForecastsResponse
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
@@ -16,32 +22,32 @@ router = APIRouter(prefix="/v1", tags=["forecasts"])
 
 @router.post(
     "/forecasts",
+    response_model=ForecastsResponse,
+    openapi_extra=json_body(ForecastsRequest),
     responses={
         404: {"description": "An unknown served model (the known ones are named)."},
         413: {"description": "More requests than the batch limit, or too large a body."},
+        422: {"description": "Invalid body; `detail[*].loc` is the field path."},
     },
 )
-async def create_forecasts(
-    body: ForecastsRequest,
-    models: ModelsDep,
-    endpoints: EndpointsDep,
-    config: ConfigDep,
-    metrics: MetricsDep,
-) -> ForecastsResponse:
-    """Forecast the latency distribution of each request.
+async def create_forecasts(request: Request) -> Response:
+    """Forecast the latency distribution of each request (`ForecastsRequest` body).
 
-    Requests are grouped by served model and each group is predicted with one
-    vectorized call of that model's loaded champion, off the event loop; endpoint
-    features come from a short-lived cache, so no request touches the registry or
-    the disk. Quantiles and means are in seconds.
+    Requests are grouped by served model and predicted with one vectorized call of
+    that model's loaded champion, off the event loop; concurrent calls are batched
+    together. Endpoint features come from a short-lived cache and prompt features from
+    an LRU cache keyed by prompt hash, so no request touches the registry or the disk.
+    Quantiles and means are in seconds.
     """
-    if len(body.requests) > config.max_batch_items:
+    service: ServiceState = request.app.state.service
+    body = parse_body(ForecastsRequest, await request.body())
+    n = len(body.requests)
+    if n > service.config.max_batch_items:
         raise HTTPException(
             status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"{len(body.requests)} requests in one call; the limit is "
-            f"{config.max_batch_items}",
+            detail=f"{n} requests in one call; the limit is {service.config.max_batch_items}",
         )
-    loaded = models.snapshot()  # one consistent view for the whole call
+    loaded = service.models.snapshot()  # one consistent view for the whole call
     wanted = Counter(r.served_model for r in body.requests)
     unknown = sorted(set(wanted) - set(loaded))
     if unknown:
@@ -50,11 +56,12 @@ async def create_forecasts(
             status_code=status.HTTP_404_NOT_FOUND,
             detail=f"unknown served model(s): {', '.join(unknown)}; known: {known}",
         )
-    levels = list(dict.fromkeys(body.quantiles))
-    cdf_at = None if body.cdf_at is None else list(dict.fromkeys(body.cdf_at))
-    forecasts = await asyncio.to_thread(
-        forecast_batch, loaded, body.requests, levels, cdf_at, endpoints.get
+    levels = tuple(dict.fromkeys(body.quantiles))
+    cdf_at = None if body.cdf_at is None else tuple(dict.fromkeys(body.cdf_at))
+    forecasts = await service.forecaster.submit(
+        snapshot_key(loaded, levels, cdf_at), body.requests, (loaded, levels, cdf_at)
     )
+    counter = service.metrics.forecasts
     for served_model, count in wanted.items():
-        metrics.forecasts.labels(served_model=served_model).inc(count)
-    return ForecastsResponse(forecasts=forecasts)
+        counter.labels(served_model=served_model).inc(count)
+    return json_response({"forecasts": forecasts})
