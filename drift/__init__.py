@@ -1,1 +1,58 @@
-"""tailcast drift package."""
+"""Drift monitoring of issued forecasts: per-group PIT tests, alerts, retraining requests.
+
+drift/ imports only core (plus river, scipy, numpy, pandas; evidently inside
+:mod:`drift.reports`). The store side of events and the alert outbox lives in the
+feature store, which satisfies the protocols in :mod:`drift._outbox`.
+"""
+
+from core.drift import (
+    AlertMessage,
+    DeliveryAttempt,
+    DriftEvent,
+    DriftGroup,
+    DriftObservation,
+    GroupStatus,
+    pit_and_pinball,
+)
+from drift._actions import DriftResponder, RetrainCallback
+from drift._adwin import AdwinDetector
+from drift._config import MonitorConfig, Trigger
+from drift._coverage import coverage_test
+from drift._debounce import RetrainDebouncer
+from drift._deliver import Deliverer
+from drift._group import GroupMonitor
+from drift._monitor import DriftMonitor
+from drift._outbox import AlertOutbox, DriftEventSink
+from drift._pinball import pinball_ratio
+from drift._uniformity import ad_uniform, ks_distance, ks_uniform
+from drift._webhook import SIGNATURE_HEADER, alert_body, sign, verify
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "AdwinDetector",
+    "AlertMessage",
+    "AlertOutbox",
+    "Deliverer",
+    "DeliveryAttempt",
+    "DriftEvent",
+    "DriftEventSink",
+    "DriftGroup",
+    "DriftMonitor",
+    "DriftObservation",
+    "DriftResponder",
+    "GroupMonitor",
+    "GroupStatus",
+    "MonitorConfig",
+    "RetrainCallback",
+    "RetrainDebouncer",
+    "Trigger",
+    "ad_uniform",
+    "alert_body",
+    "coverage_test",
+    "ks_distance",
+    "ks_uniform",
+    "pinball_ratio",
+    "pit_and_pinball",
+    "sign",
+    "verify",
+]
