@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreStats
+from feature_store._drift import DriftReportRow, DriftTables
 from feature_store._duckdb import DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
 
@@ -21,6 +22,8 @@ def open_store(path: str | Path, *, read_only: bool = False) -> RecordStore:
 __all__ = [
     "ENDPOINT_FEATURES",
     "FRAME_COLUMNS",
+    "DriftReportRow",
+    "DriftTables",
     "DuckDBStore",
     "EndpointStats",
     "GroupStats",

@@ -25,8 +25,9 @@ import pyarrow as pa
 from core import IngestReport, Rejection, StoreError, field_specs
 from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._drift import DriftTables
 from feature_store._prefetch import prefetch
-from feature_store._schema import DDL, SCHEMA_VERSION, STORED_FIELDS
+from feature_store._schema import DDL, DRIFT_DDL, SCHEMA_VERSION, STORED_FIELDS
 from feature_store._stats import store_stats
 from feature_store._validate import staging_sql, unknown_columns
 from feature_store.importers._base import LINE
@@ -42,7 +43,7 @@ def _arrow_kind(t: pa.DataType) -> str:
     return "other"
 
 
-class DuckDBStore(RecordStore):
+class DuckDBStore(DriftTables, RecordStore):
     """A :class:`RecordStore` in one DuckDB file (or in memory with ``":memory:"``).
 
     Args:
@@ -62,7 +63,7 @@ class DuckDBStore(RecordStore):
         self._write_lock = threading.Lock()
         if not read_only:
             with self._write_lock:
-                for statement in DDL:
+                for statement in (*DDL, *DRIFT_DDL):
                     self._con.execute(statement)
                 self._con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",

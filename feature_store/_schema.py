@@ -60,3 +60,50 @@ DDL: tuple[str, ...] = (
     rejected BIGINT NOT NULL
 )""",
 )
+
+#: Drift monitoring (feature_store/_drift.py): events, the alert outbox, its delivery log
+#: and saved reports. Created with the other tables; idempotent like them.
+DRIFT_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS drift_events (
+    event_id VARCHAR PRIMARY KEY,
+    served_model VARCHAR NOT NULL,
+    prompt_class VARCHAR NOT NULL,
+    device VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    model_version VARCHAR,
+    n_samples BIGINT NOT NULL,
+    statistics VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS alert_outbox (
+    alert_id VARCHAR PRIMARY KEY,
+    event_id VARCHAR NOT NULL,
+    url VARCHAR NOT NULL,
+    body VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL,
+    delivered_at TIMESTAMPTZ,
+    status VARCHAR NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempted_at TIMESTAMPTZ NOT NULL,
+    status_code INTEGER,
+    error VARCHAR,
+    delivered BOOLEAN NOT NULL,
+    duration_s DOUBLE NOT NULL,
+    PRIMARY KEY (alert_id, attempt)
+)""",
+    """CREATE TABLE IF NOT EXISTS drift_reports (
+    report_id VARCHAR PRIMARY KEY,
+    served_model VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    path VARCHAR NOT NULL,
+    reference_rows BIGINT NOT NULL,
+    current_rows BIGINT NOT NULL,
+    mlflow_run_id VARCHAR
+)""",
+)

@@ -1,0 +1,276 @@
+"""Drift events, the durable alert outbox, its delivery log and drift reports, in DuckDB.
+
+:class:`DriftTables` is mixed into :class:`~feature_store.DuckDBStore`; it satisfies the
+``DriftEventSink`` and ``AlertOutbox`` protocols of ``drift/`` structurally (the
+feature store never imports drift). Every write is idempotent: events by
+``event_id``, alerts by ``alert_id`` (event x url), attempts by (alert, attempt).
+Because the outbox is a table in the store file, alerts queued before a crash or a
+restart are still pending afterwards; the next deliverer sends them (at least once).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftGroup, alert_id_for
+
+_EVENT_COLS = (
+    "event_id, served_model, prompt_class, device, kind, occurred_at, model_version, "
+    "n_samples, statistics"
+)
+_ALERT_COLS = "alert_id, event_id, url, body, attempts, next_attempt_at, created_at, delivered_at"
+_ATTEMPT_COLS = "alert_id, attempt, attempted_at, status_code, error, delivered, duration_s"
+
+
+class DriftReportRow(BaseModel):
+    """A saved drift report.
+
+    Attributes:
+        report_id: The report's id (also its file name stem).
+        served_model: The served model it covers.
+        created_at: When it was written (UTC).
+        path: The HTML file.
+        reference_rows: Rows in the reference window.
+        current_rows: Rows in the current window.
+        mlflow_run_id: The MLflow run it was logged to, if any.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    served_model: str
+    created_at: AwareDatetime
+    path: str
+    reference_rows: int
+    current_rows: int
+    mlflow_run_id: str | None = None
+
+
+def _event(row: tuple[Any, ...]) -> DriftEvent:
+    eid, model, pclass, device, kind, at, version, n, stats = row
+    return DriftEvent(
+        event_id=eid,
+        group=DriftGroup(served_model=model, prompt_class=pclass, device=device),
+        kind=kind,
+        at=at,
+        model_version=version,
+        n_samples=int(n),
+        statistics={str(k): float(v) for k, v in json.loads(stats).items()},
+    )
+
+
+def _alert(row: tuple[Any, ...]) -> AlertMessage:
+    aid, eid, url, body, attempts, next_at, created, delivered = row
+    return AlertMessage(
+        alert_id=aid,
+        event_id=eid,
+        url=url,
+        body=body,
+        attempts=int(attempts),
+        next_attempt_at=next_at if next_at is not None else created,
+        created_at=created,
+        delivered_at=delivered,
+    )
+
+
+class DriftTables:
+    """Drift methods of the DuckDB store (a mixin; needs ``_con``, ``_write_lock``)."""
+
+    _con: duckdb.DuckDBPyConnection
+    _write_lock: threading.Lock
+
+    def _drift_write(self, sql: str, params: Sequence[object]) -> int:
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                row = cur.execute(sql, list(params)).fetchone()
+            finally:
+                cur.close()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _drift_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        cur = self._con.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            return cur.execute(sql, list(params)).fetchall()
+        finally:
+            cur.close()
+
+    # --- events ------------------------------------------------------------------
+    def record_drift_event(self, event: DriftEvent) -> bool:
+        """Store ``event``; ``False`` when its ``event_id`` was already stored."""
+        g = event.group
+        params: list[object] = [event.event_id, g.served_model, g.prompt_class, g.device]
+        params += [
+            event.kind,
+            event.at,
+            event.model_version,
+            event.n_samples,
+            json.dumps(event.statistics),
+        ]
+        n = self._drift_write(
+            f"INSERT INTO drift_events ({_EVENT_COLS}, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+            params,
+        )
+        return n == 1
+
+    def drift_events(
+        self,
+        served_model: str | None = None,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[DriftEvent]:
+        """Stored events, oldest first, optionally of one served model/kind, at >= since."""
+        where, params = _filters(served_model=served_model, kind=kind)
+        if since is not None:
+            where.append("occurred_at >= ?")
+            params.append(since)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._drift_read(
+            f"SELECT {_EVENT_COLS} FROM drift_events {cond} ORDER BY occurred_at, event_id LIMIT ?",
+            [*params, limit],
+        )
+        return [_event(r) for r in rows]
+
+    # --- outbox ------------------------------------------------------------------
+    def enqueue_alert(self, event_id: str, url: str, body: str, now: datetime) -> str:
+        """Queue an alert of ``event_id`` to ``url`` (idempotent); its ``alert_id``."""
+        aid = alert_id_for(event_id, url)
+        self._drift_write(
+            f"INSERT INTO alert_outbox ({_ALERT_COLS}, status) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?, NULL, 'pending') ON CONFLICT DO NOTHING",
+            [aid, event_id, url, body, now, now],
+        )
+        return aid
+
+    def pending_alerts(self, now: datetime, limit: int = 100) -> list[AlertMessage]:
+        """Undelivered alerts due at ``now``, oldest due first."""
+        rows = self._drift_read(
+            f"SELECT {_ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at, alert_id LIMIT ?",
+            [now, limit],
+        )
+        return [_alert(r) for r in rows]
+
+    def alerts(self, status: str | None = None, event_id: str | None = None) -> list[AlertMessage]:
+        """Every alert in the outbox (``status``: pending, delivered or failed)."""
+        where, params = _filters(status=status, event_id=event_id)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._drift_read(
+            f"SELECT {_ALERT_COLS} FROM alert_outbox {cond} ORDER BY created_at, alert_id", params
+        )
+        return [_alert(r) for r in rows]
+
+    def record_attempt(self, attempt: DeliveryAttempt, next_attempt_at: datetime | None) -> None:
+        """Log ``attempt``; a failed one is rescheduled, or parked as failed without a next."""
+        a = attempt
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                cur.execute(
+                    f"INSERT INTO alert_deliveries ({_ATTEMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [
+                        a.alert_id,
+                        a.attempt,
+                        a.at,
+                        a.status_code,
+                        a.error,
+                        a.delivered,
+                        a.duration_s,
+                    ],
+                )
+                status = "pending" if a.delivered or next_attempt_at is not None else "failed"
+                cur.execute(
+                    "UPDATE alert_outbox SET attempts = greatest(attempts, ?), "
+                    "next_attempt_at = ?, status = CASE WHEN status = 'delivered' "
+                    "THEN status ELSE ? END WHERE alert_id = ?",
+                    [a.attempt, next_attempt_at, status, a.alert_id],
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def mark_delivered(self, alert_id: str, at: datetime) -> None:
+        """Mark the alert delivered (it leaves the pending set)."""
+        self._drift_write(
+            "UPDATE alert_outbox SET status = 'delivered', "
+            "delivered_at = coalesce(delivered_at, ?), next_attempt_at = NULL WHERE alert_id = ?",
+            [at, alert_id],
+        )
+
+    def deliveries(
+        self, alert_id: str | None = None, event_id: str | None = None
+    ) -> list[DeliveryAttempt]:
+        """The delivery log, oldest first, optionally of one alert or one event's alerts."""
+        where, params = _filters(alert_id=alert_id)
+        if event_id is not None:
+            where.append("alert_id IN (SELECT alert_id FROM alert_outbox WHERE event_id = ?)")
+            params.append(event_id)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._drift_read(
+            f"SELECT {_ATTEMPT_COLS} FROM alert_deliveries {cond} "
+            "ORDER BY attempted_at, alert_id, attempt",
+            params,
+        )
+        return [
+            DeliveryAttempt(
+                alert_id=r[0],
+                attempt=int(r[1]),
+                at=r[2],
+                status_code=r[3],
+                error=r[4],
+                delivered=bool(r[5]),
+                duration_s=float(r[6]),
+            )
+            for r in rows
+        ]
+
+    # --- reports -------------------------------------------------------------------
+    def record_drift_report(self, report: DriftReportRow) -> bool:
+        """Store a report's metadata; ``False`` when its id was already stored."""
+        r = report
+        n = self._drift_write(
+            "INSERT INTO drift_reports VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                r.report_id,
+                r.served_model,
+                r.created_at,
+                r.path,
+                r.reference_rows,
+                r.current_rows,
+                r.mlflow_run_id,
+            ],
+        )
+        return n == 1
+
+    def drift_reports(self, served_model: str | None = None) -> list[DriftReportRow]:
+        """Saved reports, newest first."""
+        where, params = _filters(served_model=served_model)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._drift_read(
+            "SELECT report_id, served_model, created_at, path, reference_rows, current_rows, "
+            f"mlflow_run_id FROM drift_reports {cond} ORDER BY created_at DESC, report_id",
+            params,
+        )
+        keys = DriftReportRow.model_fields
+        return [DriftReportRow(**dict(zip(keys, r, strict=True))) for r in rows]
+
+
+def _filters(**equal: str | None) -> tuple[list[str], list[object]]:
+    where = [f"{col} = ?" for col, v in equal.items() if v is not None]
+    return where, [v for v in equal.values() if v is not None]
