@@ -1,0 +1,163 @@
+"""``tailcast drift …``: replay a past period through the drift monitor (and retraining)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core import TailcastError
+from pipelines.cli._common import JsonOption, console, fail, print_json
+
+if TYPE_CHECKING:
+    from pipelines.replay import ReplayResult
+
+app = typer.Typer(help="Drift monitoring tools.", no_args_is_help=True)
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    """Parse an ISO-8601 time (UTC when no offset is given)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {value!r} is not an ISO-8601 time (e.g. 2026-04-11T06:00Z)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command("replay")
+def replay_command(
+    served_model: Annotated[str, typer.Option("--served-model", help="Served model.")],
+    data: Annotated[
+        Path, typer.Option("--data", exists=True, dir_okay=False, help="Records to replay.")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Format of the files, or 'auto'.")
+    ] = "auto",
+    train_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-data",
+            exists=True,
+            dir_okay=False,
+            help="Records to train on (default --data).",
+        ),
+    ] = None,
+    train_before: Annotated[
+        str | None,
+        typer.Option(
+            "--train-before",
+            help="Train on records submitted before this ISO time (required without --train-data).",
+        ),
+    ] = None,
+    replay_from: Annotated[
+        str | None,
+        typer.Option(
+            "--replay-from",
+            help="Replay records submitted from this ISO time (default: --train-before "
+            "without --train-data, else the start of --data).",
+        ),
+    ] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            "--features",
+            help="static: leave out the runtime features tracking recent endpoint speed; all.",
+        ),
+    ] = "all",
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Retrain on alarms and replay on with the new model.")
+    ] = False,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Initial search trials.")] = 4,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            file_okay=False,
+            help="Keep the replay's store and MLflow registry here (default: a temporary "
+            "directory, removed afterwards).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train on the past, stream later completions through the monitor, report alarms.
+
+    Uses its own DuckDB store and MLflow registry (never the configured ones).
+    """
+    from pydantic import ValidationError
+
+    from pipelines.cli._pipeline import _quiet
+    from pipelines.replay import ReplayRequest, replay
+
+    _quiet()
+    if features not in ("static", "all"):
+        fail(f"--features: {features!r} is not 'static' or 'all'")
+    try:
+        request = ReplayRequest(
+            served_model=served_model,
+            data=data,
+            fmt=fmt,
+            train_data=train_data,
+            train_before=_when(train_before, "--train-before"),
+            replay_from=_when(replay_from, "--replay-from"),
+            features=features,
+            retrain=retrain,
+            trials=trials,
+        )
+    except ValidationError as exc:
+        fail(str(exc))
+    root = home or Path(tempfile.mkdtemp(prefix="tailcast-replay-"))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("replay", total=None)
+        try:
+            result = replay(
+                request,
+                root,
+                stage=lambda text: bar.update(task, description=text),
+                advance=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except (TailcastError, ValueError, RuntimeError) as exc:
+            fail(str(exc))
+        finally:
+            if home is None:
+                shutil.rmtree(root, ignore_errors=True)
+    if as_json:
+        print_json(result.as_json())
+        return
+    _print(result)
+
+
+def _print(result: ReplayResult) -> None:
+    doc: dict[str, Any] = result.as_json()
+    table = Table(title=f"drift replay of {result.served_model} ({result.features} features)")
+    for col in ("after", "kind", "group", "model", "statistics"):
+        table.add_column(col)
+    for e in doc["events"]:
+        stats = ", ".join(f"{k} {v:.3g}" for k, v in sorted(e["statistics"].items()))
+        table.add_row(str(e["after"]), e["kind"], e["group_key"], str(e["model_version"]), stats)
+    console.print(table)
+    first = doc["first_alarm_after"]
+    console.print(
+        f"{doc['replayed']:,} completions replayed; first alarm after "
+        f"{'none' if first is None else f'{first:,}'}; {len(doc['retrains'])} retraining job(s)"
+    )
+    for name in ("before", "after", "all"):
+        cov = doc[f"coverage_{name}"]
+        if cov:
+            n = doc.get(f"coverage_{name}_n", doc["replayed"])
+            levels = "  ".join(f"{lv}: {v:.3f}" for lv, v in cov.items())
+            console.print(f"coverage {name} ({n:,} completions)  {levels}")

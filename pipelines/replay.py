@@ -1,0 +1,398 @@
+"""``tailcast drift replay``: a past period streamed through the monitor and the retrain loop.
+
+The replay trains a predictor on the records of ``train_data`` (default: ``data``)
+submitted before ``train_before``, then streams the completions of ``data`` from
+``replay_from`` on, in completion-time order, through a :class:`drift.DriftMonitor`:
+each completion's ``u`` and pinball loss are computed under the forecast the model
+in charge would have issued (its features are point in time: endpoint and workflow
+features only use what had completed before the request was submitted), grouped by
+(served model, prompt class from the predictor, device). With ``retrain``, an alarm
+runs :func:`pipelines.retrain.retrain` on everything observed up to the alarm (the
+recent window being the completions since the alarming model took over); when the
+challenger is promoted it issues the forecasts from the next completion on and the
+monitor forgets the served model's groups.
+
+Everything (DuckDB stores, the MLflow SQLite registry, run directories) lives under
+the ``home`` given (the CLI uses a temporary directory), never the user's store.
+When ``train_data`` is another file, ``data`` gets its own store (its endpoint and
+workflow features come from its own history, as in ``tailcast evaluate``), and the
+completions observed before an alarm are added to the training store for the retrain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import RECORD_FIELDS, Settings
+from core.drift import DriftEvent, DriftGroup, DriftObservation, pit_and_pinball
+from core.predictor import ALL_FEATURES
+from core.quantiles import ppf_rows
+from pipelines.retrain import STATIC_FEATURES, RetrainConfig, RetrainOutcome, retrain
+
+if TYPE_CHECKING:
+    from drift import DriftMonitor
+    from feature_store import RecordStore
+    from registry import MLflowRegistry
+
+F64 = npt.NDArray[np.float64]
+
+#: Levels coverage is reported at.
+COVERAGE_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.95, 0.99)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+
+
+class ReplayRequest(BaseModel):
+    """What to replay (frozen configuration).
+
+    Attributes:
+        served_model: The served model whose records are replayed.
+        data: Records to replay.
+        fmt: Format of ``data`` and ``train_data`` (``auto``: detect).
+        train_data: Records to train on (default ``data``).
+        train_before: Train on records submitted before this (default: all of
+            ``train_data``; required when ``train_data`` is not given).
+        replay_from: Replay completions of records submitted from this on (default:
+            ``train_before`` when ``train_data`` is not given, else the start of ``data``).
+        features: ``static`` leaves out the runtime features that track the endpoint's
+            recent speed (:data:`pipelines.retrain.SPEED_FEATURES`); ``all`` keeps them.
+        retrain: Run the retraining loop on alarms.
+        trials: Optuna trials of the initial search.
+        window: Completions the before/after coverage is measured over.
+        max_retrains: Alarms that retrain at most (later alarms are only reported).
+        monitor: Overrides of :class:`drift.MonitorConfig` fields.
+        retrain_config: Overrides of :class:`pipelines.retrain.RetrainConfig` fields for
+            the alarm-triggered jobs.
+        seed: Seed of the search and fits.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    served_model: str
+    data: Path
+    fmt: str = "auto"
+    train_data: Path | None = None
+    train_before: datetime | None = None
+    replay_from: datetime | None = None
+    features: Literal["static", "all"] = "all"
+    retrain: bool = False
+    trials: int = Field(default=4, ge=1)
+    window: int = Field(default=1000, ge=1)
+    max_retrains: int = Field(default=3, ge=0)
+    monitor: dict[str, Any] = Field(default_factory=dict)
+    retrain_config: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class ReplayResult:
+    """What the replay saw (see :meth:`as_json`)."""
+
+    served_model: str
+    features: str
+    replayed: int
+    initial_version: int
+    train_rows: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    retrains: list[dict[str, Any]] = field(default_factory=list)
+    coverage_before: dict[str, float] | None = None
+    coverage_before_n: int = 0
+    coverage_after: dict[str, float] | None = None
+    coverage_after_n: int = 0
+    coverage_all: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def alarms(self) -> list[dict[str, Any]]:
+        """The ``ood`` events."""
+        return [e for e in self.events if e["kind"] == "ood"]
+
+    @property
+    def first_alarm_after(self) -> int | None:
+        """Completions replayed up to and including the one that raised the first alarm."""
+        return self.alarms[0]["after"] if self.alarms else None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready result (what ``--json`` prints)."""
+        groups: dict[str, dict[str, int]] = {}
+        for e in self.events:
+            counts = groups.setdefault(e["group_key"], {"ood": 0, "recovered": 0})
+            counts[e["kind"]] += 1
+        return {
+            "served_model": self.served_model,
+            "features": self.features,
+            "replayed": self.replayed,
+            "initial_version": self.initial_version,
+            "train_rows": self.train_rows,
+            "first_alarm_after": self.first_alarm_after,
+            "alarms": self.alarms,
+            "events": self.events,
+            "groups": groups,
+            "retrains": self.retrains,
+            "coverage_before": self.coverage_before,
+            "coverage_before_n": self.coverage_before_n,
+            "coverage_after": self.coverage_after,
+            "coverage_after_n": self.coverage_after_n,
+            "coverage_all": self.coverage_all,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+Stage = Callable[[str], None]
+Advance = Callable[[int, int], None]
+
+
+def _ingest(store: RecordStore, path: Path, fmt: str) -> None:
+    from feature_store.importers import detect_format, get_importer
+
+    importer = get_importer(detect_format(path) if fmt == "auto" else fmt)
+    report = store.ingest_batches(importer.read(path), source=str(path))
+    if report.accepted == 0 and report.duplicates == 0:
+        raise ValueError(f"{path}: no valid records ({len(report.rejected)} rejected)")
+
+
+def _coverage(hits: npt.NDArray[np.bool_]) -> dict[str, float]:
+    return {f"{lv:g}": float(hits[:, k].mean()) for k, lv in enumerate(COVERAGE_LEVELS)}
+
+
+def _last_completion(store: RecordStore, served_model: str, target: str) -> datetime:
+    frame = store.training_frame(served_model, columns=("completed_at",), require=(target,))
+    if frame.num_rows == 0:
+        raise ValueError(f"no records of {served_model!r} with {target} to train on")
+    last: datetime = max(frame.column("completed_at").to_pylist())
+    return last + ONE_US
+
+
+class _Stream:
+    """The replayed completions in completion order, with the model's verdict on each."""
+
+    def __init__(self, frame: pa.Table, target: str) -> None:
+        import pyarrow.compute as pc
+
+        keep = pc.and_(pc.is_valid(frame.column(target)), pc.greater(frame.column(target), 0))
+        frame = frame.filter(keep)
+        self.frame = frame.take(pc.sort_indices(frame, [("completed_at", "ascending")]))
+        self.n = self.frame.num_rows
+        self.y = self.frame.column(target).to_numpy(zero_copy_only=False).astype(np.float64)
+        self.at: list[datetime] = self.frame.column("completed_at").to_pylist()
+        self.devices = [str(d) for d in self.frame.column("device").to_pylist()]
+        self.hits = np.zeros((self.n, len(COVERAGE_LEVELS)), dtype=np.bool_)
+
+    def judge(self, model: Any, start: int) -> tuple[F64, F64, list[str]]:
+        """u, pinball and prompt class of completions ``start:`` under ``model``."""
+        part = self.frame.slice(start)
+        cols = {name: part.column(name).to_pylist() for name in part.column_names}
+        values, classes = model.predict_with_classes(cols, part.num_rows)
+        values = np.maximum(values, 0.0)
+        levels = np.asarray(model.spec.levels, dtype=np.float64)
+        u, loss = pit_and_pinball(levels, values, self.y[start:])
+        q = ppf_rows(levels, values, np.asarray(COVERAGE_LEVELS), lower=0.0)
+        self.hits[start:] = self.y[start:, None] <= q
+        return np.clip(u, 0.0, 1.0), loss, classes
+
+    def records(self, stop: int) -> list[dict[str, Any]]:
+        """Record fields of completions ``:stop`` (for another store)."""
+        part = self.frame.slice(0, stop).select(list(RECORD_FIELDS))
+        rows: list[dict[str, Any]] = part.to_pylist()
+        return rows
+
+
+def replay(
+    request: ReplayRequest,
+    home: Path,
+    *,
+    stage: Stage | None = None,
+    advance: Advance | None = None,
+) -> ReplayResult:
+    """Run a replay (see the module docstring) with everything under ``home``.
+
+    Args:
+        request: What to replay.
+        home: A directory for the stores, the MLflow registry and run directories.
+        stage: Called with a description when a phase starts (progress).
+        advance: Called with (completions replayed, total) as the stream advances.
+
+    Raises:
+        ValueError: Missing ``train_before`` without ``train_data``; no usable records.
+    """
+    from drift import DriftMonitor, MonitorConfig
+    from feature_store import DuckDBStore
+    from registry import MLflowRegistry
+
+    started = time.perf_counter()
+    say: Stage = stage or (lambda _: None)
+    if request.train_data is None and request.train_before is None:
+        raise ValueError("--train-before is required when --train-data is not given")
+    settings = Settings(home=home)
+    registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+    same = request.train_data is None or request.train_data.resolve() == request.data.resolve()
+    numeric = STATIC_FEATURES if request.features == "static" else ALL_FEATURES
+    base = RetrainConfig(**{"numeric": numeric, "seed": request.seed, **request.retrain_config})
+    target = base.target
+    with DuckDBStore(home / "train.duckdb") as train_store:
+        say(f"ingest {request.train_data or request.data}")
+        _ingest(train_store, request.train_data or request.data, request.fmt)
+        replay_store: RecordStore = train_store
+        if not same:
+            say(f"ingest {request.data}")
+            replay_store = DuckDBStore(home / "replay.duckdb")
+            _ingest(replay_store, request.data, request.fmt)
+        try:
+            cutoff = request.train_before or _last_completion(
+                train_store, request.served_model, target
+            )
+            say(f"train {request.served_model} on records before {cutoff:%Y-%m-%d %H:%M} UTC")
+            initial = retrain(
+                request.served_model,
+                settings,
+                train_store,
+                registry,
+                config=base.model_copy(update={"policy": "always", "trials": request.trials}),
+                as_of=cutoff,
+                recent_start=EPOCH,
+                trigger="replay-initial",
+            )
+            start = request.replay_from or (request.train_before if same else None)
+            stream = _Stream(
+                replay_store.training_frame(request.served_model, start=start, require=(target,)),
+                target,
+            )
+            if stream.n == 0:
+                raise ValueError(
+                    f"{request.data}: no completions of {request.served_model!r} to replay"
+                )
+            say(f"replay {stream.n:,} completions")
+            result = ReplayResult(
+                served_model=request.served_model,
+                features=request.features,
+                replayed=stream.n,
+                initial_version=initial.version,
+                train_rows=initial.rows["train"],
+            )
+            monitor = DriftMonitor(MonitorConfig(**request.monitor))
+            loop = _Loop(request, settings, registry, train_store, stream, monitor, result, base)
+            loop.run(initial.version, advance)
+        finally:
+            if not same:
+                replay_store.close()
+    hits = stream.hits
+    first = result.first_alarm_after
+    if first is not None:
+        result.coverage_before = _coverage(hits[max(0, first - request.window) : first])
+        result.coverage_before_n = min(first, request.window)
+    takeover = next((r["after"] for r in result.retrains if r["promoted"]), None)
+    if takeover is not None and takeover < stream.n:
+        result.coverage_after = _coverage(hits[takeover : takeover + request.window])
+        result.coverage_after_n = min(stream.n - takeover, request.window)
+    result.coverage_all = _coverage(hits)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class _Loop:
+    """The replay loop: observe, alarm, retrain, swap."""
+
+    request: ReplayRequest
+    settings: Settings
+    registry: MLflowRegistry
+    store: RecordStore
+    stream: _Stream
+    monitor: DriftMonitor
+    result: ReplayResult
+    config: RetrainConfig
+
+    def run(self, version: int, advance: Advance | None) -> None:
+        """Stream every completion; retrain (and swap models) on alarms."""
+        served = self.request.served_model
+        model, _ = self.registry.load(served, version=version)
+        since, pos, n = EPOCH, 0, self.stream.n
+        while pos < n:
+            u, loss, classes = self.stream.judge(model, pos)
+            swap: RetrainOutcome | None = None
+            i = pos
+            for i in range(pos, n):
+                obs = DriftObservation(
+                    group=DriftGroup(
+                        served_model=served,
+                        prompt_class=classes[i - pos],
+                        device=self.stream.devices[i],
+                    ),
+                    u=float(u[i - pos]),
+                    pinball=float(loss[i - pos]),
+                    model_version=str(version),
+                    observed_at=self.stream.at[i],
+                )
+                events = self.monitor.observe(obs)
+                self._record(events, i)
+                if advance is not None and (i % 50 == 0 or i == n - 1):
+                    advance(i + 1, n)
+                if any(e.kind == "ood" for e in events) and self._may_retrain():
+                    swap = self._retrain(i, since)
+                    if swap.promoted:
+                        break
+            pos = i + 1
+            if swap is not None and swap.promoted:
+                model, _ = self.registry.load(served, version=swap.version)
+                version, since = swap.version, self.stream.at[i]
+                self.monitor.reset(served)
+
+    def _may_retrain(self) -> bool:
+        return self.request.retrain and len(self.result.retrains) < self.request.max_retrains
+
+    def _record(self, events: list[DriftEvent], i: int) -> None:
+        for e in events:
+            self.result.events.append(
+                {
+                    "after": i + 1,
+                    "kind": e.kind,
+                    "group": e.group.model_dump(),
+                    "group_key": e.group.key(),
+                    "at": e.at.isoformat(),
+                    "model_version": e.model_version,
+                    "n_samples": e.n_samples,
+                    "statistics": e.statistics,
+                }
+            )
+
+    def _retrain(self, i: int, since: datetime) -> RetrainOutcome:
+        """Retrain on everything observed up to completion ``i``."""
+        if self.store is not None and not self._same_store():
+            self.store.ingest_rows(self.stream.records(i + 1), source="replay")
+        outcome = retrain(
+            self.request.served_model,
+            self.settings,
+            self.store,
+            self.registry,
+            config=self.config,
+            as_of=self.stream.at[i] + ONE_US,
+            recent_start=since,
+            trigger="drift",
+        )
+        self.result.retrains.append(
+            {
+                "after": i + 1,
+                "at": self.stream.at[i].isoformat(),
+                "version": outcome.version,
+                "promoted": outcome.promoted,
+                "warm_start": outcome.warm_start,
+                "rows": outcome.rows,
+                "holdout": outcome.holdout,
+                "run_id": outcome.run_id,
+            }
+        )
+        return outcome
+
+    def _same_store(self) -> bool:
+        req = self.request
+        return req.train_data is None or req.train_data.resolve() == req.data.resolve()

@@ -1,0 +1,569 @@
+"""The retraining job: recent window + reference sample -> challenger -> policy -> champion.
+
+One function, :func:`retrain`, serves every trigger: ``tailcast pipeline retrain``, the
+cron scheduler (:mod:`pipelines.schedule`), a drift alarm (:func:`drift_trigger`) and
+``tailcast drift replay --retrain``. A job
+
+1. builds the frame known at ``as_of``: the *recent window* (records submitted since
+   ``recent_start``, default ``as_of - window``; at least the last ``min_recent``) plus
+   a seeded *reference sample* of older records (``reference_fraction`` of the recent
+   training rows), so the new model follows the present without forgetting the rest;
+2. holds out the most recent ``holdout_fraction`` of the recent window (when there is a
+   champion to compare with);
+3. trains: a *warm start* (one fit of the champion's architecture and feature set) when
+   a champion exists and the frame is small (< ``search_min_rows``), else a fresh Optuna
+   search of ``trials`` trials (in memory: a shifted window must not join the study of
+   older data);
+4. scores challenger and champion on the held-out window and registers the challenger
+   (one MLflow run: job parameters, the training metrics, ``holdout.challenger.*`` and
+   ``holdout.champion.*``, a reliability plot of both);
+5. promotes under the policy: ``auto_if_better`` (lower held-out mean pinball, or no
+   champion), ``always``, or ``manual`` (a person promotes with ``tailcast models
+   promote``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core import Settings
+from core.predictor import ALL_FEATURES, Predictor
+from feature_store import RecordStore
+
+if TYPE_CHECKING:
+    from registry import MLflowRegistry
+    from training import TrainingData, TrainRequest
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["auto_if_better", "manual", "always"]
+WarmStart = Literal["recalibrate", "refit", "off"]
+
+#: Runtime features that track the endpoint's recent speed (left out by ``--features static``).
+SPEED_FEATURES: tuple[str, ...] = (
+    "log_ep_tokens_per_s",
+    "log_ep_latency_s",
+    "has_endpoint_history",
+    "log_prev_latency_s",
+)
+STATIC_FEATURES: tuple[str, ...] = tuple(f for f in ALL_FEATURES if f not in SPEED_FEATURES)
+
+
+class RetrainTrigger(Protocol):
+    """Requests a retraining of a served model (the drift event, if any, is ignored)."""
+
+    def __call__(self, served_model: str, event: object = None, /) -> None:
+        """Start (or skip, when one is running) a job for ``served_model``."""
+
+
+class RetrainConfig(BaseSettings):
+    """How a retraining job runs (environment prefix ``TAILCAST_RETRAIN_``).
+
+    Attributes:
+        policy: Promotion policy (see the module docstring).
+        window_h: Length of the recent window in hours, ending at the job's ``as_of``.
+        min_recent: Most recent records the default window holds at least (a window
+            with an explicit start, e.g. since a drifting model took over, is kept).
+        reference_fraction: Older records sampled, as a fraction of the recent
+            training rows (0: none).
+        holdout_fraction: Most recent share of the window held out to compare
+            challenger and champion.
+        min_holdout: Held-out rows at least (when the window allows).
+        trials: Optuna trials of a fresh search.
+        search_min_rows: Frames with at least this many rows get a fresh search even
+            when a champion could be warm-started.
+        warm_start: ``recalibrate`` (the champion's network with conformal offsets
+            from the recent window), ``refit`` (one fit of the champion's architecture
+            and features on the job's frame) or ``off`` (always search).
+        min_calibration: Recent rows a recalibration needs at least.
+        min_group: Calibration rows a (prompt class, device) group needs for its own
+            offsets.
+        text_kinds: Text variants a fresh search may try (default: all).
+        timeout_s: Seconds after which a search starts no new trial.
+        numeric: Numeric features of a fresh model (default: the champion's, else all).
+        target: The record field predicted.
+        seed: Seed of the sample, the search and the fits.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAILCAST_RETRAIN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    policy: Policy = "auto_if_better"
+    window_h: float = Field(default=24.0, gt=0)
+    min_recent: int = Field(default=500, ge=0)
+    reference_fraction: float = Field(default=0.5, ge=0)
+    holdout_fraction: float = Field(default=0.2, ge=0, lt=1)
+    min_holdout: int = Field(default=50, ge=1)
+    trials: int = Field(default=4, ge=1)
+    search_min_rows: int = Field(default=5000, ge=0)
+    warm_start: WarmStart = "recalibrate"
+    min_calibration: int = Field(default=100, ge=10)
+    min_group: int = Field(default=200, ge=1)
+    text_kinds: tuple[str, ...] | None = None
+    timeout_s: float = Field(default=300.0, gt=0)
+    numeric: tuple[str, ...] | None = None
+    target: str = "latency_s"
+    seed: int = 0
+
+
+@dataclass
+class RetrainOutcome:
+    """What one retraining job did.
+
+    Attributes:
+        served_model: The served model.
+        run_id: MLflow run of the job.
+        version: Registered challenger version.
+        promoted: Whether it became the champion.
+        policy: The policy applied.
+        champion_before: Champion version before the job (None: there was none).
+        warm_start: Whether the champion's architecture was refitted (no search).
+        rows: Rows per part (recent, reference, train, holdout).
+        holdout: ``challenger`` / ``champion`` -> mean pinball, CRPS, coverage on the
+            held-out window (empty without a champion).
+        metrics: Everything logged to the MLflow run.
+        as_of: The knowledge cut-off.
+    """
+
+    served_model: str
+    run_id: str | None
+    version: int
+    promoted: bool
+    policy: Policy
+    champion_before: int | None
+    warm_start: WarmStart
+    rows: dict[str, int]
+    holdout: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+    as_of: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "served_model": self.served_model,
+            "run_id": self.run_id,
+            "version": self.version,
+            "promoted": self.promoted,
+            "policy": self.policy,
+            "champion_before": self.champion_before,
+            "warm_start": self.warm_start,
+            "rows": self.rows,
+            "holdout": self.holdout,
+            "as_of": self.as_of.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class JobFrames:
+    """The frames of one job (Arrow tables, submission order)."""
+
+    train: pa.Table
+    holdout: pa.Table
+    rows: dict[str, int]
+    recent_start: datetime
+
+
+def job_frames(
+    frame: pa.Table,
+    config: RetrainConfig,
+    *,
+    as_of: datetime,
+    recent_start: datetime | None,
+    holdout: bool,
+) -> JobFrames:
+    """Split a frame (everything known at ``as_of``) into training and held-out rows.
+
+    Args:
+        frame: Rows in submission order.
+        config: Window, reference and holdout sizes.
+        as_of: The knowledge cut-off (end of the recent window).
+        recent_start: Start of the recent window, taken as given; default ``as_of -
+            window_h``, extended to the last ``min_recent`` rows when shorter.
+        holdout: Whether to hold out the most recent rows.
+    """
+    n = frame.num_rows
+    start = recent_start or as_of - timedelta(hours=config.window_h)
+    submitted = frame.column("submitted_at")
+    after = pc.greater_equal(submitted, pa.scalar(start, type=submitted.type))
+    in_window = int(pc.sum(pc.cast(after, pa.int64())).as_py() or 0)
+    floor = 0 if recent_start is not None else min(config.min_recent, n)
+    first_recent = n - max(in_window, floor)
+    recent = np.arange(first_recent, n)
+    n_hold = 0
+    if holdout and len(recent) > 0:
+        n_hold = max(round(config.holdout_fraction * len(recent)), config.min_holdout)
+        n_hold = min(n_hold, len(recent) // 2)
+    fit_recent = recent[: len(recent) - n_hold]
+    older = np.arange(first_recent)
+    n_ref = min(len(older), round(config.reference_fraction * len(fit_recent)))
+    rng = np.random.default_rng(config.seed)
+    reference = np.sort(rng.choice(older, size=n_ref, replace=False)) if n_ref else older[:0]
+    train_rows = np.concatenate([reference, fit_recent])
+    rows = {
+        "recent": len(recent),
+        "reference": n_ref,
+        "train": len(train_rows),
+        "holdout": n_hold,
+        "known": n,
+    }
+    return JobFrames(
+        train=frame.take(pa.array(train_rows, pa.int64())),
+        holdout=frame.take(pa.array(recent[len(fit_recent) :], pa.int64())),
+        rows=rows,
+        recent_start=frame.column("submitted_at")[first_recent].as_py()
+        if first_recent < n
+        else as_of,
+    )
+
+
+def _in_memory_search(
+    request: TrainRequest, champion: Predictor | None, warm: bool
+) -> TrainRequest:
+    """The request of this job: the champion's architecture (warm) or a fresh space."""
+    from training import SearchSpace
+
+    if not warm or champion is None:
+        return request
+    spec = champion.spec
+    width = spec.hidden[0] if spec.hidden else 64
+    space = SearchSpace(
+        text_variants=(spec.text,),
+        projections=(spec.projection or request.base.projection,),
+        widths=(width,),
+        depth=(len(spec.hidden), len(spec.hidden)),
+        dropout=(request.base.dropout, request.base.dropout),
+        lr=(request.base.lr, request.base.lr),
+        loss_spaces=(request.base.loss_space,),
+        text_weight_decay=(request.base.text_weight_decay, request.base.text_weight_decay),
+    )
+    return request.model_copy(update={"space": space, "trials": 1})
+
+
+def _score(
+    predictor: Predictor, data: TrainingData, train: Any, held: TrainingData
+) -> dict[str, Any]:
+    from training import evaluate_models
+
+    scores, _ = evaluate_models(
+        predictor, data, train, np.arange(held.n, dtype=np.int64), baselines=(), eval_data=held
+    )
+    return dict(scores["tailcast"])
+
+
+@dataclass
+class _Fitted:
+    """A challenger before registration, with what it was fitted on."""
+
+    predictor: Predictor
+    data: TrainingData
+    train_rows: npt.NDArray[np.int64]
+    metrics: dict[str, float]
+    plots: dict[str, Path]
+    trials: int
+
+
+def _recalibrated(champion: Predictor, parts: JobFrames, config: RetrainConfig) -> _Fitted:
+    """Warm start: the champion's network, conformal offsets from the recent window.
+
+    The recent training rows were never seen by the champion's network, so they are
+    valid calibration data for what comes next; prompt classes are re-clustered on
+    the reference sample and the recent rows together.
+    """
+    from training import TrainingData
+    from training._calibrate import calibrate
+
+    data = TrainingData.from_arrow(parts.train, config.target)
+    submitted = data.cols["submitted_at"]
+    recent = np.flatnonzero(np.asarray([t >= parts.recent_start for t in submitted]))
+    if len(recent) < config.min_calibration:
+        raise ValueError(
+            f"only {len(recent)} recent rows to recalibrate on; need >= {config.min_calibration}"
+        )
+    predictor = calibrate(
+        champion,
+        data,
+        recent.astype(np.int64),
+        prompt_classes=champion.spec.prompt_classes,
+        min_group=config.min_group,
+        seed=config.seed,
+        train=np.arange(data.n, dtype=np.int64),
+    )
+    return _Fitted(predictor, data, recent.astype(np.int64), {}, {}, 0)
+
+
+def _trained(
+    served_model: str,
+    settings: Settings,
+    store: RecordStore,
+    parts: JobFrames,
+    config: RetrainConfig,
+    champion: Predictor | None,
+    run_dir: Path,
+    on_trial: Callable[[Any], None] | None,
+) -> _Fitted:
+    """A fresh search, or (``champion`` given) one fit of the champion's architecture."""
+    from pipelines.train import flat_metrics, text_provider
+    from training import TrainRequest, train_predictor
+
+    numeric = config.numeric or (champion.spec.numeric if champion is not None else ALL_FEATURES)
+    request = TrainRequest(
+        served_model=served_model,
+        target=config.target,
+        trials=config.trials,
+        timeout_s=config.timeout_s,
+        storage=None,
+        seed=config.seed,
+        min_group=config.min_group,
+    )
+    request = request.model_copy(
+        update={"base": request.base.model_copy(update={"numeric": tuple(numeric)})}
+    )
+    if config.text_kinds is not None:
+        variants = tuple(v for v in request.space.text_variants if v.kind in config.text_kinds)
+        request = request.model_copy(
+            update={"space": request.space.model_copy(update={"text_variants": variants})}
+        )
+    request = _in_memory_search(request, champion, champion is not None)
+    provider = text_provider(store, settings.home / "cache" / "static_tables", None)
+    outcome = train_predictor(parts.train, request, provider, run_dir, on_trial=on_trial)
+    metrics = flat_metrics(outcome.comparison)
+    return _Fitted(
+        outcome.predictor,
+        outcome.data,
+        outcome.split.train,
+        metrics,
+        dict(outcome.plots),
+        request.trials,
+    )
+
+
+def retrain(
+    served_model: str,
+    settings: Settings,
+    store: RecordStore,
+    registry: MLflowRegistry,
+    *,
+    config: RetrainConfig | None = None,
+    as_of: datetime | None = None,
+    recent_start: datetime | None = None,
+    trigger: str = "manual",
+    on_trial: Callable[[Any], None] | None = None,
+) -> RetrainOutcome:
+    """Run one retraining job for ``served_model`` (see the module docstring).
+
+    Args:
+        served_model: The served model.
+        settings: Where run directories and caches go (``settings.home``).
+        store: The feature store (records known at ``as_of`` are used).
+        registry: The MLflow registry.
+        config: Job configuration (default: from the environment).
+        as_of: Knowledge cut-off (default now, UTC).
+        recent_start: Start of the recent window (e.g. when the drifting model took
+            over); default ``as_of - config.window_h``.
+        trigger: Why the job runs (``manual``, ``schedule``, ``drift``...), logged.
+        on_trial: Progress callback per search trial.
+
+    Raises:
+        ValueError: Fewer than 100 usable rows.
+    """
+    from pipelines.train import flat_metrics, input_example
+    from training import TrainingData, plots
+
+    config = config or RetrainConfig()
+    as_of = as_of or datetime.now(UTC)
+    target = config.target
+    frame = store.training_frame(served_model, end=as_of, as_of=as_of, require=(target,))
+    if frame.num_rows == 0:
+        raise ValueError(f"no records with {target} for served model {served_model!r}")
+    champion_version = registry.alias_version(served_model)
+    champion = (
+        registry.load(served_model, version=champion_version.version)[0]
+        if champion_version is not None
+        else None
+    )
+    parts = job_frames(
+        frame, config, as_of=as_of, recent_start=recent_start, holdout=champion is not None
+    )
+    warm = (
+        config.warm_start != "off"
+        and champion is not None
+        and parts.rows["train"] < config.search_min_rows
+    )
+    run_dir = settings.home / "runs" / f"retrain-{served_model}-{as_of:%Y%m%dT%H%M%S}"
+    fitted = (
+        _recalibrated(champion, parts, config)
+        if warm and champion is not None and config.warm_start == "recalibrate"
+        else _trained(
+            served_model,
+            settings,
+            store,
+            parts,
+            config,
+            champion if warm else None,
+            run_dir,
+            on_trial,
+        )
+    )
+    meta = {
+        "served_model": served_model,
+        "trained_as_of": as_of.isoformat(),
+        "target": target,
+        "trigger": trigger,
+    }
+    challenger = Predictor(
+        fitted.predictor.spec.model_copy(update={"metadata": meta}),
+        fitted.predictor.arrays,
+        fitted.predictor.tokenizer_json,
+    )
+    holdout: dict[str, dict[str, Any]] = {}
+    metrics = dict(fitted.metrics)
+    artifacts = dict(fitted.plots)
+    if champion is not None and parts.holdout.num_rows:
+        held = TrainingData.from_arrow(parts.holdout, target)
+        for name, model in (("challenger", challenger), ("champion", champion)):
+            holdout[name] = _score(model, fitted.data, fitted.train_rows, held)
+        metrics.update(flat_metrics({f"holdout.{k}": v for k, v in holdout.items()}))
+        artifacts["holdout"] = plots.reliability_diagram(
+            {
+                name: (list(map(float, s["coverage"])), list(s["coverage"].values()))
+                for name, s in holdout.items()
+            },
+            run_dir / "holdout_reliability.png",
+        )
+    metrics.update({f"rows_{k}": float(v) for k, v in parts.rows.items()})
+    params = {
+        "served_model": served_model,
+        "job": "retrain",
+        "trigger": trigger,
+        "policy": config.policy,
+        "warm_start": config.warm_start if warm else "off",
+        "as_of": as_of.isoformat(),
+        "recent_start": (recent_start or as_of - timedelta(hours=config.window_h)).isoformat(),
+        "champion_before": champion_version.version if champion_version else None,
+        "trials": fitted.trials,
+        "numeric": ",".join(challenger.spec.numeric),
+        "reference_fraction": config.reference_fraction,
+        "holdout_fraction": config.holdout_fraction,
+    }
+    version = registry.log_training(
+        served_model,
+        challenger,
+        params=params,
+        metrics=metrics,
+        artifacts=artifacts,
+        input_example=input_example(fitted.data.rows(fitted.train_rows[:3])),
+        tags={"trained_as_of": as_of.isoformat(), "job": "retrain", "trigger": trigger},
+    )
+    promoted = _decide(config.policy, holdout)
+    if promoted:
+        registry.promote(served_model, version.version)
+    if version.run_id:
+        registry.client.set_tag(version.run_id, "promoted", str(promoted).lower())
+    log.info(
+        "retrained %s: v%d (%s, %s)",
+        served_model,
+        version.version,
+        "promoted" if promoted else "challenger",
+        f"warm start ({config.warm_start})" if warm else f"{fitted.trials}-trial search",
+    )
+    return RetrainOutcome(
+        served_model=served_model,
+        run_id=version.run_id,
+        version=version.version,
+        promoted=promoted,
+        policy=config.policy,
+        champion_before=champion_version.version if champion_version else None,
+        warm_start=config.warm_start if warm else "off",
+        rows=parts.rows,
+        holdout=holdout,
+        metrics=metrics,
+        as_of=as_of,
+    )
+
+
+def _decide(policy: Policy, holdout: dict[str, dict[str, Any]]) -> bool:
+    """Whether the challenger becomes the champion under ``policy``."""
+    if policy == "always":
+        return True
+    if policy == "manual":
+        return False
+    if "champion" not in holdout:
+        return True
+    return bool(holdout["challenger"]["mean_pinball"] < holdout["champion"]["mean_pinball"])
+
+
+def drift_trigger(
+    settings: Settings,
+    *,
+    config: RetrainConfig | None = None,
+    store: RecordStore | None = None,
+    on_done: Callable[[str, RetrainOutcome | BaseException], None] | None = None,
+) -> RetrainTrigger:
+    """A callback that runs a drift-triggered :func:`retrain` in a background thread.
+
+    At most one job per served model runs at a time: a call while that model's job is
+    running is ignored (logged), so a burst of alarms retrains once; debouncing over
+    longer spans is the monitor's :class:`drift.RetrainDebouncer`. A failing job is
+    logged and reported to ``on_done``; it never raises into the caller. The callback
+    also fits ``drift.DriftResponder``'s ``on_retrain(served_model, event)``.
+
+    Args:
+        settings: Where the registry and (unless ``store`` is given) the store are.
+        config: Job configuration (default: from the environment).
+        store: An open store to use (the service's); default: open the settings' store
+            for each job.
+        on_done: Called with (served model, outcome or exception) when a job ends.
+    """
+    running: set[str] = set()
+    lock = threading.Lock()
+
+    def job(served_model: str) -> None:
+        from feature_store import open_store
+        from registry import MLflowRegistry
+
+        result: RetrainOutcome | BaseException
+        try:
+            registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+            if store is not None:
+                result = retrain(
+                    served_model, settings, store, registry, config=config, trigger="drift"
+                )
+            else:
+                with open_store(settings.resolved_store_path) as own:
+                    result = retrain(
+                        served_model, settings, own, registry, config=config, trigger="drift"
+                    )
+        except Exception as exc:  # a background job must not die silently
+            log.exception("drift-triggered retraining of %s failed", served_model)
+            result = exc
+        finally:
+            with lock:
+                running.discard(served_model)
+        if on_done is not None:
+            on_done(served_model, result)
+
+    def trigger(served_model: str, event: object = None) -> None:
+        with lock:
+            if served_model in running:
+                log.info("retraining of %s already running; request ignored", served_model)
+                return
+            running.add(served_model)
+        threading.Thread(
+            target=job, args=(served_model,), name=f"retrain-{served_model}", daemon=True
+        ).start()
+
+    return trigger
