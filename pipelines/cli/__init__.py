@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli import _data, _drift, _models, _pipeline, _run, _serve, _store, _train
+from pipelines.cli import (
+    _data,
+    _drift,
+    _models,
+    _pipeline,
+    _run,
+    _serve,
+    _simulate,
+    _store,
+    _train,
+)
 
 app = typer.Typer(
     name="tailcast",
@@ -26,6 +36,7 @@ app.command("train")(_train.train)
 app.command("serve")(_serve.serve)
 app.command("evaluate")(_train.evaluate)
 app.add_typer(_models.app, name="models")
+app.command("simulate")(_simulate.simulate)
 app.add_typer(_pipeline.app, name="pipeline")
 app.add_typer(_drift.app, name="drift")
 

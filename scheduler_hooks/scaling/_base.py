@@ -1,0 +1,75 @@
+"""The scaler contract: how many replicas the cluster should have now."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from scheduler_hooks._book import ForecastBook
+from scheduler_hooks._state import ReplicaState
+
+
+@dataclass
+class ScalingView:
+    """What a scaler may read.
+
+    Attributes:
+        now: Current time, seconds.
+        replicas: Replicas serving (accepting) now.
+        pending: Replicas cold-starting (already paid for, not yet serving).
+        arrival_rate: Requests per second over the recent window.
+        slots: Slots of the replica type a scale-up adds.
+        device: Device type index a scale-up adds.
+        book: Forecast draws (the ``forecast`` scaler); ``None`` when absent.
+        recent: Ids of requests that arrived in the recent window.
+    """
+
+    now: float
+    replicas: Sequence[ReplicaState]
+    pending: int
+    arrival_rate: float
+    slots: int
+    device: int
+    book: ForecastBook | None = None
+    recent: Sequence[int] = ()
+
+
+class Scaler(ABC):
+    """A scaling policy with a cooldown.
+
+    Args:
+        min_replicas: Never fewer (serving + pending).
+        max_replicas: Never more (the replica budget).
+        cooldown_s: Seconds after a change during which no further change is made.
+    """
+
+    name: ClassVar[str]
+    needs_forecasts: ClassVar[bool] = False
+
+    def __init__(self, min_replicas: int = 1, max_replicas: int = 64, cooldown_s: float = 30.0):
+        if not 1 <= min_replicas <= max_replicas:
+            raise ValueError(
+                f"need 1 <= min_replicas <= max_replicas, got {min_replicas}, {max_replicas}"
+            )
+        self.min_replicas, self.max_replicas, self.cooldown_s = (
+            min_replicas,
+            max_replicas,
+            cooldown_s,
+        )
+        self._last_change = -float("inf")
+
+    def desired(self, view: ScalingView) -> int:
+        """Replicas wanted (serving + pending), clipped to the budget, held during cooldown."""
+        current = len(view.replicas) + view.pending
+        if view.now - self._last_change < self.cooldown_s:
+            return current
+        want = min(max(self.target(view), self.min_replicas), self.max_replicas)
+        if want != current:
+            self._last_change = view.now
+        return want
+
+    @abstractmethod
+    def target(self, view: ScalingView) -> int:
+        """The policy's unclipped wish (serving + pending)."""
