@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import Settings
 from feature_store import RecordStore
@@ -14,6 +14,9 @@ from serving._models import ModelTable
 from serving._poller import ModelPoller
 from serving.config import ServingConfig
 from serving.schemas import ForecastRequest
+
+if TYPE_CHECKING:
+    from serving.compat._service import LlmdPredictor
 
 
 @dataclass(slots=True)
@@ -30,6 +33,7 @@ class ServiceState:
         endpoints: Cached endpoint features.
         metrics: The service's Prometheus metrics.
         forecaster: Batches concurrent forecast calls into one predictor call each.
+        llmd: Answers the llm-d prediction endpoints.
     """
 
     settings: Settings
@@ -41,3 +45,4 @@ class ServiceState:
     endpoints: EndpointStatsCache
     metrics: ServiceMetrics
     forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]
+    llmd: LlmdPredictor

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,17 @@ from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
 from serving._poller import ModelPoller
 from serving._state import ServiceState
+from serving.compat import router as llmd_router
+from serving.compat._service import LlmdPredictor
+from serving.compat.schemas import (
+    BulkPredictionRequest,
+    BulkTrainingRequest,
+    LenientBulkRequest,
+    PredictionRequest,
+)
 from serving.config import ServingConfig
 from serving.routes import completions, forecasts, health, metrics, models
+from serving.routes import workflows as workflow_routes
 from serving.schemas import ForecastRequest, ForecastsRequest
 
 if TYPE_CHECKING:
@@ -82,11 +92,13 @@ def create_app(
             settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
         )
         app.state.service = state
+        app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
         try:
             yield
         finally:
             await state.poller.stop()
             state.forecaster.close()
+            state.llmd.close()
             if state.owns_store:
                 await asyncio.to_thread(state.store.close)
 
@@ -101,7 +113,18 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)
     for module in (forecasts, completions, models, health, metrics):
         app.include_router(module.router)
-    install_schemas(app, [ForecastsRequest])
+    app.include_router(workflow_routes.router)
+    app.include_router(llmd_router)
+    install_schemas(
+        app,
+        [
+            ForecastsRequest,
+            PredictionRequest,
+            BulkPredictionRequest,
+            LenientBulkRequest,
+            BulkTrainingRequest,
+        ],
+    )
     return app
 
 
@@ -143,6 +166,7 @@ async def _start(
         )
     poller.start()
     _limit_blas_threads(config.blas_threads)
+    sys.setswitchinterval(config.switch_interval_s)
     endpoints = EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window)
 
     def run_forecasts(context: Any, items: list[ForecastRequest]) -> list[dict[str, Any]]:
@@ -159,6 +183,13 @@ async def _start(
         endpoints=endpoints,
         metrics=service_metrics,
         forecaster=MicroBatcher(run_forecasts, config.max_batch_items, name="forecasts"),
+        llmd=LlmdPredictor(
+            table,
+            config.llmd_served_model,
+            config.llmd_quantile,
+            endpoints.get,
+            config.max_batch_items,
+        ),
     )
 
 

@@ -27,6 +27,13 @@ class ServingConfig:
             answering from what is loaded, seconds.
         blas_threads: BLAS threads of the process (1: the predictor's small matrix
             products run fastest without thread hand-offs on a busy machine).
+        switch_interval_s: The interpreter's thread switch interval, seconds (Python's
+            default is 5 ms: the event loop could wait that long for the GIL while the
+            forecast thread computes; a shorter interval bounds that wait).
+        llmd_served_model: Served model under which llm-d training data is stored; its
+            TTFT and TPOT predictors are ``<name>.ttft`` and ``<name>.tpot``.
+        llmd_quantile: Level at which llm-d endpoints answer ``ttft_ms``/``tpot_ms``
+            (llm-d's default is 0.9), in (0, 1).
     """
 
     max_batch_items: int = 10_000
@@ -35,9 +42,14 @@ class ServingConfig:
     endpoint_window: int = 50
     registry_timeout_s: float = 5.0
     blas_threads: int = 1
+    switch_interval_s: float = 0.001
+    llmd_served_model: str = "llm-d"
+    llmd_quantile: float = 0.9
 
     def __post_init__(self) -> None:
         if self.max_batch_items < 1 or self.max_body_bytes < 1 or self.endpoint_window < 1:
             raise ValueError("batch, body and window limits must be >= 1")
         if self.endpoint_stats_ttl_s < 0 or self.registry_timeout_s <= 0:
             raise ValueError("cache TTL must be >= 0 and registry timeout > 0")
+        if not 0.0 < self.llmd_quantile < 1.0:
+            raise ValueError(f"llmd_quantile must lie in (0, 1) (got {self.llmd_quantile})")

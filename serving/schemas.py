@@ -254,9 +254,10 @@ class ModelsResponse(BaseModel):
 
 
 class Health(BaseModel):
-    """Liveness."""
+    """Liveness (llm-d's shape too)."""
 
     status: Literal["ok"] = "ok"
+    service: str = "tailcast"
 
 
 class ModelReadiness(BaseModel):
@@ -286,8 +287,15 @@ class RegistryStatusInfo(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: ready once at least one champion is loaded."""
+    """Readiness: ready once at least one champion is loaded.
+
+    ``model_type``, ``objective_type`` and ``quantile`` repeat llm-d's readiness
+    fields (the level llm-d endpoints answer at), so its clients accept the answer.
+    """
 
     status: Literal["ready", "not_ready"]
     models: dict[str, ModelReadiness]
     registry: RegistryStatusInfo
+    model_type: str = "tailcast"
+    objective_type: str = "quantile"
+    quantile: float

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from serving.deps import ModelsDep, PollerDep
+from serving.deps import ConfigDep, ModelsDep, PollerDep
 from serving.schemas import Health, ModelReadiness, Readiness, RegistryStatusInfo
 
 router = APIRouter(tags=["health"])
@@ -20,7 +20,9 @@ async def healthz() -> Health:
     "/readyz",
     responses={503: {"model": Readiness, "description": "No champion is loaded yet."}},
 )
-async def readyz(models: ModelsDep, poller: PollerDep, response: Response) -> Readiness:
+async def readyz(
+    models: ModelsDep, poller: PollerDep, config: ConfigDep, response: Response
+) -> Readiness:
     """Readiness: 200 once at least one champion is loaded, else 503; detail per model."""
     loaded = models.snapshot()
     errors = poller.model_errors
@@ -46,4 +48,5 @@ async def readyz(models: ModelsDep, poller: PollerDep, response: Response) -> Re
             last_error_at=s.last_error_at,
             poll_interval_s=poller.interval_s,
         ),
+        quantile=config.llmd_quantile,
     )

@@ -51,10 +51,21 @@ def client(registry: MLflowRegistry, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_healthz_docs_and_openapi(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "service": "tailcast"}
     assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    doc = client.get("/openapi.json").json()
+    paths = doc["paths"]
     assert {"/v1/forecasts", "/v1/completions", "/v1/models", "/readyz", "/metrics"} <= set(paths)
+    assert {"/predict", "/predict/bulk", "/predict/bulk/strict", "/reload", "/status"} <= set(
+        paths
+    )
+    # bodies of the lean routes are documented and their references resolve
+    body = paths["/v1/forecasts"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"] == "#/components/schemas/ForecastsRequest"
+    schemas = doc["components"]["schemas"]
+    assert {"ForecastsRequest", "ForecastRequest", "PredictionRequest", "TrainingEntry"} <= set(
+        schemas
+    )
 
 
 def test_models_lists_loaded_version_load_time_and_aliases(client: TestClient) -> None:
