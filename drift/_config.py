@@ -34,9 +34,10 @@ class MonitorConfig(BaseModel):
         horizon: Observations over which ``alpha`` is spent (Bonferroni).
         uniformity_test: ``"ks"`` (Kolmogorov-Smirnov) or ``"ad"`` (Anderson-Darling) of
             u against Uniform(0, 1).
-        ks_min_distance: Effect-size floor: the KS distance (or, for AD, the KS distance
-            too) must be at least this large, so a mildly miscalibrated but stable model
-            does not alarm forever.
+        ks_tolerance: KS distance from uniform that is still acceptable: the KS test is
+            of "distance <= tolerance" (see :func:`drift.ks_uniform`), and the AD test
+            only counts when the KS distance exceeds it, so a mildly miscalibrated but
+            stable model does not alarm forever.
         coverage_level: The quantile level whose coverage is tested (u <= level).
         coverage_tolerance: Coverage within ``level +- tolerance`` is acceptable: the
             binomial test is against the nearer edge of that band.
@@ -54,15 +55,15 @@ class MonitorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: int = Field(default=300, ge=10)
+    window: int = Field(default=500, ge=10)
     min_samples: int = Field(default=100, ge=10)
     test_every: int = Field(default=25, ge=1)
     alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
     horizon: int = Field(default=2500, ge=1)
     uniformity_test: Literal["ks", "ad"] = "ks"
-    ks_min_distance: float = Field(default=0.08, ge=0.0, le=1.0)
+    ks_tolerance: float = Field(default=0.08, ge=0.0, lt=1.0)
     coverage_level: float = Field(default=0.9, gt=0.0, lt=1.0)
-    coverage_tolerance: float = Field(default=0.03, ge=0.0, lt=0.5)
+    coverage_tolerance: float = Field(default=0.05, ge=0.0, lt=0.5)
     adwin_delta: float = Field(default=0.002, gt=0.0, lt=1.0)
     adwin_min_shift: float = Field(default=0.1, ge=0.0)
     pinball_ratio: float = Field(default=1.5, gt=1.0)

@@ -93,7 +93,7 @@ class GroupMonitor:
         loss = np.fromiter(self._loss, dtype=np.float64)
         dist = ks_distance(u)
         if cfg.uniformity_test == "ks":
-            _, p_unif = ks_uniform(u)
+            _, p_unif = ks_uniform(u, cfg.ks_tolerance)
         else:
             _, p_unif = ad_uniform(u)
         cov, p_cov = coverage_test(u, cfg.coverage_level, cfg.coverage_tolerance)
@@ -105,7 +105,7 @@ class GroupMonitor:
         adwin_loss = self._recent(self._adwin_loss) and loss_rise >= cfg.adwin_min_shift
         alpha = cfg.test_alpha
         checks: dict[Trigger, bool] = {
-            "uniformity": p_unif < alpha and dist >= cfg.ks_min_distance,
+            "uniformity": p_unif < alpha and dist > cfg.ks_tolerance,
             "coverage": p_cov < alpha,
             "adwin_u": adwin_u,
             "adwin_pinball": adwin_loss,
