@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         host: Interface the REST API binds to.
         port: TCP port of the REST API.
         ingest_batch_rows: Rows per batch when importing files (memory vs. speed).
+        drift_webhook_urls: URLs every drift alert is POSTed to (JSON list in the env).
+        drift_webhook_secret: HMAC-SHA256 key of the ``X-Tailcast-Signature`` header.
     """
 
     model_config = SettingsConfigDict(
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     ingest_batch_rows: int = Field(default=100_000, ge=1)
+    drift_webhook_urls: list[str] = Field(default_factory=list)
+    drift_webhook_secret: SecretStr | None = None
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Self:
