@@ -104,6 +104,8 @@ class ForecastBook:
         k = (xs <= done[:, None]).sum(axis=1)
         idx = np.minimum(k[:, None] + (u * (s - k)[:, None]).astype(np.int64), s - 1)
         rem = np.take_along_axis(xs, idx, axis=1) - done[:, None]
+        for i in np.flatnonzero(done <= 0).tolist():  # nothing ruled out: the own draws
+            rem[i] = self.samples(requests[i])[devices[i]] - done[i]
         beyond = k >= s
         if np.any(beyond):
             rem[beyond] = -np.maximum(tails[beyond], 1e-6)[:, None] * np.log(u[beyond])

@@ -171,6 +171,7 @@ class Simulator:
                 self._capacity(now)
         if self._done < n:
             raise RuntimeError(f"simulation stalled with {n - self._done} requests unfinished")
+        self._timeline.append((now, self._count()))
         for live in self._reps:
             if live.removed_at is None:
                 live.removed_at = now
@@ -178,7 +179,6 @@ class Simulator:
             (live.removed_at if live.removed_at is not None else now) - live.added_at
             for live in self._reps
         )
-        self._timeline.append((now, self._count()))
         return SimResult(
             arrival=self._arrival,
             start=self._start,
