@@ -253,3 +253,30 @@ class DeliveryAttempt(BaseModel):
 def alert_id_for(event_id: str, url: str) -> str:
     """Deterministic outbox id of the alert of ``event_id`` to ``url`` (32 hex chars)."""
     return hashlib.sha256(f"{event_id}\x1f{url}".encode()).hexdigest()[:32]
+
+
+class DriftReportInfo(BaseModel):
+    """A saved drift report (the HTML file itself lives under ``settings.home/drift_reports``).
+
+    Attributes:
+        report_id: The report's id (also its file name stem); letters, digits, ``._-``.
+        served_model: The served model it covers.
+        created_at: When it was written (UTC).
+        path: The HTML file.
+        reference_rows: Rows in the reference window (training data).
+        current_rows: Rows in the current window.
+        mlflow_run_id: The MLflow run it was logged to, if any.
+        summary: Headline numbers, e.g. ``drift_share`` (share of drifted columns) and
+            ``pvalue:<column>`` (per-column drift test p-value).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    report_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    served_model: str
+    created_at: AwareDatetime
+    path: str
+    reference_rows: int = Field(ge=0)
+    current_rows: int = Field(ge=0)
+    mlflow_run_id: str | None = None
+    summary: dict[str, float] = Field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreStats
-from feature_store._drift import DriftReportRow, DriftTables
+from feature_store._drift import DriftTables
 from feature_store._duckdb import DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
 
@@ -22,7 +22,6 @@ def open_store(path: str | Path, *, read_only: bool = False) -> RecordStore:
 __all__ = [
     "ENDPOINT_FEATURES",
     "FRAME_COLUMNS",
-    "DriftReportRow",
     "DriftTables",
     "DuckDBStore",
     "EndpointStats",

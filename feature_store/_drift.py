@@ -17,9 +17,15 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftGroup, alert_id_for
+from core.drift import (
+    AlertMessage,
+    DeliveryAttempt,
+    DriftEvent,
+    DriftGroup,
+    DriftReportInfo,
+    alert_id_for,
+)
 
 _EVENT_COLS = (
     "event_id, served_model, prompt_class, device, kind, occurred_at, model_version, "
@@ -27,30 +33,10 @@ _EVENT_COLS = (
 )
 _ALERT_COLS = "alert_id, event_id, url, body, attempts, next_attempt_at, created_at, delivered_at"
 _ATTEMPT_COLS = "alert_id, attempt, attempted_at, status_code, error, delivered, duration_s"
-
-
-class DriftReportRow(BaseModel):
-    """A saved drift report.
-
-    Attributes:
-        report_id: The report's id (also its file name stem).
-        served_model: The served model it covers.
-        created_at: When it was written (UTC).
-        path: The HTML file.
-        reference_rows: Rows in the reference window.
-        current_rows: Rows in the current window.
-        mlflow_run_id: The MLflow run it was logged to, if any.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    report_id: str
-    served_model: str
-    created_at: AwareDatetime
-    path: str
-    reference_rows: int
-    current_rows: int
-    mlflow_run_id: str | None = None
+_REPORT_COLS = (
+    "report_id, served_model, created_at, path, reference_rows, current_rows, "
+    "mlflow_run_id, summary"
+)
 
 
 def _event(row: tuple[Any, ...]) -> DriftEvent:
@@ -241,11 +227,12 @@ class DriftTables:
         ]
 
     # --- reports -------------------------------------------------------------------
-    def record_drift_report(self, report: DriftReportRow) -> bool:
+    def record_drift_report(self, report: DriftReportInfo) -> bool:
         """Store a report's metadata; ``False`` when its id was already stored."""
         r = report
         n = self._drift_write(
-            "INSERT INTO drift_reports VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            f"INSERT INTO drift_reports ({_REPORT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [
                 r.report_id,
                 r.served_model,
@@ -254,21 +241,34 @@ class DriftTables:
                 r.reference_rows,
                 r.current_rows,
                 r.mlflow_run_id,
+                json.dumps(r.summary),
             ],
         )
         return n == 1
 
-    def drift_reports(self, served_model: str | None = None) -> list[DriftReportRow]:
-        """Saved reports, newest first."""
-        where, params = _filters(served_model=served_model)
+    def drift_reports(
+        self, served_model: str | None = None, report_id: str | None = None
+    ) -> list[DriftReportInfo]:
+        """Saved reports, newest first (optionally of one served model, or one id)."""
+        where, params = _filters(served_model=served_model, report_id=report_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._drift_read(
-            "SELECT report_id, served_model, created_at, path, reference_rows, current_rows, "
-            f"mlflow_run_id FROM drift_reports {cond} ORDER BY created_at DESC, report_id",
+            f"SELECT {_REPORT_COLS} FROM drift_reports {cond} ORDER BY created_at DESC, report_id",
             params,
         )
-        keys = DriftReportRow.model_fields
-        return [DriftReportRow(**dict(zip(keys, r, strict=True))) for r in rows]
+        return [
+            DriftReportInfo(
+                report_id=r[0],
+                served_model=r[1],
+                created_at=r[2],
+                path=r[3],
+                reference_rows=int(r[4]),
+                current_rows=int(r[5]),
+                mlflow_run_id=r[6],
+                summary={str(k): float(v) for k, v in json.loads(r[7]).items()},
+            )
+            for r in rows
+        ]
 
 
 def _filters(**equal: str | None) -> tuple[list[str], list[object]]:

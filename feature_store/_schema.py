@@ -104,6 +104,7 @@ DRIFT_DDL: tuple[str, ...] = (
     path VARCHAR NOT NULL,
     reference_rows BIGINT NOT NULL,
     current_rows BIGINT NOT NULL,
-    mlflow_run_id VARCHAR
+    mlflow_run_id VARCHAR,
+    summary VARCHAR NOT NULL
 )""",
 )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.drift import DeliveryAttempt, DriftEvent, DriftGroup, alert_id_for
-from feature_store import DriftReportRow, DuckDBStore
+from core.drift import DeliveryAttempt, DriftEvent, DriftGroup, DriftReportInfo, alert_id_for
+from feature_store import DuckDBStore
 
 T0 = datetime(2026, 4, 11, 7, 0, tzinfo=UTC)
 G = DriftGroup(served_model="deepseek-chat", prompt_class="default", device="deepseek-api")
@@ -90,13 +90,14 @@ def test_outbox_survives_reopening_the_file(tmp_path: Path) -> None:
 
 
 def test_reports_metadata(db: DuckDBStore) -> None:
-    r1 = DriftReportRow(
+    r1 = DriftReportInfo(
         report_id="r1",
         served_model="m",
         created_at=T0,
         path="/a.html",
         reference_rows=10,
         current_rows=5,
+        summary={"drift_share": 0.5, "pvalue:u": 1e-9},
     )
     r2 = r1.model_copy(
         update={"report_id": "r2", "created_at": T0 + timedelta(1), "mlflow_run_id": "abc"}
@@ -106,3 +107,4 @@ def test_reports_metadata(db: DuckDBStore) -> None:
     assert not db.record_drift_report(r1)
     assert db.drift_reports() == [r2, r1]
     assert db.drift_reports("other") == []
+    assert db.drift_reports(report_id="r1") == [r1]
