@@ -12,6 +12,7 @@ from collections.abc import Callable
 from benchmarks import (
     bench_ingest,
     bench_predictor,
+    bench_routing,
     bench_serving,
     bench_text_features,
     bench_workload,
@@ -26,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "workload": ("workload", bench_workload.run),
     "ingest": ("ingest", bench_ingest.run),
     "serving": ("serving", bench_serving.run),
+    "routing": ("routing", bench_routing.run),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 
