@@ -1,0 +1,73 @@
+"""Evidently drift reports: HTML on disk, headline numbers, logged to a real MLflow store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drift.reports import build_report, write_report
+
+
+def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(
+        {
+            "input_tokens": rng.integers(100, 4000, 600),
+            "device": rng.choice(["h100", "a100"], 600),
+            "u": rng.uniform(size=600),
+        }
+    )
+    current = pd.DataFrame(
+        {
+            "input_tokens": rng.integers(100, 4000, 300),
+            "device": rng.choice(["h100", "a100"], 300),
+            "u": rng.uniform(size=300) ** 0.5,  # slower than forecast: u piles up near 1
+            "only_here": np.ones(300),
+        }
+    )
+    return reference, current
+
+
+@pytest.mark.slow
+def test_report_is_written_summarised_and_logged_to_mlflow(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    reference, current = _frames()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    info = write_report(
+        reference,
+        current,
+        tmp_path / "drift_reports",
+        "deepseek-chat",
+        now=datetime(2026, 4, 11, 7, 5, tzinfo=UTC),
+        tracking_uri=uri,
+    )
+    assert info.report_id == "deepseek-chat-20260411T070500Z"
+    html = Path(info.path).read_text()
+    assert info.path == str(tmp_path / "drift_reports" / f"{info.report_id}.html")
+    assert "<html" in html.lower()
+    assert (info.reference_rows, info.current_rows) == (600, 300)
+    assert info.summary["pvalue:u"] < 1e-6
+    assert info.summary["pvalue:input_tokens"] > 0.01
+    assert info.summary["drifted_columns"] == 1.0
+    assert "pvalue:only_here" not in info.summary
+    assert info.mlflow_run_id is not None
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(info.mlflow_run_id)
+    assert run.data.metrics["drift.drift_share"] == pytest.approx(1 / 3)
+    assert run.data.tags["tailcast.served_model"] == "deepseek-chat"
+    artifacts = [a.path for a in client.list_artifacts(info.mlflow_run_id, "drift_reports")]
+    assert artifacts == [f"drift_reports/{info.report_id}.html"]
+
+
+@pytest.mark.slow
+def test_build_report_contract(tmp_path: Path) -> None:
+    reference, current = _frames()
+    out = build_report(reference, current, tmp_path / "a" / "r.html")
+    assert out.exists()
+    with pytest.raises(ValueError, match="share no column"):
+        build_report(reference[["u"]], current[["only_here"]], tmp_path / "x.html")
