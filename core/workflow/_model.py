@@ -1,0 +1,299 @@
+"""The workflow model bundle: call counts, tool times and per-call latency, composed.
+
+A bundle directory holds ``workflow.json`` (a :class:`WorkflowSpec`), ``arrays.npz``
+(the call-count model, tool-time tables, per-step context profiles, the latency
+recalibration map) and ``predictor/`` (the per-call latency :class:`Predictor`).
+Training writes it (``tailcast train-workflows``); the service loads the newest one
+under ``<home>/workflows`` at start. NumPy only at forecast time, plus the sentence
+encoder for the task text.
+
+Per-call latency of a call not made yet: the predictor's quantiles for a request at
+that step with the served model's median context size at that step (the *profile*)
+and the endpoint's current speed, read through ``pit_map`` (the quantile function of
+the predictor's PIT values on held-out training calls), so the marginal law of a
+future call's latency matches what such calls really took.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.predictor import Predictor, TextSpec, text_featurizer
+from core.quantiles import ppf_rows
+from core.workflow._compose import (
+    Draws,
+    conditional_cdf,
+    count_mean,
+    count_quantiles,
+    sample,
+    shift_quantiles,
+    sum_of_means,
+    sum_of_p90,
+)
+from core.workflow._count import CallCountModel
+from core.workflow._tools import ToolTimes, command_kind
+
+F64 = npt.NDArray[np.float64]
+
+SPEC_FILE, ARRAYS_FILE, PREDICTOR_DIR = "workflow.json", "arrays.npz", "predictor"
+#: Text variant of the call-count model (first 3 encoder layers: best on held-out tasks).
+COUNT_TEXT = TextSpec(kind="encoder", encoder_layers=3, max_tokens=256)
+#: Bundles live in ``<home>/workflows/v0001``, ``v0002``, ...; the newest one is served.
+WORKFLOWS_DIR = "workflows"
+#: Endpoint columns the per-call predictor reads.
+ENDPOINT_COLUMNS = ("ep_completions", "ep_median_tokens_per_s", "ep_median_latency_s")
+
+
+class WorkflowSpec(BaseModel):
+    """Configuration and provenance of a workflow bundle (frozen data).
+
+    Attributes:
+        format_version: Bundle format version.
+        served_models: Served models with a context profile (the ones it forecasts).
+        run_served_models: Served model of each training run of the call-count model.
+        text: Text featurizer of the call-count model.
+        k: Nearest training runs weighted up by the call-count model.
+        shrink: Weight of the text-blind empirical part of the call-count model.
+        boost: Weight multiplier of same-served-model runs.
+        bandwidth: Width of each run's call-count kernel, in log calls.
+        rho: Correlation of the latencies of one task's calls (Gaussian copula).
+        tool_kinds: Command kinds with their own tool-time table.
+        z_max: The latency tables cover normal scores in [-z_max, z_max].
+        z_points: Points of that grid.
+        metadata: Provenance (training data, date, version).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = 1
+    served_models: tuple[str, ...]
+    run_served_models: tuple[str, ...]
+    text: TextSpec = COUNT_TEXT
+    k: int = Field(default=10, ge=1)
+    shrink: float = Field(default=0.5, gt=0)
+    boost: float = Field(default=2.0, gt=0)
+    bandwidth: float = Field(default=0.1, ge=0)
+    rho: float = Field(default=0.0, ge=0, lt=1)
+    tool_kinds: tuple[str, ...] = ()
+    z_max: float = 4.0
+    z_points: int = Field(default=257, ge=3)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LatencyTables:
+    """Per-call latency of one (served model, device, endpoint state), seconds.
+
+    Attributes:
+        z: Normal-score grid, shape ``(G,)``.
+        by_z: Latency of call ``s`` at each score, shape ``(M, G)``.
+        mean: Mean latency of call ``s``, shape ``(M,)``.
+        p90: P90 latency of call ``s``, shape ``(M,)``.
+    """
+
+    z: F64
+    by_z: F64
+    mean: F64
+    p90: F64
+
+
+def bundle_versions(home: Path) -> list[tuple[int, Path]]:
+    """Complete workflow bundles under ``home``, oldest first, as ``(version, path)``."""
+    root = Path(home) / WORKFLOWS_DIR
+    found = []
+    for path in root.glob("v[0-9][0-9][0-9][0-9]") if root.is_dir() else []:
+        if (path / SPEC_FILE).is_file() and (path / ARRAYS_FILE).is_file():
+            found.append((int(path.name[1:]), path))
+    return sorted(found)
+
+
+def normal_cdf(z: F64) -> F64:
+    """Standard normal CDF (element-wise, via ``math.erf``)."""
+    return np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in np.ravel(z)])
+
+
+class WorkflowModel:
+    """Forecast an agentic task's call count, remaining and total time.
+
+    Args:
+        spec: The bundle's specification.
+        arrays: ``count_embeddings``, ``count_kernels``, ``tool_pooled``,
+            ``tool_<kind>``, ``profile_<served_model>`` (``(M, 2)``: median input and
+            cached tokens of call ``s``), ``pit_map``.
+        predictor: The per-call latency predictor.
+    """
+
+    def __init__(
+        self, spec: WorkflowSpec, arrays: Mapping[str, npt.NDArray[Any]], predictor: Predictor
+    ) -> None:
+        self.spec = spec
+        self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        self.predictor = predictor
+        a = self.arrays
+        self.counts = CallCountModel(
+            a["count_embeddings"],
+            a["count_kernels"],
+            spec.run_served_models,
+            k=spec.k,
+            shrink=spec.shrink,
+            boost=spec.boost,
+        )
+        self.tools = ToolTimes(a["tool_pooled"], {k: a[f"tool_{k}"] for k in spec.tool_kinds})
+        self._text = text_featurizer(spec.text)
+
+    @property
+    def max_calls(self) -> int:
+        """Largest call count the model gives probability to."""
+        return self.counts.max_calls
+
+    # --- persistence ---------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle directory; returns its path."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SPEC_FILE).write_text(self.spec.model_dump_json(indent=2))
+        np.savez(out / ARRAYS_FILE, **self.arrays)  # type: ignore[arg-type]
+        self.predictor.save(out / PREDICTOR_DIR)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> WorkflowModel:
+        """Load a bundle directory written by :meth:`save`."""
+        root = Path(path)
+        spec = WorkflowSpec.model_validate(json.loads((root / SPEC_FILE).read_text()))
+        with np.load(root / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return cls(spec, arrays, Predictor.load(root / PREDICTOR_DIR))
+
+    # --- parts ---------------------------------------------------------------------
+    def embed(self, texts: Sequence[str | None]) -> npt.NDArray[np.float32]:
+        """Text embeddings of task statements, shape ``(n, d)``."""
+        if self._text is None:
+            return np.zeros((len(texts), 0), dtype=np.float32)
+        return self._text.transform(texts)
+
+    def count_cdf(self, embedding: npt.NDArray[np.floating], served_model: str) -> F64:
+        """Call-count CDF ``P(N <= n)``, ``n = 1 .. M``, of one task."""
+        return self.counts.cdf(embedding, served_model)
+
+    def step_values(
+        self, served_model: str, device: str, endpoint: Mapping[str, float | None] | None = None
+    ) -> F64:
+        """The predictor's quantiles (seconds) for calls ``0 .. M - 1``, shape ``(M, K)``.
+
+        Each call is a request at its step with the served model's profile context and
+        the given endpoint features (:data:`ENDPOINT_COLUMNS`; missing: none).
+
+        Raises:
+            KeyError: For a served model without a profile.
+        """
+        if served_model not in self.spec.served_models:
+            raise KeyError(served_model)
+        profile = self.arrays[f"profile_{served_model}"]
+        m = profile.shape[0]
+        ep = endpoint or {}
+        cols: dict[str, Any] = {
+            "served_model": [served_model] * m,
+            "device": [device] * m,
+            "step": np.arange(m, dtype=np.float64),
+            "input_tokens": profile[:, 0],
+            "cached_tokens": profile[:, 1],
+            **{c: [ep.get(c)] * m for c in ENDPOINT_COLUMNS},
+        }
+        return np.asarray(np.maximum(self.predictor.predict(cols, m), 0.0), dtype=np.float64)
+
+    def latency(
+        self, served_model: str, device: str, endpoint: Mapping[str, float | None] | None = None
+    ) -> LatencyTables:
+        """Recalibrated per-call latency tables for calls ``0 .. M - 1``.
+
+        Args:
+            served_model: One of ``spec.served_models``.
+            device: Device or endpoint the calls go to.
+            endpoint: Endpoint features now (:data:`ENDPOINT_COLUMNS`).
+
+        Raises:
+            KeyError: For a served model without a profile.
+        """
+        values = self.step_values(served_model, device, endpoint)
+        levels = np.asarray(self.predictor.spec.levels, dtype=np.float64)
+        z = np.linspace(-self.spec.z_max, self.spec.z_max, self.spec.z_points)
+        pit_map = self.arrays["pit_map"]
+        pit_grid = np.linspace(0.0, 1.0, pit_map.shape[0])
+
+        def recalibrated(u: F64) -> F64:
+            return np.asarray(np.clip(np.interp(u, pit_grid, pit_map), 1e-6, 1 - 1e-6))
+
+        by_z = ppf_rows(levels, values, recalibrated(normal_cdf(z)), lower=0.0)
+        mid = (np.arange(200) + 0.5) / 200
+        mean = ppf_rows(levels, values, recalibrated(mid), lower=0.0).mean(axis=1)
+        p90 = ppf_rows(levels, values, recalibrated(np.array([0.9])), lower=0.0)[:, 0]
+        return LatencyTables(z=z, by_z=by_z, mean=mean, p90=p90)
+
+    # --- composition ---------------------------------------------------------------
+    def compose(
+        self,
+        cdf: F64,
+        tables: LatencyTables,
+        draws: Draws,
+        levels: Sequence[float],
+        steps_done: int = 0,
+        elapsed_s: float | None = None,
+        pending_command: str | None = None,
+    ) -> dict[str, Any]:
+        """Quantiles of the call count, remaining and total time of one task.
+
+        Args:
+            cdf: The task's call-count CDF (:meth:`count_cdf`).
+            tables: Per-call latency (:meth:`latency`).
+            draws: Common random numbers (cover :attr:`max_calls` calls).
+            levels: Quantile levels in (0, 1).
+            steps_done: Calls returned so far; the task has not finished.
+            elapsed_s: Seconds since the first call returned, if known: the total is
+                then ``elapsed_s`` + remaining (exact); otherwise the total is sampled.
+            pending_command: The last returned call's command (its tool run is in flight).
+
+        Returns:
+            ``call_count``, ``remaining_s``, ``total_s`` (each ``quantiles`` and
+            ``mean``) and the point compositions ``sum_of_means_s``/``sum_of_p90_s`` of
+            the remaining time.
+        """
+        lv = np.asarray(levels, dtype=np.float64)
+        pending = None
+        if pending_command is not None and steps_done >= 1:
+            pending = self.tools.table(command_kind(pending_command))
+        rho = self.spec.rho
+        tools = self.tools.pooled
+        n, remaining = sample(tables.by_z, tables.z, tools, cdf, draws, steps_done, rho, pending)
+        cond = conditional_cdf(cdf, steps_done)
+        if elapsed_s is not None or steps_done <= 1:
+            offset = elapsed_s or 0.0
+            total_q = shift_quantiles(np.quantile(remaining, lv), offset)
+            total_mean = float(remaining.mean()) + offset
+        else:
+            _, total = sample(tables.by_z, tables.z, tools, cond, draws, 0, rho)
+            total_q, total_mean = np.quantile(total, lv), float(total.mean())
+        tool_p90 = float(self.tools.quantiles(np.array([0.9]))[0])
+        return {
+            "call_count": {
+                "quantiles": count_quantiles(cond, lv).tolist(),
+                "mean": count_mean(cond),
+            },
+            "remaining_s": {
+                "quantiles": np.quantile(remaining, lv).tolist(),
+                "mean": float(remaining.mean()),
+            },
+            "total_s": {"quantiles": np.asarray(total_q).tolist(), "mean": total_mean},
+            "sum_of_means_s": sum_of_means(tables.mean, self.tools.mean(), cdf, steps_done),
+            "sum_of_p90_s": sum_of_p90(tables.p90, tool_p90, cdf, steps_done),
+            "samples": int(n.shape[0]),
+        }

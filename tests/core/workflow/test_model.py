@@ -1,0 +1,71 @@
+"""The workflow bundle: persistence, latency tables and composed forecasts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from core.workflow import WorkflowModel, bundle_versions, draw
+
+if TYPE_CHECKING:  # mypy maps test directories to top-level modules (no __init__.py)
+    from _workflow_fixtures import M, tiny_model
+else:
+    from tests.core.workflow._workflow_fixtures import M, tiny_model
+
+LEVELS = (0.1, 0.5, 0.9)
+
+
+def test_latency_tables_follow_the_predictor() -> None:
+    tables = tiny_model().latency("m", "d")
+    assert tables.by_z.shape == (M, 257)
+    # median of call s is exp(0.3 log1p(s)) = (1 + s) ** 0.3; z = 0 is the middle column
+    np.testing.assert_allclose(tables.by_z[:, 128], (1.0 + np.arange(M)) ** 0.3, rtol=1e-9)
+    assert np.all(np.diff(tables.by_z, axis=1) >= 0)
+    assert np.all(tables.p90 > tables.by_z[:, 128])
+    with pytest.raises(KeyError):
+        tiny_model().latency("unknown", "d")
+
+
+def test_compose_exact_parts_and_conditioning() -> None:
+    model = tiny_model()
+    d = draw(4000, 2 * M, seed=0)
+    tables = model.latency("m", "d")
+    cdf = model.count_cdf(np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32), "m")
+    start = model.compose(cdf, tables, d, LEVELS)
+    # nearest run (6 calls) weighs 1 + 0.5/3; the others 0.5/3, "other" at half the boost
+    assert start["call_count"]["quantiles"] == [4, 6, 6]
+    assert start["call_count"]["mean"] == pytest.approx(
+        (4 * 2 * 0.5 / 3 + 6 * 2 * (1 + 0.5 / 3) + 10 * 0.5 / 3)
+        / (2 * 0.5 / 3 + 2 * (1 + 0.5 / 3) + 0.5 / 3)
+    )
+    assert start["remaining_s"]["quantiles"] == start["total_s"]["quantiles"]
+    late = model.compose(cdf, tables, d, LEVELS, steps_done=7, elapsed_s=100.0)
+    assert late["call_count"]["quantiles"] == [10, 10, 10]
+    # total = elapsed + remaining, exactly
+    np.testing.assert_allclose(
+        np.array(late["total_s"]["quantiles"]), 100.0 + np.array(late["remaining_s"]["quantiles"])
+    )
+    assert late["remaining_s"]["quantiles"][2] < start["remaining_s"]["quantiles"][2]
+    sampled = model.compose(cdf, tables, d, LEVELS, steps_done=7)
+    assert sampled["total_s"]["mean"] > late["remaining_s"]["mean"]
+    slow = model.compose(cdf, tables, d, LEVELS, steps_done=7, pending_command="python t.py")
+    assert slow["remaining_s"]["mean"] > late["remaining_s"]["mean"] + 1.5
+    assert start["sum_of_p90_s"] > start["sum_of_means_s"] > 0
+
+
+def test_bundle_round_trip(tmp_path: Path) -> None:
+    model = tiny_model()
+    assert bundle_versions(tmp_path) == []
+    path = model.save(tmp_path / "workflows" / "v0003")
+    (tmp_path / "workflows" / "v0004").mkdir()  # incomplete: ignored
+    assert bundle_versions(tmp_path) == [(3, path)]
+    loaded = WorkflowModel.load(path)
+    assert loaded.spec == model.spec
+    d = draw(500, 2 * M, seed=1)
+    cdf = model.count_cdf(np.zeros(4, dtype=np.float32), "m")
+    a = model.compose(cdf, model.latency("m", "d"), d, LEVELS, steps_done=2)
+    b = loaded.compose(cdf, loaded.latency("m", "d"), d, LEVELS, steps_done=2)
+    assert a == b
