@@ -9,10 +9,13 @@ offset for level ``tau_k`` is the ``tau_k`` empirical quantile of ``s`` (with th
 finite-sample correction ``ceil((n + 1) tau) / n`` above the median, ``floor``
 below), so that ``P(y <= q_k + offset) ~= tau_k`` on exchangeable data. A
 (prompt class, device) group with at least ``min_group`` calibration rows gets its
-own offsets; every other request uses the global ones.
+own offsets; every other request uses the global ones. With ``by="served_model"`` the
+groups are served models instead (one pooled predictor over many models).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +70,7 @@ def calibrate(
     min_group: int = 200,
     seed: int = 0,
     train: I64 | None = None,
+    by: Literal["class_device", "served_model"] = "class_device",
 ) -> Predictor:
     """Return a copy of ``predictor`` with prompt classes and conformal offsets.
 
@@ -78,6 +82,7 @@ def calibrate(
         min_group: Calibration rows a (class, device) group needs for its own offsets.
         seed: k-means seed.
         train: Rows to cluster (default: the calibration rows).
+        by: Calibration groups: (prompt class, device) or served model.
     """
     spec, arrays = predictor.spec, dict(predictor.arrays)
     arrays.pop("cal_offsets", None)
@@ -95,14 +100,19 @@ def calibrate(
         if has.sum() >= prompt_classes:
             arrays["class_centroids"] = kmeans(text[has], prompt_classes, seed)
     base = Predictor(
-        spec.model_copy(update={"calibration_groups": ("*",)}), arrays, predictor.tokenizer_json
+        spec.model_copy(update={"calibration_groups": ("*",), "calibration_by": by}),
+        arrays,
+        predictor.tokenizer_json,
     )
     cal_cols = data.rows(cal)
     q = base.predict_transformed(cal_cols, len(cal))
     y = transform_target(data.y[cal], spec.target_transform)
     scores = y[:, None] - q
     classes = base.prompt_classes(cal_cols, len(cal))
-    keys = np.array([f"{c}|{d}" for c, d in zip(classes, cal_cols["device"], strict=True)])
+    if by == "served_model":
+        keys = np.array([f"model:{m}" for m in cal_cols["served_model"]])
+    else:
+        keys = np.array([f"{c}|{d}" for c, d in zip(classes, cal_cols["device"], strict=True)])
     groups: list[str] = ["*"]
     offsets: list[F64] = [conformal_offsets(scores, spec.levels)]
     for key in sorted(set(keys.tolist())):
@@ -114,6 +124,7 @@ def calibrate(
     new_spec = spec.model_copy(
         update={
             "calibration_groups": tuple(groups),
+            "calibration_by": by,
             "prompt_classes": len(arrays.get("class_centroids", [])),
         }
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from core.predictor import (
     tabular_matrix,
 )
 from training._data import I64, TrainingData
+from training._ridge import RidgeHead, prompt_effect_feature
 
 F64 = npt.NDArray[np.float64]
 
@@ -44,8 +45,15 @@ class TrainConfig(BaseModel):
         target: Target field.
         target_transform: ``log`` or ``log1p``.
         text_weight_decay: AdamW weight decay of the text projection.
-        loss_space: ``transformed`` (pinball of the log target) or ``target`` (pinball in
-            target units, e.g. seconds, scaled by the training median; ``log`` only).
+        loss_space: ``transformed`` (pinball of the transformed target) or ``target``
+            (pinball in target units, e.g. seconds, scaled by the training median).
+        text_head: ``learned`` (a linear projection trained with the network, width
+            ``projection``) or ``ridge`` (the prompt's effect on the transformed
+            target, fitted in closed form and cross-fitted; see ``training._ridge``).
+        objective: Space of the validation loss used for early stopping, the best
+            epoch and the search: ``loss`` (the trial's ``loss_space``), ``transformed``
+            or ``target`` (target units over the training median). A fixed space makes
+            trials that train in different loss spaces comparable.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +74,8 @@ class TrainConfig(BaseModel):
     target_transform: str = "log"
     loss_space: str = "transformed"
     text_weight_decay: float = Field(default=1e-4, ge=0)
+    text_head: Literal["learned", "ridge"] = "learned"
+    objective: Literal["loss", "transformed", "target"] = "loss"
 
 
 def transform_target(y: F64, how: str) -> F64:
@@ -85,9 +95,20 @@ def base_spec(data: TrainingData, train: I64, config: TrainConfig) -> PredictorS
         numeric=config.numeric,
         devices=tuple(devices),
         text=config.text,
-        projection=config.projection if config.text.kind != "none" else 0,
+        projection=_projection(config),
+        text_head=config.text_head if config.text.kind != "none" else "learned",
         hidden=config.hidden,
     )
+
+
+def _objective(config: TrainConfig) -> str:
+    return config.loss_space if config.objective == "loss" else config.objective
+
+
+def _projection(config: TrainConfig) -> int:
+    if config.text.kind == "none":
+        return 0
+    return 1 if config.text_head == "ridge" else config.projection
 
 
 def fit_network(
@@ -112,7 +133,7 @@ def fit_network(
         callbacks: Extra Lightning callbacks (e.g. Optuna pruning).
 
     Returns:
-        The predictor and the best validation pinball loss (transformed target).
+        The predictor and the best validation loss in ``config.objective``'s space.
     """
     import lightning as pl
     import torch
@@ -133,10 +154,20 @@ def fit_network(
         std = np.nan_to_num(np.nanstd(raw, axis=0), nan=1.0)
     std[std < 1e-9] = 1.0
     tab = tabular_matrix(spec, mean, std, data.cols, data.n)
-    text = data.text if spec.projection else np.zeros((data.n, 0))
     prompts = data.cols.get("prompt")
     has_text = np.array([bool(p) for p in prompts]) if prompts is not None else np.zeros(data.n)
     y = transform_target(data.y, config.target_transform)
+    text = data.text if spec.projection else np.zeros((data.n, 0))
+    head: RidgeHead | None = None
+    if spec.projection and config.text_head == "ridge":
+        text, head = prompt_effect_feature(
+            data.text,
+            y,
+            [str(m) for m in data.cols["served_model"]],
+            [None] * data.n if prompts is None else list(prompts),
+            train,
+            seed=config.seed,
+        )
 
     def tensors(rows: I64) -> TensorDataset:
         return TensorDataset(
@@ -158,11 +189,19 @@ def fit_network(
         config.hidden,
         config.dropout,
         len(config.levels),
+        fixed_text=config.text_head == "ridge",
     )
     net.init_head(np.quantile(y[train], config.levels))
-    scale = float(np.median(data.y[train])) if config.loss_space == "target" else None
+    median = max(float(np.median(data.y[train])), 1e-9)
     module = QuantileModule(
-        net, config.levels, config.lr, config.weight_decay, scale, config.text_weight_decay
+        net,
+        config.levels,
+        config.lr,
+        config.weight_decay,
+        median if config.loss_space == "target" else None,
+        config.text_weight_decay,
+        transform=config.target_transform,
+        objective_scale=median if _objective(config) == "target" else None,
     )
 
     class KeepBest(Callback):
@@ -171,7 +210,7 @@ def fit_network(
             self.state: dict[str, Any] | None = None
 
         def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            loss = float(trainer.callback_metrics["val_pinball"])
+            loss = float(trainer.callback_metrics["val_objective"])
             if loss < self.best:
                 self.best, self.state = loss, copy.deepcopy(pl_module.net.state_dict())
 
@@ -186,12 +225,18 @@ def fit_network(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,
-        callbacks=[EarlyStopping("val_pinball", patience=config.patience), keep, *callbacks],
+        callbacks=[EarlyStopping("val_objective", patience=config.patience), keep, *callbacks],
     )
     trainer.fit(module, train_loader, val_loader)
     if keep.state is not None:
         net.load_state_dict(keep.state)
     arrays: dict[str, Any] = {"num_mean": mean, "num_std": std, **net.export()}
+    if head is not None:
+        arrays["text_W"] = head.weights.reshape(-1, 1)
+        arrays["text_b"] = np.array([head.bias])
+    elif spec.projection and config.text_head == "ridge":  # too few prompts: no signal
+        arrays["text_W"] = np.zeros((data.text.shape[1], 1))
+        arrays["text_b"] = np.zeros(1)
     if spec.text.kind == "static_table" and "text_W" in arrays:
         if static_table is None:
             raise ValueError("the static_table variant needs the distilled table")

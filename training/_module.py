@@ -41,6 +41,8 @@ class QuantileNet(nn.Module):
         hidden: Hidden layer widths.
         dropout: Dropout after each hidden activation (training only).
         n_levels: Quantile levels K.
+        fixed_text: Text features enter as given (already projected, e.g. by the
+            ridge head), without a learned projection.
     """
 
     def __init__(
@@ -51,11 +53,14 @@ class QuantileNet(nn.Module):
         hidden: Sequence[int],
         dropout: float,
         n_levels: int,
+        fixed_text: bool = False,
     ) -> None:
         super().__init__()
-        self.use_text = d_text > 0 and projection > 0
-        self.text_proj = nn.Linear(d_text, projection) if self.use_text else None
-        width = d_tab + (projection if self.use_text else 0)
+        self.use_text = d_text > 0 and (projection > 0 or fixed_text)
+        self.fixed_text = fixed_text and self.use_text
+        learned = self.use_text and not fixed_text
+        self.text_proj = nn.Linear(d_text, projection) if learned else None
+        width = d_tab + ((d_text if fixed_text else projection) if self.use_text else 0)
         self.hidden = nn.ModuleList()
         for h in hidden:
             self.hidden.append(nn.Linear(width, h))
@@ -70,6 +75,8 @@ class QuantileNet(nn.Module):
         parts = [tab]
         if self.text_proj is not None:
             parts.append(self.text_proj(text) * has_text.unsqueeze(1))
+        elif self.fixed_text:
+            parts.append(text * has_text.unsqueeze(1))
         h = torch.cat(parts, dim=1)
         for layer in self.hidden:
             h = self.dropout(torch.relu(layer(h)))
@@ -101,7 +108,7 @@ class QuantileNet(nn.Module):
 
 
 class QuantileModule(pl.LightningModule):
-    """Lightning wrapper: pinball loss on the transformed target, AdamW.
+    """Lightning wrapper: pinball loss (transformed target or target units), AdamW.
 
     Args:
         net: The network.
@@ -114,6 +121,12 @@ class QuantileModule(pl.LightningModule):
             Many rows often share one prompt (one instruction sent to many models), so
             the text path memorizes prompts unless it is regularized harder, as a ridge
             regression on embeddings would be.
+        transform: The target transform (``log`` or ``log1p``), to undo it for losses
+            in target units.
+        objective_scale: When set, ``val_objective`` is the validation pinball loss in
+            target units divided by this scale; otherwise it is the pinball loss of the
+            transformed target. Early stopping and model selection watch it, so trials
+            trained in different loss spaces are compared on one scale.
     """
 
     def __init__(
@@ -124,8 +137,12 @@ class QuantileModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         loss_scale: float | None = None,
         text_weight_decay: float | None = None,
+        transform: str = "log",
+        objective_scale: float | None = None,
     ) -> None:
         super().__init__()
+        self.transform = transform
+        self.objective_scale = objective_scale
         self.text_weight_decay = weight_decay if text_weight_decay is None else text_weight_decay
         self.net = net
         self.loss_scale = loss_scale
@@ -133,12 +150,28 @@ class QuantileModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
 
-    def _loss(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _untransform(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x) if self.transform == "log" else torch.expm1(x)
+
+    def _losses(
+        self, batch: Sequence[torch.Tensor], scale: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pinball in the loss space, pinball in the objective space)."""
         tab, text, has_text, y = batch
         q = head_to_quantiles(self.net(tab, text, has_text))
-        if self.loss_scale is not None:  # pinball in target units (y is log target)
-            return pinball_loss(torch.exp(y), torch.exp(q), self.levels) / self.loss_scale  # type: ignore[arg-type]
-        return pinball_loss(y, q, self.levels)  # type: ignore[arg-type]
+        levels: torch.Tensor = self.levels  # type: ignore[assignment]
+        transformed = pinball_loss(y, q, levels)
+        in_target = (
+            pinball_loss(self._untransform(y), self._untransform(q), levels)
+            if self.loss_scale is not None or scale is not None
+            else transformed
+        )
+        loss = in_target / self.loss_scale if self.loss_scale is not None else transformed
+        objective = in_target / scale if scale is not None else transformed
+        return loss, objective
+
+    def _loss(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self._losses(batch, None)[0]
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimization step."""
@@ -147,9 +180,10 @@ class QuantileModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Validation pinball loss (transformed target), logged as ``val_pinball``."""
-        loss = self._loss(batch)
+        """Validation pinball losses, logged as ``val_pinball`` and ``val_objective``."""
+        loss, objective = self._losses(batch, self.objective_scale)
         self.log("val_pinball", loss, prog_bar=False, on_epoch=True, on_step=False)
+        self.log("val_objective", objective, prog_bar=False, on_epoch=True, on_step=False)
         return loss
 
     def configure_optimizers(self) -> Any:

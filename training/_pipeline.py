@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +51,8 @@ class TrainRequest(BaseModel):
         base: Defaults for what the search does not vary.
         space: The search space.
         prompt_classes: Prompt-class centroids to learn (0: none).
-        min_group: Calibration rows a (class, device) group needs for its own offsets.
+        min_group: Calibration rows a group needs for its own offsets.
+        calibration_by: Calibration groups: (prompt class, device) or served model.
         max_cost_us: Prediction budget per request on one core (µs), text included;
             ``None`` for no budget.
         baselines: Baselines scored on the held-out fold.
@@ -69,6 +70,7 @@ class TrainRequest(BaseModel):
     space: SearchSpace = SearchSpace()
     prompt_classes: int = Field(default=4, ge=0)
     min_group: int = Field(default=200, ge=1)
+    calibration_by: Literal["class_device", "served_model"] = "class_device"
     max_cost_us: float | None = Field(default=1000.0, gt=0)
     baselines: tuple[str, ...] = tuple(BASELINES)
 
@@ -186,6 +188,7 @@ def train_predictor(
         min_group=request.min_group,
         seed=request.seed,
         train=split.train,
+        by=request.calibration_by,
     )
     comparison, quantiles = evaluate_models(
         predictor, data, split.train, split.test, baselines=request.baselines

@@ -1,7 +1,9 @@
 """Optuna search per served model: validation loss versus measured prediction cost.
 
 A two-objective study (minimize validation pinball loss, minimize µs per request)
-over text variant, projection width, hidden width, depth, dropout and learning rate.
+over text variant, text head, projection width, hidden width, depth, dropout, learning
+rate and loss space; the loss is measured in one space for every trial (the base
+configuration's ``objective``).
 Optuna does not prune multi-objective trials itself (``Trial.report`` is
 single-objective only), so :class:`CurvePruner`, a Lightning callback, records each
 trial's validation curve and stops a trial whose loss after ``warmup`` epochs is
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -44,7 +46,13 @@ def provide_text(
 
 
 class SearchSpace(BaseModel):
-    """What the search may choose (frozen configuration)."""
+    """What the search may choose (frozen configuration).
+
+    ``text_heads``: how text features become an input (``learned`` projection and/or
+    the ``ridge`` prompt-effect head; see :class:`training.TrainConfig`).
+    ``seed_text_variants``: the first trials of a new study try each allowed text
+    variant once (other parameters sampled), so a short search cannot miss one.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,6 +69,8 @@ class SearchSpace(BaseModel):
     lr: tuple[float, float] = (5e-4, 5e-3)
     loss_spaces: tuple[str, ...] = ("transformed", "target")
     text_weight_decay: tuple[float, float] = (1e-4, 3.0)
+    text_heads: tuple[Literal["learned", "ridge"], ...] = ("learned",)
+    seed_text_variants: bool = False
 
 
 @dataclass
@@ -102,7 +112,7 @@ class CurvePruner:
 
         class _Callback(Callback):
             def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-                pruner.step(float(trainer.callback_metrics["val_pinball"]))
+                pruner.step(float(trainer.callback_metrics["val_objective"]))
 
         return _Callback()
 
@@ -221,6 +231,7 @@ def run_search(
                 "text_weight_decay": trial.suggest_float(
                     "text_weight_decay", *space.text_weight_decay, log=True
                 ),
+                "text_head": trial.suggest_categorical("text_head", list(space.text_heads)),
                 "seed": seed + trial.number,
             }
         )
@@ -250,6 +261,9 @@ def run_search(
             on_trial(outcome)
         return val_loss, cost
 
+    if space.seed_text_variants and not study.trials:
+        for key in variants:
+            study.enqueue_trial({"text": key})
     study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
     result = SearchResult()
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):

@@ -126,8 +126,15 @@ class Predictor:
             return np.zeros((n, 0))
         prompts = cols.get("prompt")
         texts: list[str | None] = [None] * n if prompts is None else list(prompts)
-        raw = self._text.transform(texts).astype(np.float64)
-        has = np.array([bool(t) for t in texts])
+        # Featurize each distinct prompt once (a batch often repeats one prompt).
+        slot: dict[str, int] = {}
+        index = np.array(
+            [slot.setdefault(t, len(slot)) if t else -1 for t in texts], dtype=np.int64
+        )
+        has = index >= 0
+        unique = self._text.transform(list(slot)).astype(np.float64)
+        raw = np.zeros((n, unique.shape[1]))
+        raw[has] = unique[index[has]]
         if self.spec.text.kind == "static_table":  # table rows are already projected
             out = np.asarray(raw + self.arrays["text_b"], dtype=np.float64)
         else:
@@ -178,6 +185,12 @@ class Predictor:
     def _groups(self, cols: Columns, n: int, classes: list[str]) -> npt.NDArray[np.int64]:
         if len(self._group_index) == 1:
             return np.zeros(n, dtype=np.int64)
+        if self.spec.calibration_by == "served_model":
+            models = cols.get("served_model")
+            models = [None] * n if models is None else models
+            return np.array(
+                [self._group_index.get(f"model:{m}", 0) for m in models], dtype=np.int64
+            )
         devices = cols.get("device")
         devices = [None] * n if devices is None else devices
         return np.array(

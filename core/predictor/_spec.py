@@ -71,11 +71,17 @@ class PredictorSpec(BaseModel):
         devices: Device vocabulary (one-hot feature; unknown devices get zeros and
             are still described by their spec features).
         text: The text featurizer.
-        projection: Width of the learned linear projection of text features (0: none).
+        projection: Width of the linear projection of text features (0: none).
+        text_head: How the projection was fitted: ``learned`` with the network, or
+            ``ridge`` (width 1: the prompt's effect on the transformed target, a ridge
+            regression on prompt-averaged residuals; see ``docs/predictors.md``).
         hidden: Hidden layer widths of the MLP (ReLU).
         prompt_classes: Number of prompt-class centroids (0: no classes).
-        calibration_groups: Keys ``"<class>|<device>"`` with their own conformal
-            offsets, the global ``"*"`` always first.
+        calibration_groups: Keys with their own conformal offsets, the global ``"*"``
+            always first: ``"<class>|<device>"`` or, with ``calibration_by="served_model"``,
+            ``"model:<served model>"``.
+        calibration_by: What a calibration group is: ``class_device`` (prompt class and
+            device) or ``served_model``.
         metadata: Free-form provenance (run id, training window, ...).
     """
 
@@ -90,7 +96,9 @@ class PredictorSpec(BaseModel):
     devices: tuple[str, ...]
     text: TextSpec = TextSpec()
     projection: int = Field(default=0, ge=0)
+    text_head: Literal["learned", "ridge"] = "learned"
     hidden: tuple[int, ...] = (64, 64)
     prompt_classes: int = Field(default=0, ge=0)
     calibration_groups: tuple[str, ...] = ("*",)
+    calibration_by: Literal["class_device", "served_model"] = "class_device"
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -81,6 +81,39 @@ def test_calibration_offsets_apply_per_group() -> None:
     np.testing.assert_allclose(b[1:], a[1:])  # global offsets are zero
 
 
+def test_calibration_by_served_model_picks_each_models_offsets() -> None:
+    base = tiny(with_calibration=True)
+    spec = base.spec.model_copy(
+        update={"calibration_groups": ("*", "model:m"), "calibration_by": "served_model"}
+    )
+    arrays = {**base.arrays, "cal_offsets": np.array([[0.5, 0.5, 0.5], [-1.0, -1.0, -1.0]])}
+    q = Predictor(spec, arrays).predict_transformed(REQUESTS)
+    a = tiny().predict_transformed(REQUESTS)
+    np.testing.assert_allclose(q[:2], a[:2] - 1.0)  # served model "m": its own offsets
+    np.testing.assert_allclose(q[2], a[2] + 0.5)  # unknown model "other": global
+
+
+def test_repeated_prompts_are_featurized_once_with_identical_results() -> None:
+    predictor = tiny(text=True)
+    calls: list[int] = []
+    featurizer = predictor._text
+    assert featurizer is not None
+    original = featurizer.transform
+
+    def counting(texts: list[str | None]) -> np.ndarray:
+        calls.append(len(texts))
+        return original(texts)
+
+    featurizer.transform = counting  # type: ignore[method-assign,assignment]
+    prompts = ["fix the bug", None, "write a poem", "fix the bug", "", "write a poem"]
+    cols = {"prompt": prompts, "served_model": ["m"] * 6}
+    text = predictor.projected_text(cols, 6)
+    assert calls == [2]
+    one_by_one = np.concatenate([predictor.projected_text({"prompt": [p]}, 1) for p in prompts])
+    np.testing.assert_allclose(text, one_by_one)
+    assert np.all(text[[1, 4]] == 0.0)
+
+
 def test_text_features_change_predictions_and_missing_prompt_is_zero(tmp_path: Path) -> None:
     predictor = tiny(text=True)
     text = predictor.projected_text(REQUESTS, 3)
