@@ -283,7 +283,7 @@ class Simulator:
                 (live for live in self._reps if live.state.accepting),
                 key=lambda live: live.state.outstanding,
             )
-            for live in idle_first[: current - want]:
+            for live in idle_first[: min(current - want, len(idle_first) - 1)]:
                 live.state.accepting = False
                 if live.state.outstanding == 0:
                     live.removed_at = now

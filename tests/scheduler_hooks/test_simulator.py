@@ -171,3 +171,16 @@ def test_parse_cluster_rejects_malformed_parts() -> None:
     for bad in ("a100", "a100:0", "a100:4;h100:2", ""):
         with pytest.raises(ValueError, match="bad cluster part"):
             parse_cluster(bad)
+
+
+def test_scale_down_keeps_one_replica_serving_while_others_cold_start() -> None:
+    # Bursty start then silence: the scaler asks for more replicas, then for fewer
+    # while the new ones are still cold; at least one replica must keep serving.
+    arrival = np.concatenate([np.linspace(0.0, 5.0, 40), np.linspace(200.0, 400.0, 20)])
+    work = np.full((60, 1), 2.0)
+    workload = Workload.independent(arrival, work, ("a100",))
+    config = SimConfig(cluster=(("a100", 2),), cold_start_s=100.0, scale_interval_s=5.0)
+    scaler = UtilizationScaler(min_replicas=1, max_replicas=6, cooldown_s=0.0)
+    result = simulate(workload, config, make_router("least_loaded"), scaler)
+    assert np.all(np.isfinite(result.end))
+    assert min(count for _, count in result.timeline) >= 1
