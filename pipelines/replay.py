@@ -7,10 +7,11 @@ each completion's ``u`` and pinball loss are computed under the forecast the mod
 in charge would have issued (its features are point in time: endpoint and workflow
 features only use what had completed before the request was submitted), grouped by
 (served model, prompt class from the predictor, device). With ``retrain``, an alarm
-runs :func:`pipelines.retrain.retrain` on everything observed up to the alarm (the
-recent window being the completions since the alarming model took over); when the
-challenger is promoted it issues the forecasts from the next completion on and the
-monitor forgets the served model's groups.
+requests a :func:`pipelines.retrain.retrain` job; it runs once ``retrain_after``
+completions have been observed since the alarming model took over (its calibration
+data), on everything observed up to then (the recent window being the completions
+since that model took over). When the challenger is promoted it issues the forecasts
+from the next completion on and the monitor forgets the served model's groups.
 
 Everything (DuckDB stores, the MLflow SQLite registry, run directories) lives under
 the ``home`` given (the CLI uses a temporary directory), never the user's store.
@@ -70,6 +71,9 @@ class ReplayRequest(BaseModel):
         trials: Optuna trials of the initial search.
         window: Completions the before/after coverage is measured over.
         max_retrains: Alarms that retrain at most (later alarms are only reported).
+        retrain_after: Completions since the alarming model took over that a job
+            waits for before it runs (its calibration data: the monitor alarms as soon
+            as the evidence suffices, often after a hundred or so completions).
         monitor: Overrides of :class:`drift.MonitorConfig` fields.
         retrain_config: Overrides of :class:`pipelines.retrain.RetrainConfig` fields for
             the alarm-triggered jobs.
@@ -89,6 +93,7 @@ class ReplayRequest(BaseModel):
     trials: int = Field(default=4, ge=1)
     window: int = Field(default=1000, ge=1)
     max_retrains: int = Field(default=3, ge=0)
+    retrain_after: int = Field(default=400, ge=1)
     monitor: dict[str, Any] = Field(default_factory=dict)
     retrain_config: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
@@ -280,8 +285,11 @@ def replay(
                 train_rows=initial.rows["train"],
             )
             monitor = DriftMonitor(MonitorConfig(**request.monitor))
-            loop = _Loop(request, settings, registry, train_store, stream, monitor, result, base)
-            loop.run(initial.version, advance)
+            loop = _Loop(
+                request, settings, registry, train_store, stream, monitor, result, base, say
+            )
+            took_over = start or min(stream.frame.column("submitted_at").to_pylist())
+            loop.run(initial.version, took_over, advance)
         finally:
             if not same:
                 replay_store.close()
@@ -311,12 +319,20 @@ class _Loop:
     monitor: DriftMonitor
     result: ReplayResult
     config: RetrainConfig
+    say: Stage
 
-    def run(self, version: int, advance: Advance | None) -> None:
-        """Stream every completion; retrain (and swap models) on alarms."""
+    def run(self, version: int, since: datetime, advance: Advance | None) -> None:
+        """Stream every completion; retrain (and swap models) on alarms.
+
+        Args:
+            version: The model version in charge first.
+            since: When it took over (start of a retraining job's recent window).
+            advance: Progress callback.
+        """
         served = self.request.served_model
         model, _ = self.registry.load(served, version=version)
-        since, pos, n = EPOCH, 0, self.stream.n
+        pos, took_over, n = 0, 0, self.stream.n
+        requested: int | None = None  # the alarm a retraining job is waiting for data for
         while pos < n:
             u, loss, classes = self.stream.judge(model, pos)
             swap: RetrainOutcome | None = None
@@ -337,14 +353,17 @@ class _Loop:
                 self._record(events, i)
                 if advance is not None and (i % 50 == 0 or i == n - 1):
                     advance(i + 1, n)
-                if any(e.kind == "ood" for e in events) and self._may_retrain():
-                    swap = self._retrain(i, since)
+                if requested is None and any(e.kind == "ood" for e in events):
+                    requested = i + 1 if self._may_retrain() else None
+                if requested is not None and i + 1 - took_over >= self.request.retrain_after:
+                    swap = self._retrain(i, since, requested)
+                    requested = None
                     if swap.promoted:
                         break
             pos = i + 1
             if swap is not None and swap.promoted:
                 model, _ = self.registry.load(served, version=swap.version)
-                version, since = swap.version, self.stream.at[i]
+                version, since, took_over = swap.version, self.stream.at[i], pos
                 self.monitor.reset(served)
 
     def _may_retrain(self) -> bool:
@@ -365,8 +384,9 @@ class _Loop:
                 }
             )
 
-    def _retrain(self, i: int, since: datetime) -> RetrainOutcome:
-        """Retrain on everything observed up to completion ``i``."""
+    def _retrain(self, i: int, since: datetime, alarm: int) -> RetrainOutcome:
+        """Retrain on everything observed up to completion ``i`` (alarm at ``alarm``)."""
+        self.say(f"retrain after an alarm at completion {i + 1:,}")
         if self.store is not None and not self._same_store():
             self.store.ingest_rows(self.stream.records(i + 1), source="replay")
         outcome = retrain(
@@ -381,6 +401,7 @@ class _Loop:
         )
         self.result.retrains.append(
             {
+                "alarm_after": alarm,
                 "after": i + 1,
                 "at": self.stream.at[i].isoformat(),
                 "version": outcome.version,

@@ -76,6 +76,15 @@ def replay_command(
         bool, typer.Option("--retrain", help="Retrain on alarms and replay on with the new model.")
     ] = False,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Initial search trials.")] = 4,
+    retrain_after: Annotated[
+        int,
+        typer.Option(
+            "--retrain-after",
+            min=1,
+            help="Completions since the alarming model took over that a retraining job "
+            "waits for (its calibration data).",
+        ),
+    ] = 400,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -110,6 +119,7 @@ def replay_command(
             features=features,
             retrain=retrain,
             trials=trials,
+            retrain_after=retrain_after,
         )
     except ValidationError as exc:
         fail(str(exc))
