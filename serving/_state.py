@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core import Settings
 from feature_store import RecordStore
@@ -46,3 +46,13 @@ class ServiceState:
     metrics: ServiceMetrics
     forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]
     llmd: LlmdPredictor
+
+
+class ServiceHook(Protocol):
+    """Background work started with the service and stopped before it (e.g. retraining)."""
+
+    async def start(self, service: ServiceState) -> None:
+        """Start (the service's parts are ready)."""
+
+    async def stop(self) -> None:
+        """Stop (before the service's parts are closed)."""

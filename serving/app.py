@@ -29,7 +29,7 @@ from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
 from serving._poller import ModelPoller
-from serving._state import ServiceState
+from serving._state import ServiceHook, ServiceState
 from serving.compat import router as llmd_router
 from serving.compat._service import LlmdPredictor
 from serving.compat.schemas import (
@@ -62,6 +62,7 @@ def create_app(
     served_models: Sequence[str] | None = None,
     poll_interval_s: float = 30.0,
     config: ServingConfig | None = None,
+    hooks: Sequence[ServiceHook] = (),
 ) -> FastAPI:
     """Build the prediction service.
 
@@ -74,6 +75,8 @@ def create_app(
             registered model (rediscovered on every poll).
         poll_interval_s: Seconds between checks of the ``champion`` aliases.
         config: Service limits and cache settings.
+        hooks: Background work to start after the models are loaded and stop at
+            shutdown (``tailcast serve`` passes the llm-d retrain loop).
 
     Returns:
         The app; models are loaded when its lifespan starts.
@@ -93,9 +96,13 @@ def create_app(
         )
         app.state.service = state
         app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
+        for hook in hooks:
+            await hook.start(state)
         try:
             yield
         finally:
+            for hook in reversed(hooks):
+                await hook.stop()
             await state.poller.stop()
             state.forecaster.close()
             state.llmd.close()

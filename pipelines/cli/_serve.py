@@ -38,16 +38,32 @@ def serve(
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between checks of the champion aliases.", min=0.1)
     ] = 30.0,
+    llmd_retrain: Annotated[
+        bool, typer.Option(help="Retrain llm-d TTFT/TPOT from /add_training_data_bulk.")
+    ] = True,
+    llmd_interval: Annotated[
+        float, typer.Option(help="Seconds between llm-d retrain checks.", min=1.0)
+    ] = 60.0,
+    llmd_min_samples: Annotated[
+        int, typer.Option(help="New llm-d samples needed for a retrain round.", min=100)
+    ] = 200,
 ) -> None:
-    """Serve forecasts, completions, models, health and metrics (OpenAPI at /docs).
+    """Serve forecasts, completions, models, health, metrics and llm-d's endpoints.
 
-    Loads each served model's ``champion`` from the registry at start and polls it.
+    Loads each served model's ``champion`` from the registry at start and polls it;
+    retrains llm-d's TTFT and TPOT predictors in the background from the samples
+    posted to ``/add_training_data_bulk``. OpenAPI at /docs.
     """
+    from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
     from serving import create_app
 
     settings = Settings()
+    hooks = []
+    if llmd_retrain:
+        config = LlmdRetrainConfig(interval_s=llmd_interval, min_samples=llmd_min_samples)
+        hooks.append(LlmdRetrainer(settings, config))
     run_uvicorn(
-        create_app(settings, poll_interval_s=poll_interval),
+        create_app(settings, poll_interval_s=poll_interval, hooks=hooks),
         host or settings.host,
         port or settings.port,
     )

@@ -5,11 +5,18 @@ Imported explicitly by the test modules (the repo has one conftest.py only).
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import uvicorn
+from fastapi import FastAPI
 
 from core import Settings
 from core.predictor import Predictor, PredictorSpec
@@ -95,3 +102,32 @@ def completion(request_id: str, **fields: Any) -> dict[str, Any]:
         "latency_s": 4.0,
         **fields,
     }
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(app: FastAPI, start_timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with real uvicorn on loopback in a thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    if thread.is_alive():
+        raise RuntimeError("uvicorn did not shut down")

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 
 from core import Settings
 from registry import MLflowRegistry
 from serving import create_app
 
 if TYPE_CHECKING:  # mypy maps tests/serving/*.py to top-level modules (no __init__.py)
-    from _fixtures import SERVED, TOKEN, completion, register, request
+    from _fixtures import SERVED, TOKEN, completion, register, request, running
 else:
-    from tests.serving._fixtures import SERVED, TOKEN, completion, register, request
-
-START_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from tests.serving._fixtures import SERVED, TOKEN, completion, register, request, running
 
 
 @pytest.fixture
@@ -37,24 +25,8 @@ def base_url(tmp_path: Path) -> Iterator[str]:
     settings = Settings(home=tmp_path, api_token=TOKEN)
     assert settings.mlflow_tracking_uri is not None
     register(MLflowRegistry(settings.mlflow_tracking_uri), SERVED)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-    assert not thread.is_alive(), "uvicorn did not shut down"
+    with running(create_app(settings)) as url:
+        yield url
 
 
 @pytest.mark.slow
