@@ -56,11 +56,24 @@ _NOT_READY: dict[int | str, dict[str, Any]] = {
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong bearer token (when one is configured)."}
 }
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "More items than the batch limit, or too large a body."}
+}
 
 
 def _service(request: Request) -> ServiceState:
     service: ServiceState = request.app.state.service
     return service
+
+
+def _check_size(service: ServiceState, n: int, what: str) -> None:
+    """413 when a call carries more items than the service's batch limit."""
+    limit = service.config.max_batch_items
+    if n > limit:
+        raise HTTPException(
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"{n} {what} in one call; the limit is {limit}",
+        )
 
 
 @router.post(
@@ -81,13 +94,14 @@ async def predict(request: Request) -> Response:
     "/predict/bulk/strict",
     response_model=BulkPredictionResponse,
     openapi_extra=json_body(BulkPredictionRequest),
-    responses=_NOT_READY,
+    responses={**_NOT_READY, **_TOO_LARGE},
 )
 async def predict_bulk_strict(request: Request) -> Response:
     """Predict every request, or none: one invalid item answers 422."""
     start = time.perf_counter()
     service = _service(request)
     body = parse_body(BulkPredictionRequest, await request.body())
+    _check_size(service, len(body.requests), "requests")
     answers = await service.llmd.predict(body.requests)
     n = len(answers)
     return json_response(
@@ -105,13 +119,14 @@ async def predict_bulk_strict(request: Request) -> Response:
     "/predict/bulk",
     response_model=BulkPredictionResponseWithErrors,
     openapi_extra=json_body(LenientBulkRequest),
-    responses=_NOT_READY,
+    responses={**_NOT_READY, **_TOO_LARGE},
 )
 async def predict_bulk(request: Request) -> Response:
     """Predict the valid requests; report the invalid ones by index, in place."""
     start = time.perf_counter()
     service = _service(request)
     body = parse_body(LenientBulkRequest, await request.body())
+    _check_size(service, len(body.requests), "requests")
     valid: list[PredictionRequest] = []
     where: list[int] = []
     errors: list[dict[str, object]] = []
@@ -183,7 +198,7 @@ async def status_endpoint(request: Request) -> StatusResponse:
     openapi_extra=json_body(BulkTrainingRequest),
     responses={
         **_AUTH,
-        413: {"description": "More entries than the batch limit, or too large a body."},
+        **_TOO_LARGE,
         503: {"description": "The feature store could not store the batch (nothing was)."},
     },
 )
@@ -197,11 +212,7 @@ async def add_training_data_bulk(request: Request) -> TrainingAccepted:
     service = _service(request)
     body = parse_body(BulkTrainingRequest, await request.body())
     n = len(body.entries)
-    if n > service.config.max_batch_items:
-        raise HTTPException(
-            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"{n} entries in one call; the limit is {service.config.max_batch_items}",
-        )
+    _check_size(service, n, "entries")
     name = service.llmd.served_model
     rows = [entry_record(e, name) for e in body.entries]
     try:
