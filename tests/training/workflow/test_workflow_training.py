@@ -1,0 +1,146 @@
+"""Fitting and scoring workflow models (training side), on tiny tables and real task runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.workflow import draw
+from training.workflow import (
+    CALLS_FILE,
+    TASKS_FILE,
+    WorkflowData,
+    count_kernels,
+    evaluate_workflows,
+    fit_workflow_model,
+    intraclass_correlation,
+    load_workflow_data,
+    max_calls_for,
+    split_by_instance,
+    step_profile,
+    tool_tables,
+    write_subset,
+)
+
+if TYPE_CHECKING:  # mypy maps test directories to top-level modules (no __init__.py)
+    from _workflow_fixtures import tiny_predictor
+else:
+    from tests.core.workflow._workflow_fixtures import tiny_predictor
+
+AGENTIC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "agentic"
+
+
+def test_count_kernels_exact() -> None:
+    k = count_kernels([10, 40], 0.1, max_calls_for([10, 40], 0.1))
+    assert k.shape == (2, 61)
+    np.testing.assert_allclose(k.sum(axis=1), 1.0)
+    assert k.argmax(axis=1).tolist() == [9, 39]
+    assert round(float(k[0, 9]), 4) == 0.3832
+    assert count_kernels([3], 0.0, 4).tolist() == [[0.0, 0.0, 1.0, 0.0]]
+
+
+def test_tool_tables_by_kind() -> None:
+    calls = pd.DataFrame(
+        {
+            "tool_s": [0.1] * 40 + [5.0] * 40 + [1.0] * 3 + [np.nan],
+            "command": ["cat a"] * 40
+            + ["cd /t && python -m pytest"] * 40
+            + ["git diff"] * 3
+            + [None],
+        }
+    )
+    pooled, by_kind = tool_tables(calls, min_kind=30)
+    assert sorted(by_kind) == ["cat", "python"]
+    assert np.all(by_kind["python"] == 5.0)
+    assert pooled.shape == (200,)
+    assert round(float(pooled.mean()), 4) == 2.4927  # quantile grid, not the sample mean 2.494
+
+
+def test_step_profile_carries_forward() -> None:
+    calls = pd.DataFrame(
+        {"step": [1] * 5 + [2] * 2, "prompt_tokens": [100.0] * 5 + [9.0] * 2, "cached_tokens": 0.0}
+    )
+    p = step_profile(calls, 4, min_calls=5)
+    assert p[:, 0].tolist() == [100.0, 100.0, 100.0, 100.0]  # step 0 from the overall median
+
+
+def test_intraclass_correlation_exact() -> None:
+    z = np.array([1.0, 2.0, 3.0, 2.0, 3.0, 4.0])
+    g = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    # MSB = 3 * 2 * 0.25 = 1.5, MSW = 1; ICC = (1.5 - 1) / (1.5 + 2 * 1)
+    assert intraclass_correlation(z, g) == pytest.approx(0.5 / 3.5)
+    assert intraclass_correlation(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_load_names_file_line_and_field(tmp_path: Path) -> None:
+    pd.DataFrame({"run": ["r"], "instance_id": ["i"]}).to_csv(tmp_path / CALLS_FILE, index=False)
+    pd.DataFrame({"run": ["r"]}).to_csv(tmp_path / TASKS_FILE, index=False)
+    with pytest.raises(ValueError, match=rf"{CALLS_FILE}: missing column\(s\) model, step"):
+        load_workflow_data(tmp_path)
+    calls = {c: ["1"] for c in ("run", "instance_id", "model", "call_end_ts", "latency_s")}
+    pd.DataFrame({**calls, "step": ["0"], "tool_end_ts": ["soon"]}).to_csv(
+        tmp_path / CALLS_FILE, index=False
+    )
+    tasks = {c: ["1"] for c in ("run", "instance_id", "model", "n_llm_calls", "wall_s")}
+    pd.DataFrame({**tasks, "task_text": ["x"]}).to_csv(tmp_path / TASKS_FILE, index=False)
+    with pytest.raises(ValueError, match="line 2: field tool_end_ts is not a number"):
+        load_workflow_data(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def agentic() -> WorkflowData:
+    assert AGENTIC.is_dir(), f"shared data missing: {AGENTIC}"
+    return load_workflow_data(AGENTIC)
+
+
+@pytest.mark.shared_data
+def test_split_keeps_instances_whole(agentic: WorkflowData, tmp_path: Path) -> None:
+    train, test = split_by_instance(agentic, 0.3)
+    assert not set(train.tasks["instance_id"]) & set(test.tasks["instance_id"])
+    assert len(train.tasks) + len(test.tasks) == len(agentic.tasks) == 149
+    assert 0.15 < len(test.tasks) / len(agentic.tasks) < 0.45
+    out = write_subset(AGENTIC, tmp_path / "test", set(test.tasks["instance_id"]))
+    again = load_workflow_data(out)
+    assert len(again.tasks) == len(test.tasks)
+    assert len(again.calls) == len(test.calls)
+    assert again.calls["latency_s"].sum() == pytest.approx(test.calls["latency_s"].sum())
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_fit_and_score_on_real_task_runs(agentic: WorkflowData) -> None:
+    train, test = split_by_instance(agentic, 0.3)
+    train.calls["held_out"] = train.calls["step"] % 5 == 0
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(train.tasks), 8))
+    model = fit_workflow_model(train, tiny_predictor(), emb, {})
+    assert model.spec.served_models == ("deepseek-chat", "deepseek-reasoner")
+    assert 0.0 <= model.spec.rho < 0.95
+    assert model.max_calls == max_calls_for(train.tasks["n_llm_calls"], 0.1)
+    pit = model.arrays["pit_map"]
+    assert pit[0] >= 0.0
+    assert pit[-1] <= 1.0
+    assert np.all(np.diff(pit) >= 0)
+    result = evaluate_workflows(
+        model,
+        train,
+        test,
+        rng.normal(size=(len(test.tasks), 8)),
+        {},
+        draw(500, 2 * model.max_calls, 0),
+        steps=(0, 10, 40),
+    )
+    assert result["tasks"] == len(test.tasks)
+    comp = result["composition"]
+    assert set(comp) == {"distributional", "sum_of_means", "sum_of_p90"}
+    assert 0.0 <= comp["distributional"]["coverage"]["0.9"] <= 1.0
+    # a sum of per-call P90s is never below the sum of per-call means
+    assert comp["sum_of_p90"]["coverage"]["0.9"] >= comp["sum_of_means"]["coverage"]["0.9"]
+    assert set(result["call_count"]) == {"tailcast", "empirical"}
+    curve = result["remaining"]
+    assert curve["steps_done"] == [0.0, 10.0, 40.0]
+    assert curve["tasks"][0] >= curve["tasks"][-1]

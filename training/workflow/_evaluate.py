@@ -1,0 +1,171 @@
+"""Score a workflow model on held-out task runs.
+
+* ``composition``: the task wall time forecast before the task starts, by the
+  distributional composition and by the two point compositions (a point forecast is
+  scored as the same value at every level);
+* ``call_count``: the call-count law against the empirical training distribution;
+* ``tool_time``: tool-time quantiles by command kind against the pooled ones;
+* ``remaining``: for tasks still running after ``k`` calls, the 10-90 interval of the
+  remaining time (mean width, coverage) and the mean pinball, per ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core.workflow import Draws, WorkflowModel, command_kind, count_quantiles
+from training import metrics
+from training.workflow._data import WorkflowData
+
+F64 = npt.NDArray[np.float64]
+EVAL_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.95, 0.99)
+REMAINING_STEPS: tuple[int, ...] = (0, 5, 10, 20, 30, 40, 50, 60, 80, 100, 120)
+
+
+def _scores(y: F64, q: F64, levels: F64) -> dict[str, Any]:
+    keys = [metrics.level_key(v) for v in levels]
+    per = metrics.pinball(y, q, levels)
+    cov = metrics.coverage(y, q)
+    return {
+        "mean_pinball": float(per.mean()),
+        "pinball": dict(zip(keys, per.tolist(), strict=True)),
+        "coverage": dict(zip(keys, cov.tolist(), strict=True)),
+    }
+
+
+def _remaining_truth(calls: pd.DataFrame, task: str, n: int, k: int) -> float:
+    """Seconds from the end of call ``k - 1`` to the end of call ``n - 1``."""
+    ends = calls.loc[calls["task"] == task].set_index("step")["call_end_ts"]
+    return float(ends.get(n - 1, np.nan) - ends.get(max(k - 1, 0), np.nan))
+
+
+def evaluate_workflows(
+    model: WorkflowModel,
+    train: WorkflowData,
+    test: WorkflowData,
+    embeddings: npt.NDArray[np.floating],
+    endpoints: Mapping[str, Mapping[str, float | None]],
+    draws: Draws,
+    *,
+    device: str = "deepseek-api",
+    steps: Sequence[int] = REMAINING_STEPS,
+    on_task: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` on the task runs of ``test``.
+
+    Args:
+        model: The fitted workflow model.
+        train: Its training data (for the empirical baselines).
+        test: Held-out calls and task runs (no instance in ``train``).
+        embeddings: Task-text embeddings of ``test.tasks`` rows.
+        endpoints: Endpoint features at each test task run's start, by ``task``.
+        draws: Common random numbers.
+        device: Device of the calls.
+        steps: Calls done at which remaining-time forecasts are scored.
+        on_task: Progress callback, once per test task run.
+
+    Returns:
+        A JSON-ready dict (see the module doc for the keys).
+    """
+    levels = np.asarray(EVAL_LEVELS)
+    tasks = test.tasks[test.tasks["served_model"].isin(model.spec.served_models)]
+    rows: list[dict[str, Any]] = []
+    for i, task in tasks.iterrows():
+        sm, name, n = str(task["served_model"]), str(task["task"]), int(task["n_llm_calls"])
+        cdf = model.count_cdf(embeddings[int(str(i))], sm)
+        tables = model.latency(sm, device, endpoints.get(name))
+        commands = test.calls.loc[test.calls["task"] == name].set_index("step")["command"]
+        row: dict[str, Any] = {"wall_s": float(task["wall_s"]), "n": n, "by_k": {}}
+        for k in steps:
+            if k >= n or (k > 0 and k not in commands.index and k - 1 not in commands.index):
+                continue
+            pending = commands.get(k - 1) if k >= 1 else None
+            out = model.compose(
+                cdf,
+                tables,
+                draws,
+                EVAL_LEVELS,
+                steps_done=k,
+                pending_command=pending if isinstance(pending, str) else None,
+            )
+            truth = float(task["wall_s"]) if k <= 1 else _remaining_truth(test.calls, name, n, k)
+            if np.isfinite(truth):
+                row["by_k"][k] = (truth, out["remaining_s"]["quantiles"])
+            if k == 0:
+                row["total"] = out
+                row["count_q"] = count_quantiles(cdf, levels).astype(np.float64)
+        rows.append(row)
+        if on_task is not None:
+            on_task()
+    scored = [r for r in rows if "total" in r]
+    y = np.array([r["wall_s"] for r in scored])
+    dist = np.array([r["total"]["total_s"]["quantiles"] for r in scored])
+    means = np.array([r["total"]["sum_of_means_s"] for r in scored])
+    p90s = np.array([r["total"]["sum_of_p90_s"] for r in scored])
+    n_true = np.array([r["n"] for r in scored], dtype=np.float64)
+    counts_q = np.array([r["count_q"] for r in scored])
+    train_counts = train.tasks["n_llm_calls"].to_numpy(dtype=np.float64)
+    empirical = np.tile(np.quantile(train_counts, levels), (len(scored), 1))
+    return {
+        "tasks": len(scored),
+        "levels": list(EVAL_LEVELS),
+        "composition": {
+            "distributional": _scores(y, dist, levels),
+            "sum_of_means": _scores(y, np.tile(means[:, None], (1, levels.size)), levels),
+            "sum_of_p90": _scores(y, np.tile(p90s[:, None], (1, levels.size)), levels),
+        },
+        "call_count": {
+            "tailcast": _scores(n_true, counts_q, levels),
+            "empirical": _scores(n_true, empirical, levels),
+        },
+        "tool_time": tool_time_scores(model, test),
+        "remaining": _remaining_curve(rows, steps, levels),
+        "rho": model.spec.rho,
+    }
+
+
+def tool_time_scores(model: WorkflowModel, test: WorkflowData) -> dict[str, Any]:
+    """Held-out tool times: quantiles by command kind vs pooled (kind known)."""
+    levels = np.asarray(EVAL_LEVELS)
+    rows = test.calls[test.calls["tool_s"].notna()]
+    y = rows["tool_s"].to_numpy(dtype=np.float64)
+    kinds = [command_kind(c if isinstance(c, str) else None) for c in rows["command"]]
+    by_kind = np.array([model.tools.quantiles(levels, kind) for kind in kinds])
+    pooled = np.tile(model.tools.quantiles(levels), (y.size, 1))
+    return {
+        "calls": int(y.size),
+        "by_kind": _scores(y, by_kind.reshape(y.size, levels.size), levels),
+        "pooled": _scores(y, pooled.reshape(y.size, levels.size), levels),
+    }
+
+
+def _remaining_curve(
+    rows: list[dict[str, Any]], steps: Sequence[int], levels: F64
+) -> dict[str, list[float]]:
+    lo, hi = int(np.argmin(np.abs(levels - 0.1))), int(np.argmin(np.abs(levels - 0.9)))
+    curve: dict[str, list[float]] = {
+        "steps_done": [],
+        "tasks": [],
+        "width_10_90_s": [],
+        "coverage_10_90": [],
+        "mean_pinball": [],
+        "median_remaining_s": [],
+    }
+    for k in steps:
+        pairs = [r["by_k"][k] for r in rows if k in r["by_k"]]
+        if len(pairs) < 3:
+            continue
+        y = np.array([p[0] for p in pairs])
+        q = np.array([p[1] for p in pairs])
+        curve["steps_done"].append(float(k))
+        curve["tasks"].append(float(len(pairs)))
+        curve["width_10_90_s"].append(float(np.mean(q[:, hi] - q[:, lo])))
+        curve["coverage_10_90"].append(float(np.mean((y >= q[:, lo]) & (y <= q[:, hi]))))
+        curve["mean_pinball"].append(metrics.mean_pinball(y, q, levels))
+        curve["median_remaining_s"].append(float(np.median(y)))
+    return curve

@@ -1,0 +1,204 @@
+"""Fit a :class:`core.workflow.WorkflowModel` from task runs, calls and a latency predictor.
+
+* Call count: each training run's kernel (a normal bump of ``bandwidth`` in log calls,
+  discretized on ``1 .. M``) and its task-text embedding (:func:`count_kernels`).
+* Tool time: quantiles of ``tool_s`` pooled and per command kind with at least
+  ``min_kind`` runs (:func:`tool_tables`).
+* Per-call latency: the served model's median context (input and cached tokens) at each
+  step (:func:`step_profile`); the PIT values of held-out training calls under the
+  profile forecasts give the recalibration map and the within-task correlation ``rho``
+  (:func:`latency_calibration`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core.predictor import Predictor
+from core.quantiles import cdf_rows
+from core.workflow import COUNT_TEXT, WorkflowModel, WorkflowSpec, command_kind
+from training.workflow._data import WorkflowData
+
+F64 = npt.NDArray[np.float64]
+TOOL_POINTS = 200
+PIT_POINTS = 101
+
+
+def max_calls_for(counts: npt.ArrayLike, bandwidth: float) -> int:
+    """Support ``M`` of the call-count law: 4 kernel widths above the largest count."""
+    return int(np.ceil(float(np.max(counts)) * np.exp(4.0 * bandwidth))) + 1
+
+
+def count_kernels(counts: npt.ArrayLike, bandwidth: float, max_calls: int) -> F64:
+    """Each run's call-count kernel on ``1 .. max_calls``, shape ``(n, M)``, rows sum to 1.
+
+    >>> count_kernels([2], 0.0, 3).tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    from scipy.special import ndtr  # type: ignore[import-untyped]
+
+    y = np.log(np.asarray(counts, dtype=np.float64))
+    n = np.arange(1, max_calls + 1)
+    if bandwidth == 0:
+        out = np.zeros((y.shape[0], max_calls))
+        out[np.arange(y.shape[0]), np.clip(np.rint(np.exp(y)).astype(int), 1, max_calls) - 1] = 1
+        return out
+    edges = np.log(np.concatenate([n - 0.5, [max_calls + 0.5]]))
+    edges[0] = -np.inf
+    cdf = ndtr((edges[None, :] - y[:, None]) / bandwidth)
+    out = np.diff(cdf, axis=1)
+    return np.asarray(out / out.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def tool_tables(calls: pd.DataFrame, min_kind: int = 30) -> tuple[F64, dict[str, F64]]:
+    """Tool-time quantiles (s) at levels ``(h + 0.5) / H``: pooled and by command kind."""
+    grid = (np.arange(TOOL_POINTS) + 0.5) / TOOL_POINTS
+    rows = calls[calls["tool_s"].notna()]
+    pooled = np.quantile(rows["tool_s"].to_numpy(dtype=np.float64), grid)
+    kinds = rows["command"].map(lambda c: command_kind(c if isinstance(c, str) else None))
+    by_kind = {
+        str(kind): np.quantile(group.to_numpy(dtype=np.float64), grid)
+        for kind, group in rows["tool_s"].groupby(kinds)
+        if len(group) >= min_kind and str(kind).isidentifier()
+    }
+    return pooled, by_kind
+
+
+def step_profile(calls: pd.DataFrame, max_calls: int, min_calls: int = 5) -> F64:
+    """Median (input, cached) tokens of call ``s``, ``s = 0 .. M - 1``, shape ``(M, 2)``.
+
+    Steps with fewer than ``min_calls`` calls carry the last well-measured step forward.
+    """
+    out = np.full((max_calls, 2), np.nan)
+    stats = calls.groupby("step")[["prompt_tokens", "cached_tokens"]].agg(["median", "size"])
+    for step, row in stats.iterrows():
+        s = int(step)  # type: ignore[call-overload]
+        if 0 <= s < max_calls and row[("prompt_tokens", "size")] >= min_calls:
+            out[s] = [row[("prompt_tokens", "median")], row[("cached_tokens", "median")]]
+    last = np.array([np.nanmedian(calls["prompt_tokens"]), np.nanmedian(calls["cached_tokens"])])
+    for s in range(max_calls):
+        if np.isnan(out[s]).any():
+            out[s] = last
+        last = out[s]
+    return out
+
+
+def latency_calibration(
+    model: WorkflowModel,
+    calls: pd.DataFrame,
+    tasks: pd.DataFrame,
+    endpoints: Mapping[str, Mapping[str, float | None]],
+    device: str,
+) -> tuple[F64, float]:
+    """PIT map and within-task correlation from held-out calls (``calls.held_out``).
+
+    Returns:
+        ``(pit_map, rho)``: the PIT values' quantiles at ``linspace(0, 1, 101)`` and the
+        intra-class correlation of their normal scores within a task (>= 0).
+    """
+    from scipy.special import ndtri
+
+    served = dict(zip(tasks["task"], tasks["served_model"], strict=True))
+    rows = calls[calls["held_out"] & calls["latency_s"].gt(0) & calls["task"].isin(served)]
+    levels = np.asarray(model.predictor.spec.levels, dtype=np.float64)
+    pits: list[F64] = []
+    groups: list[F64] = []
+    for task, group in rows.groupby("task"):
+        sm = served[str(task)]
+        if sm not in model.spec.served_models:
+            continue
+        values = model.step_values(sm, device, endpoints.get(str(task)))
+        steps = np.minimum(group["step"].to_numpy(dtype=np.int64), values.shape[0] - 1)
+        y = group["latency_s"].to_numpy(dtype=np.float64)
+        p = cdf_rows(levels, values[steps], y[:, None], lower=0.0)[:, 0]
+        pits.append(p)
+        groups.append(np.full(p.shape[0], len(groups), dtype=np.float64))
+    if not pits:
+        return np.linspace(0.0, 1.0, PIT_POINTS), 0.0
+    pit = np.concatenate(pits)
+    pit_map = np.quantile(pit, np.linspace(0.0, 1.0, PIT_POINTS))
+    ranks = (np.argsort(np.argsort(pit)) + 0.5) / pit.shape[0]
+    return pit_map, intraclass_correlation(ndtri(ranks), np.concatenate(groups))
+
+
+def intraclass_correlation(z: F64, group: F64) -> float:
+    """One-way ANOVA ICC(1) of ``z`` by ``group``, clipped to [0, 0.95].
+
+    >>> g = np.repeat([0.0, 1.0, 2.0], 4)
+    >>> intraclass_correlation(np.repeat([-1.0, 0.0, 1.0], 4), g)
+    0.95
+    """
+    frame = pd.DataFrame({"z": z, "g": group})
+    stats = frame.groupby("g")["z"].agg(["mean", "size", "var"])
+    k, n = len(stats), len(frame)
+    if k < 2 or n <= k:
+        return 0.0
+    grand = frame["z"].mean()
+    msb = float((stats["size"] * (stats["mean"] - grand) ** 2).sum() / (k - 1))
+    msw = float((stats["var"].fillna(0.0) * (stats["size"] - 1)).sum() / (n - k))
+    n0 = (n - float((stats["size"] ** 2).sum()) / n) / (k - 1)
+    icc = (msb - msw) / (msb + (n0 - 1) * msw) if msb + (n0 - 1) * msw > 0 else 0.0
+    return float(np.clip(icc, 0.0, 0.95))
+
+
+def fit_workflow_model(
+    data: WorkflowData,
+    predictor: Predictor,
+    embeddings: npt.NDArray[np.floating],
+    endpoints: Mapping[str, Mapping[str, float | None]],
+    *,
+    device: str = "deepseek-api",
+    bandwidth: float = 0.1,
+    k: int = 10,
+    shrink: float = 0.5,
+    boost: float = 2.0,
+    metadata: Mapping[str, str] | None = None,
+) -> WorkflowModel:
+    """Fit the workflow model.
+
+    Args:
+        data: Training calls and task runs; ``calls.held_out`` marks the calls the
+            predictor was not fitted on (used for the latency calibration).
+        predictor: The per-call latency predictor.
+        embeddings: Task-text embeddings of ``data.tasks`` rows (``COUNT_TEXT``).
+        endpoints: Endpoint features at each task run's start, by ``task``.
+        device: Device of the calls.
+        bandwidth: Call-count kernel width, log calls.
+        k: Nearest runs weighted up.
+        shrink: Weight of the text-blind part.
+        boost: Same-served-model weight multiplier.
+        metadata: Provenance.
+    """
+    tasks, calls = data.tasks, data.calls
+    counts = tasks["n_llm_calls"].to_numpy(dtype=np.float64)
+    m = max_calls_for(counts, bandwidth)
+    pooled, by_kind = tool_tables(calls)
+    served_models = tuple(sorted(set(tasks["served_model"]) & set(calls["model"].astype(str))))
+    arrays: dict[str, Any] = {
+        "count_embeddings": np.asarray(embeddings, dtype=np.float32),
+        "count_kernels": count_kernels(counts, bandwidth, m),
+        "tool_pooled": pooled,
+        **{f"tool_{kind}": table for kind, table in by_kind.items()},
+        **{f"profile_{sm}": step_profile(calls[calls["model"] == sm], m) for sm in served_models},
+        "pit_map": np.linspace(0.0, 1.0, PIT_POINTS),
+    }
+    spec = WorkflowSpec(
+        served_models=served_models,
+        run_served_models=tuple(str(s) for s in tasks["served_model"]),
+        text=COUNT_TEXT,
+        k=k,
+        shrink=shrink,
+        boost=boost,
+        bandwidth=bandwidth,
+        tool_kinds=tuple(sorted(by_kind)),
+        metadata=dict(metadata or {}),
+    )
+    draft = WorkflowModel(spec, arrays, predictor)
+    pit_map, rho = latency_calibration(draft, calls, tasks, endpoints, device)
+    arrays["pit_map"] = pit_map
+    return WorkflowModel(spec.model_copy(update={"rho": rho}), arrays, predictor)
