@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.predictor import Predictor, TextSpec
 from training._cost import prediction_cost_us
@@ -69,7 +69,7 @@ class SearchSpace(BaseModel):
     lr: tuple[float, float] = (5e-4, 5e-3)
     loss_spaces: tuple[str, ...] = ("transformed", "target")
     text_weight_decay: tuple[float, float] = (1e-4, 3.0)
-    text_heads: tuple[Literal["learned", "ridge"], ...] = ("learned",)
+    text_heads: tuple[Literal["learned", "ridge"], ...] = Field(("learned",), min_length=1)
     seed_text_variants: bool = False
 
 
@@ -231,7 +231,11 @@ def run_search(
                 "text_weight_decay": trial.suggest_float(
                     "text_weight_decay", *space.text_weight_decay, log=True
                 ),
-                "text_head": trial.suggest_categorical("text_head", list(space.text_heads)),
+                "text_head": (
+                    trial.suggest_categorical("text_head", list(space.text_heads))
+                    if len(space.text_heads) > 1
+                    else space.text_heads[0]
+                ),
                 "seed": seed + trial.number,
             }
         )

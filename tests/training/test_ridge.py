@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from core.predictor import HashedNgrams, Predictor, TextSpec
-from training import TrainConfig, TrainingData, fit_network, group_keys, split_by_group
+from training import (
+    SearchSpace,
+    TrainConfig,
+    TrainingData,
+    fit_network,
+    group_keys,
+    split_by_group,
+)
 from training._calibrate import calibrate
 from training._ridge import fit_ridge_head, prompt_effect_feature
+from training._search import run_search
 from training.metrics import coverage
 
 WORDS = [f"w{i}" for i in range(40)]
@@ -153,3 +161,50 @@ def test_per_model_calibration_fixes_a_model_specific_bias() -> None:
     assert err_pooled.max() > 0.25
     assert err_model.max() < 0.5 * err_pooled.max()
     assert err_model.mean() < 0.06, (err_model, err_pooled)
+
+
+@pytest.mark.slow
+def test_search_tries_every_text_variant_and_selects_the_ridge_head_on_one_objective() -> None:
+    data, _ = shared_prompts(n_prompts=150, models=6, seed=3)
+    split = split_by_group(group_keys(data.cols))
+    hashed = TextSpec(kind="hashed_ngrams", buckets=64, ngram_max=1)
+    raw = data.text.copy()  # the search sets data.text per variant
+
+    def provider(spec: TextSpec, prompts: object, keys: object) -> tuple[np.ndarray, None, None]:
+        return (raw if spec.kind != "none" else np.zeros((data.n, 0))), None, None
+
+    space = SearchSpace(
+        text_variants=(TextSpec(kind="none"), hashed),
+        text_heads=("ridge",),
+        widths=(16,),
+        depth=(1, 1),
+        loss_spaces=("transformed", "target"),
+        seed_text_variants=True,
+    )
+    base = RIDGE.model_copy(update={"max_epochs": 12, "objective": "target"})
+    result = run_search(
+        data,
+        split,
+        provider,
+        base=base,
+        space=space,
+        trials=3,
+        timeout=None,
+        storage=None,
+        study_name="ridge-search",
+    )
+    first_two = sorted(t.config.text.kind for t in result.trials[:2])
+    assert first_two == ["hashed_ngrams", "none"]  # seeded: each variant once, first
+    assert result.selected is not None
+    assert result.selected.config.text.kind == "hashed_ngrams"
+    assert result.selected.config.text_head == "ridge"
+    # One objective for all trials: pinball in target units over the training median,
+    # whatever loss space each trial trained in (recomputed here from the predictors).
+    median = float(np.median(data.y[split.train]))
+    levels = np.array(base.levels)
+    for trial in result.trials:
+        assert trial.predictor is not None
+        q = trial.predictor.predict(data.rows(split.val), len(split.val))
+        diff = data.y[split.val][:, None] - q
+        loss = float(np.maximum(levels * diff, (levels - 1) * diff).mean()) / median
+        assert trial.val_loss == pytest.approx(loss, rel=1e-3)
