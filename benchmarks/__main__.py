@@ -17,6 +17,7 @@ from benchmarks import (
     bench_text_features,
     bench_workload,
 )
+from benchmarks import bench_workflows as workflows_bench
 from benchmarks._report import write_section
 
 #: name -> (section title, function returning the Markdown body)
@@ -28,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "ingest": ("ingest", bench_ingest.run),
     "serving": ("serving", bench_serving.run),
     "routing": ("routing", bench_routing.run),
+    "workflows": ("workflows", workflows_bench.run),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 

@@ -20,6 +20,7 @@ from pipelines.cli import (
     _store,
     _train,
 )
+from pipelines.cli import _workflows as workflow_commands
 
 app = typer.Typer(
     name="tailcast",
@@ -36,6 +37,8 @@ app.command("train")(_train.train)
 app.command("serve")(_serve.serve)
 app.command("evaluate")(_train.evaluate)
 app.add_typer(_models.app, name="models")
+app.command("evaluate-workflows")(workflow_commands.evaluate_workflows)
+app.command("train-workflows")(workflow_commands.train_workflows)
 app.command("simulate")(_simulate.simulate)
 app.add_typer(_pipeline.app, name="pipeline")
 app.add_typer(_drift.app, name="drift")
