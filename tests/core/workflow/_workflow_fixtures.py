@@ -29,8 +29,11 @@ def tiny_predictor() -> Predictor:
     return Predictor(spec, arrays)
 
 
-def tiny_model(rho: float = 0.3) -> WorkflowModel:
-    """Three training runs of 4, 6 and 10 calls, two tool kinds, served model ``m``."""
+def tiny_model(rho: float = 0.3, dim: int = 4) -> WorkflowModel:
+    """Three training runs of 4, 6 and 10 calls, two tool kinds, served model ``m``.
+
+    ``dim``: width of the text embeddings (384 for the real encoder).
+    """
     kernels = np.zeros((3, M))
     kernels[[0, 1, 2], [3, 5, 9]] = 1.0
     spec = WorkflowSpec(
@@ -43,7 +46,7 @@ def tiny_model(rho: float = 0.3) -> WorkflowModel:
         tool_kinds=("python",),
     )
     arrays: dict[str, np.ndarray] = {
-        "count_embeddings": np.eye(3, 4, dtype=np.float32),
+        "count_embeddings": np.eye(3, dim, dtype=np.float32),
         "count_kernels": kernels,
         "tool_pooled": np.linspace(0.1, 0.3, 20),
         "tool_python": np.linspace(2.0, 6.0, 20),
