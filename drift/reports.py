@@ -36,9 +36,14 @@ def report_id(served_model: str, at: datetime, suffix: str | None = None) -> str
 
 
 def _shared_columns(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
-    cols = [c for c in reference.columns if c in current.columns]
+    """Columns both frames have with at least one value each (evidently rejects empty ones)."""
+    cols = [
+        c
+        for c in reference.columns
+        if c in current.columns and reference[c].notna().any() and current[c].notna().any()
+    ]
     if not cols:
-        raise ValueError("reference and current share no column")
+        raise ValueError("reference and current share no column with values")
     return cols
 
 
@@ -71,7 +76,8 @@ def build_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> 
     Args:
         reference: The reference window (e.g. training data), one row per completion;
             numeric and categorical feature columns, optionally ``u`` (PIT values).
-        current: The current window; only the columns both frames have are compared.
+        current: The current window; only the columns both frames have (with at least
+            one value in each) are compared.
         path: Where the HTML goes (parent directories are created).
 
     Returns:

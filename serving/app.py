@@ -23,6 +23,7 @@ from core import Settings
 from feature_store import RecordStore, open_store
 from serving._batcher import MicroBatcher
 from serving._body import install_schemas
+from serving._drift import start_drift, stop_drift
 from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import forecast_batch
 from serving._metrics import ServiceMetrics
@@ -40,6 +41,7 @@ from serving.compat.schemas import (
 )
 from serving.config import ServingConfig
 from serving.routes import completions, forecasts, health, metrics, models
+from serving.routes import drift as drift_routes
 from serving.routes import workflows as workflow_routes
 from serving.schemas import ForecastRequest, ForecastsRequest
 
@@ -95,6 +97,7 @@ def create_app(
             settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
         )
         app.state.service = state
+        start_drift(app)
         app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
         for hook in hooks:
             await hook.start(state)
@@ -103,6 +106,7 @@ def create_app(
         finally:
             for hook in reversed(hooks):
                 await hook.stop()
+            await asyncio.to_thread(stop_drift, app)
             await state.poller.stop()
             state.forecaster.close()
             state.llmd.close()
@@ -121,6 +125,7 @@ def create_app(
     for module in (forecasts, completions, models, health, metrics):
         app.include_router(module.router)
     app.include_router(workflow_routes.router)
+    app.include_router(drift_routes.router)
     app.include_router(llmd_router)
     install_schemas(
         app,

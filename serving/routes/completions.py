@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from core import StoreError
+from serving._drift import feed_drift
 from serving.deps import ConfigDep, MetricsDep, RequireToken, StoreDep
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
 
@@ -26,7 +27,11 @@ SOURCE = "api"
     },
 )
 async def post_completions(
-    body: CompletionsRequest, store: StoreDep, config: ConfigDep, metrics: MetricsDep
+    body: CompletionsRequest,
+    store: StoreDep,
+    config: ConfigDep,
+    metrics: MetricsDep,
+    request: Request,
 ) -> CompletionsResponse:
     """Store observed completions (``CompletionRecord`` objects), idempotent by request_id.
 
@@ -48,6 +53,7 @@ async def post_completions(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"nothing was stored, retry later: {exc}",
         ) from exc
+    feed_drift(request.app, body.completions, [r.index for r in report.rejected])
     metrics.completions_accepted.inc(report.accepted)
     metrics.completions_duplicates.inc(report.duplicates)
     metrics.completions_rejected.inc(len(report.rejected))

@@ -19,6 +19,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
             "input_tokens": rng.integers(100, 4000, 600),
             "device": rng.choice(["h100", "a100"], 600),
             "u": rng.uniform(size=600),
+            "input_tokens_missing": np.linspace(0.0, 1.0, 600),
         }
     )
     current = pd.DataFrame(
@@ -27,6 +28,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
             "device": rng.choice(["h100", "a100"], 300),
             "u": rng.uniform(size=300) ** 0.5,  # slower than forecast: u piles up near 1
             "only_here": np.ones(300),
+            "input_tokens_missing": np.full(300, np.nan),
         }
     )
     return reference, current
@@ -55,6 +57,7 @@ def test_report_is_written_summarised_and_logged_to_mlflow(tmp_path: Path) -> No
     assert info.summary["pvalue:input_tokens"] > 0.01
     assert info.summary["drifted_columns"] == 1.0
     assert "pvalue:only_here" not in info.summary
+    assert "pvalue:input_tokens_missing" not in info.summary
     assert info.mlflow_run_id is not None
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(info.mlflow_run_id)

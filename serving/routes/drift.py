@@ -1,0 +1,123 @@
+"""``/v1/drift``: group states, drift events, alert deliveries and drift reports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from core.drift import DeliveryAttempt, DriftEvent, DriftReportInfo, GroupStatus
+from serving._drift import DriftService
+from serving.deps import RequireToken
+
+router = APIRouter(prefix="/v1/drift", tags=["drift"])
+
+
+class DriftOverview(BaseModel):
+    """What the monitor thinks of every group, and what it did about it.
+
+    Attributes:
+        groups: Every (served model, prompt class, device) group with its state.
+        events: The most recent drift events (newest last).
+        reports: Saved drift reports, newest first.
+        observed: Completions judged since the service started.
+        pending_alerts: Alerts waiting in the outbox.
+    """
+
+    groups: list[GroupStatus]
+    events: list[DriftEvent]
+    reports: list[DriftReportInfo]
+    observed: int
+    pending_alerts: int
+
+
+async def get_drift(request: Request) -> DriftService:
+    """The running service's drift monitor (503 when it has none)."""
+    drift: DriftService | None = getattr(request.app.state, "drift", None)
+    if drift is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "drift monitoring is not running")
+    return drift
+
+
+DriftDep = Annotated[DriftService, Depends(get_drift)]
+
+
+@router.get("")
+async def drift_overview(
+    drift: DriftDep,
+    served_model: Annotated[str | None, Query(description="Only this served model.")] = None,
+    events: Annotated[int, Query(ge=0, le=10_000, description="Recent events to list.")] = 100,
+) -> DriftOverview:
+    """Group states (``ok``/``ood`` with the latest test statistics), events and reports."""
+    groups = [g for g in drift.monitor.states() if served_model in (None, g.group.served_model)]
+    tables = drift.tables
+    if tables is None:
+        return DriftOverview(
+            groups=groups, events=[], reports=[], observed=drift.observed, pending_alerts=0
+        )
+
+    def read() -> tuple[list[DriftEvent], list[DriftReportInfo], int]:
+        assert tables is not None
+        stored = tables.drift_events(served_model, limit=1_000_000)
+        return (
+            stored[len(stored) - events :] if events else [],
+            tables.drift_reports(served_model),
+            len(tables.alerts(status="pending")),
+        )
+
+    recent, reports, pending = await asyncio.to_thread(read)
+    return DriftOverview(
+        groups=groups,
+        events=recent,
+        reports=reports,
+        observed=drift.observed,
+        pending_alerts=pending,
+    )
+
+
+@router.get("/deliveries")
+async def drift_deliveries(
+    drift: DriftDep,
+    event_id: Annotated[str | None, Query(description="Only the alerts of this event.")] = None,
+) -> list[DeliveryAttempt]:
+    """The webhook delivery log: every attempt, oldest first."""
+    if drift.tables is None:
+        return []
+    return await asyncio.to_thread(drift.tables.deliveries, None, event_id)
+
+
+@router.post(
+    "/reports",
+    dependencies=[RequireToken],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        401: {"description": "Missing or wrong bearer token (when one is configured)."},
+        404: {"description": "No champion, or no judged completions, for that served model."},
+    },
+)
+async def create_drift_report(
+    drift: DriftDep, served_model: Annotated[str, Query(min_length=1)]
+) -> DriftReportInfo:
+    """Write a drift report of ``served_model`` now (training data vs judged completions)."""
+    try:
+        return await asyncio.to_thread(drift.write_report, served_model)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get(
+    "/reports/{report_id}",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No report with that id."}},
+)
+async def drift_report(drift: DriftDep, report_id: str) -> HTMLResponse:
+    """The HTML of a saved drift report."""
+    found = [] if drift.tables is None else drift.tables.drift_reports(report_id=report_id)
+    path = Path(found[0].path) if found else None
+    if path is None or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drift report {report_id!r}")
+    return HTMLResponse(await asyncio.to_thread(path.read_text, "utf-8"))

@@ -1,0 +1,167 @@
+"""Drift in the running service: completions feed the monitor, alerts reach a webhook.
+
+Real uvicorn on loopback, a real MLflow registry (SQLite), a real DuckDB store file
+and a real HTTP receiver for the alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from core import Settings
+from core.drift import DriftEvent
+from drift import SIGNATURE_HEADER, verify
+from feature_store import DuckDBStore
+from registry import MLflowRegistry
+from serving import ServingConfig, create_app
+
+if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
+    from _fixtures import DEVICE, SERVED, TOKEN, completion, new_registry, register, running
+    from _receiver import Receiver
+else:
+    from tests.drift._receiver import Receiver
+    from tests.serving._fixtures import (
+        DEVICE,
+        SERVED,
+        TOKEN,
+        completion,
+        new_registry,
+        register,
+        running,
+    )
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SECRET = "drift-hook-secret"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> MLflowRegistry:
+    reg = new_registry(tmp_path_factory.mktemp("registry"))
+    register(reg, SERVED)
+    return reg
+
+
+def _settings(home: Path, registry: MLflowRegistry, urls: list[str]) -> Settings:
+    return Settings(
+        home=home,
+        mlflow_tracking_uri=registry.tracking_uri,
+        api_token=TOKEN,
+        drift_webhook_urls=urls,
+        drift_webhook_secret=SECRET,
+    )
+
+
+def _wait(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return result
+
+
+def _post(client: httpx.Client, items: list[dict[str, Any]]) -> dict[str, Any]:
+    r = client.post("/v1/completions", json={"completions": items}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+@pytest.mark.slow
+def test_slow_completions_turn_the_group_ood_alert_and_report(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    with Receiver(fail_first=1) as rx:
+        app = create_app(
+            _settings(tmp_path, registry, [rx.url]),
+            store=store,
+            registry=registry,
+            config=ServingConfig(max_batch_items=100),
+        )
+        with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            before = client.get("/v1/drift").json()
+            assert before["groups"] == []
+            # 99 completions far slower than any forecast: not judged yet (min_samples 100).
+            slow = [completion(f"s{i}", latency_s=5000.0) for i in range(99)]
+            assert _post(client, slow)["accepted"] == 99
+            app.state.drift.flush()
+            (group,) = client.get("/v1/drift").json()["groups"]
+            assert (group["state"], group["n"]) == ("ok", 99)
+            # One more (plus an invalid item and a retry of a judged one) tips it over.
+            batch = [completion("s99", latency_s=5000.0), completion("bad", latency_s=-1.0)]
+            assert _post(client, [*batch, completion("s0", latency_s=5000.0)])["accepted"] == 1
+            app.state.drift.flush()
+            view = client.get("/v1/drift").json()
+            (group,) = view["groups"]
+            assert group["state"] == "ood"
+            assert group["n"] == 100  # the rejected and the re-sent one were not counted
+            assert group["group"]["device"] == DEVICE
+            assert group["statistics"]["ks_pvalue"] < group["statistics"]["test_alpha"]
+            assert view["observed"] == 100
+            (event,) = view["events"]
+            assert event["kind"] == "ood"
+            assert event["n_samples"] == 100
+            assert event["model_version"] == "1"
+            # The webhook fails once, then gets the signed alert.
+            _wait(lambda: any(r.status == 200 for r in rx.requests))
+            ok = next(r for r in rx.requests if r.status == 200)
+            assert verify(ok.body, SECRET, ok.headers[SIGNATURE_HEADER])
+            sent = DriftEvent.model_validate(json.loads(ok.body)["event"])
+            assert sent.event_id == event["event_id"]
+            log = client.get("/v1/drift/deliveries", params={"event_id": sent.event_id}).json()
+            assert [(a["attempt"], a["status_code"]) for a in log] == [(1, 503), (2, 200)]
+            # The OOD event also wrote a report (evidently, logged to MLflow).
+            reports = _wait(lambda: client.get("/v1/drift").json()["reports"], 120.0)
+            rid = reports[0]["report_id"]
+            assert rid.startswith(f"{SERVED}-")
+            assert reports[0]["mlflow_run_id"]
+            assert "u" in {k.split(":", 1)[1] for k in reports[0]["summary"] if ":" in k}
+            page = client.get(f"/v1/drift/reports/{rid}")
+            assert page.status_code == 200
+            assert page.headers["content-type"].startswith("text/html")
+            assert "<html" in page.text.lower()
+            missing = client.get("/v1/drift/reports/no-such-report")
+            assert missing.status_code == 404
+            assert "no-such-report" in missing.json()["detail"]
+            # An on-demand report needs the token and a served model with judged data.
+            assert (
+                client.post("/v1/drift/reports", params={"served_model": SERVED}).status_code == 401
+            )
+            unknown = client.post(
+                "/v1/drift/reports", params={"served_model": "nope"}, headers=AUTH
+            )
+            assert unknown.status_code == 404
+            assert "nope" in unknown.json()["detail"]
+    assert [e.event_id for e in store.drift_events()] == [event["event_id"]]
+    store.close()
+
+
+def test_pending_alerts_are_delivered_by_the_next_service_run(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    path = tmp_path / "store.duckdb"
+    with Receiver() as rx:
+        # A previous run queued an alert it could not deliver before it stopped.
+        first = DuckDBStore(path)
+        first.enqueue_alert("ev-1", rx.url, '{"type":"tailcast.drift.v1"}', _now())
+        first.close()
+        store = DuckDBStore(path)
+        app = create_app(_settings(tmp_path, registry, [rx.url]), store=store, registry=registry)
+        with running(app):
+            _wait(lambda: store.alerts(status="delivered"), 30.0)
+        assert [r.body for r in rx.requests] == [b'{"type":"tailcast.drift.v1"}']
+        assert verify(rx.requests[0].body, SECRET, rx.requests[0].headers[SIGNATURE_HEADER])
+        store.close()
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
