@@ -12,6 +12,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from serving._scaling import ScalingGauges
+
 __all__ = ["CONTENT_TYPE", "ServiceMetrics"]
 
 #: Request latency buckets, seconds: fine below 10 ms, where a router's budget lies.
@@ -94,6 +96,7 @@ class ServiceMetrics:
         self.registry_up = Gauge(
             "tailcast_registry_up", "1 when the last registry poll succeeded, else 0.", registry=r
         )
+        self.scaling = ScalingGauges(r)  # the scaling and AIBrix hooks' numbers
 
     def model_served(
         self, served_model: str, version: int, previous: int | None, loaded_at_s: float

@@ -40,7 +40,7 @@ from serving.compat.schemas import (
     PredictionRequest,
 )
 from serving.config import ServingConfig
-from serving.routes import completions, forecasts, health, metrics, models
+from serving.routes import aibrix, completions, forecasts, health, metrics, models, scaling
 from serving.routes import drift as drift_routes
 from serving.routes import workflows as workflow_routes
 from serving.schemas import ForecastRequest, ForecastsRequest
@@ -122,7 +122,7 @@ def create_app(
         max_body_size=cfg.max_body_bytes,
     )
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)
-    for module in (forecasts, completions, models, health, metrics):
+    for module in (forecasts, completions, models, health, metrics, scaling, aibrix):
         app.include_router(module.router)
     app.include_router(workflow_routes.router)
     app.include_router(drift_routes.router)

@@ -6,13 +6,11 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from registry import MLflowRegistry
 from scheduler_hooks.client import (
     AsyncTailcastClient,
     Forecast,
@@ -21,22 +19,20 @@ from scheduler_hooks.client import (
     TailcastHTTPError,
     TailcastUnavailableError,
 )
-from serving import create_app
 
 if TYPE_CHECKING:
-    from _fixtures import DEVICE, SERVED, TOKEN, register, running, settings
+    from _fixtures import DEVICE, SERVED, TOKEN
+    from _hook_fixtures import serving_champion
 else:
-    from tests.serving._fixtures import DEVICE, SERVED, TOKEN, register, running, settings
+    from tests.serving._fixtures import DEVICE, SERVED, TOKEN
+    from tests.serving._hook_fixtures import serving_champion
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home: Path = tmp_path_factory.mktemp("client")
-    registry = MLflowRegistry(f"sqlite:///{home / 'mlflow.db'}")
-    register(registry, SERVED)
-    with running(create_app(settings(home, registry, TOKEN))) as url:
+    with serving_champion(tmp_path_factory.mktemp("client"), TOKEN) as url:
         yield url
 
 
