@@ -8,8 +8,8 @@ simulated) and :mod:`scheduler_hooks.sim`:
    ``minisweagent`` (agentic sessions: each call is submitted when the previous call
    of its task has completed plus that call's tool time) and marks which requests
    train the predictor: the first ``train_fraction`` of an arrival trace by time, or
-   the train/validation/calibration folds of :func:`training.split_by_group` for
-   sessions (the held-out test tasks are simulated);
+   for sessions the tasks outside the test fold of :func:`training.split_by_group`
+   salted with :data:`SESSION_SALT` (20% of the tasks, replayed);
 2. :func:`service_times` composes each request's true service time on each device
    type from ``device_latency/splitwise_perf_model.csv`` (Llama2-70B, tensor
    parallel 8; one real measurement drawn per request and device): prefill of the
@@ -58,6 +58,7 @@ HARDWARE: dict[str, str] = {
 PROFILE_MODEL = "llama2-70b"
 FORMATS = ("azure", "mooncake", "minisweagent")
 MAX_THINK_S = 60.0
+SESSION_SALT = "tailcast-simulate"
 
 
 @dataclass
@@ -181,7 +182,9 @@ def _load_sessions(path: Path) -> TraceData:
         "wf_prev_output_tokens": prev_out,
         "wf_prev_latency_s": prev_lat,
     }
-    split = split_by_group(group_keys(cols))
+    # Own salt: the training job splits the training tasks again with its default salt,
+    # and needs tasks in every one of its folds.
+    split = split_by_group(group_keys(cols), salt=SESSION_SALT)
     train = np.ones(n, dtype=bool)
     train[split.test] = False
     return TraceData(

@@ -51,18 +51,23 @@ def _book(table: np.ndarray) -> ForecastBook:
     return ForecastBook(LEVELS, lambda ids: table[ids], samples=4000, seed=0)
 
 
-def test_forecast_scaler_sizes_for_load_and_backlog() -> None:
-    table = np.tile(np.array([[[1.9, 2.0, 2.1]]]), (20, 1, 1))  # every request ~2 s
-    # load: 3 requests/s x 2 s / (0.75 x 1 slot) = 8 replicas
-    scaler = ForecastScaler(max_replicas=64, cooldown_s=0.0, slo_s=10.0, target_utilization=0.75)
+def test_forecast_scaler_sizes_for_arrivals_and_backlog() -> None:
+    steady = np.tile(np.array([[[1.9, 2.0, 2.1]]]), (20, 1, 1))  # every request ~2 s
+    scaler = ForecastScaler(max_replicas=64, cooldown_s=0.0, slo_s=10.0)
     reps = [ReplicaState(0)]
-    assert (
-        scaler.target(view(reps, arrival_rate=3.0, recent=list(range(10)), book=_book(table))) == 8
-    )
+    # 2.9 requests/s x 2 s = 5.8 replicas busy: 6 would queue too long, 7 meet the SLO
+    busy = view(reps, arrival_rate=2.9, recent=list(range(10)), book=_book(steady))
+    assert scaler.target(busy) == 7
+    # with a 6 s SLO, the same mean with a heavy-tailed forecast needs more headroom
+    strict = ForecastScaler(max_replicas=64, cooldown_s=0.0, slo_s=6.0)
+    assert strict.target(busy) == 7
+    risky = np.tile(np.array([[[0.3, 1.0, 5.0]]]), (20, 1, 1))
+    assert _book(risky).samples(0)[0].mean() == pytest.approx(2.0, rel=0.05)
+    heavy = view(reps, arrival_rate=2.9, recent=list(range(10)), book=_book(risky))
+    assert strict.target(heavy) == 8
     # backlog: 1 running + 18 queued x 2 s = 38 s must drain within the 10 s SLO: 4 replicas
     reps = [ReplicaState(0, running=[0], started=[100.0], queue=deque(range(1, 19)))]
-    got = scaler.target(view(reps, arrival_rate=0.0, book=_book(table)))
-    assert got == 4
+    assert scaler.target(view(reps, arrival_rate=0.0, book=_book(steady))) == 4
     with pytest.raises(ValueError, match="needs forecasts"):
         scaler.target(view(reps))
 
