@@ -10,10 +10,11 @@ cron scheduler (:mod:`pipelines.schedule`), a drift alarm (:func:`drift_trigger`
    training rows), so the new model follows the present without forgetting the rest;
 2. holds out the most recent ``holdout_fraction`` of the recent window (when there is a
    champion to compare with);
-3. trains: a *warm start* (one fit of the champion's architecture and feature set) when
-   a champion exists and the frame is small (< ``search_min_rows``), else a fresh Optuna
-   search of ``trials`` trials (in memory: a shifted window must not join the study of
-   older data);
+3. trains: a *warm start* when a champion exists and the frame is small
+   (< ``search_min_rows``): by default the champion's network with conformal offsets
+   recomputed on the recent window (``recalibrate``), or one fit of its architecture
+   and features (``refit``); else a fresh Optuna search of ``trials`` trials (in
+   memory: a shifted window must not join the study of older data);
 4. scores challenger and champion on the held-out window and registers the challenger
    (one MLflow run: job parameters, the training metrics, ``holdout.challenger.*`` and
    ``holdout.champion.*``, a reliability plot of both);
@@ -29,23 +30,32 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import Settings
 from core.predictor import ALL_FEATURES, Predictor
 from feature_store import RecordStore
+from pipelines._retrain_steps import JobFrames, job_frames, recalibrated, score, trained
 
 if TYPE_CHECKING:
     from registry import MLflowRegistry
-    from training import TrainingData, TrainRequest
+
+__all__ = [
+    "SPEED_FEATURES",
+    "STATIC_FEATURES",
+    "JobFrames",
+    "Policy",
+    "RetrainConfig",
+    "RetrainOutcome",
+    "RetrainTrigger",
+    "WarmStart",
+    "drift_trigger",
+    "job_frames",
+    "retrain",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,190 +177,6 @@ class RetrainOutcome:
         }
 
 
-@dataclass(frozen=True)
-class JobFrames:
-    """The frames of one job (Arrow tables, submission order)."""
-
-    train: pa.Table
-    holdout: pa.Table
-    rows: dict[str, int]
-    recent_start: datetime
-
-
-def job_frames(
-    frame: pa.Table,
-    config: RetrainConfig,
-    *,
-    as_of: datetime,
-    recent_start: datetime | None,
-    holdout: bool,
-) -> JobFrames:
-    """Split a frame (everything known at ``as_of``) into training and held-out rows.
-
-    Args:
-        frame: Rows in submission order.
-        config: Window, reference and holdout sizes.
-        as_of: The knowledge cut-off (end of the recent window).
-        recent_start: Start of the recent window, taken as given; default ``as_of -
-            window_h``, extended to the last ``min_recent`` rows when shorter.
-        holdout: Whether to hold out the most recent rows.
-    """
-    n = frame.num_rows
-    start = recent_start or as_of - timedelta(hours=config.window_h)
-    submitted = frame.column("submitted_at")
-    after = pc.greater_equal(submitted, pa.scalar(start, type=submitted.type))
-    in_window = int(pc.sum(pc.cast(after, pa.int64())).as_py() or 0)
-    floor = 0 if recent_start is not None else min(config.min_recent, n)
-    first_recent = n - max(in_window, floor)
-    recent = np.arange(first_recent, n)
-    n_hold = 0
-    if holdout and len(recent) > 0:
-        n_hold = max(round(config.holdout_fraction * len(recent)), config.min_holdout)
-        n_hold = min(n_hold, len(recent) // 2)
-    fit_recent = recent[: len(recent) - n_hold]
-    older = np.arange(first_recent)
-    n_ref = min(len(older), round(config.reference_fraction * len(fit_recent)))
-    rng = np.random.default_rng(config.seed)
-    reference = np.sort(rng.choice(older, size=n_ref, replace=False)) if n_ref else older[:0]
-    train_rows = np.concatenate([reference, fit_recent])
-    rows = {
-        "recent": len(recent),
-        "reference": n_ref,
-        "train": len(train_rows),
-        "holdout": n_hold,
-        "known": n,
-    }
-    return JobFrames(
-        train=frame.take(pa.array(train_rows, pa.int64())),
-        holdout=frame.take(pa.array(recent[len(fit_recent) :], pa.int64())),
-        rows=rows,
-        recent_start=frame.column("submitted_at")[first_recent].as_py()
-        if first_recent < n
-        else as_of,
-    )
-
-
-def _in_memory_search(
-    request: TrainRequest, champion: Predictor | None, warm: bool
-) -> TrainRequest:
-    """The request of this job: the champion's architecture (warm) or a fresh space."""
-    from training import SearchSpace
-
-    if not warm or champion is None:
-        return request
-    spec = champion.spec
-    width = spec.hidden[0] if spec.hidden else 64
-    space = SearchSpace(
-        text_variants=(spec.text,),
-        projections=(spec.projection or request.base.projection,),
-        widths=(width,),
-        depth=(len(spec.hidden), len(spec.hidden)),
-        dropout=(request.base.dropout, request.base.dropout),
-        lr=(request.base.lr, request.base.lr),
-        loss_spaces=(request.base.loss_space,),
-        text_weight_decay=(request.base.text_weight_decay, request.base.text_weight_decay),
-    )
-    return request.model_copy(update={"space": space, "trials": 1})
-
-
-def _score(
-    predictor: Predictor, data: TrainingData, train: Any, held: TrainingData
-) -> dict[str, Any]:
-    from training import evaluate_models
-
-    scores, _ = evaluate_models(
-        predictor, data, train, np.arange(held.n, dtype=np.int64), baselines=(), eval_data=held
-    )
-    return dict(scores["tailcast"])
-
-
-@dataclass
-class _Fitted:
-    """A challenger before registration, with what it was fitted on."""
-
-    predictor: Predictor
-    data: TrainingData
-    train_rows: npt.NDArray[np.int64]
-    metrics: dict[str, float]
-    plots: dict[str, Path]
-    trials: int
-
-
-def _recalibrated(champion: Predictor, parts: JobFrames, config: RetrainConfig) -> _Fitted:
-    """Warm start: the champion's network, conformal offsets from the recent window.
-
-    The recent training rows were never seen by the champion's network, so they are
-    valid calibration data for what comes next; prompt classes are re-clustered on
-    the reference sample and the recent rows together.
-    """
-    from training import TrainingData
-    from training._calibrate import calibrate
-
-    data = TrainingData.from_arrow(parts.train, config.target)
-    submitted = data.cols["submitted_at"]
-    recent = np.flatnonzero(np.asarray([t >= parts.recent_start for t in submitted]))
-    if len(recent) < config.min_calibration:
-        raise ValueError(
-            f"only {len(recent)} recent rows to recalibrate on; need >= {config.min_calibration}"
-        )
-    predictor = calibrate(
-        champion,
-        data,
-        recent.astype(np.int64),
-        prompt_classes=champion.spec.prompt_classes,
-        min_group=config.min_group,
-        seed=config.seed,
-        train=np.arange(data.n, dtype=np.int64),
-    )
-    return _Fitted(predictor, data, recent.astype(np.int64), {}, {}, 0)
-
-
-def _trained(
-    served_model: str,
-    settings: Settings,
-    store: RecordStore,
-    parts: JobFrames,
-    config: RetrainConfig,
-    champion: Predictor | None,
-    run_dir: Path,
-    on_trial: Callable[[Any], None] | None,
-) -> _Fitted:
-    """A fresh search, or (``champion`` given) one fit of the champion's architecture."""
-    from pipelines.train import flat_metrics, text_provider
-    from training import TrainRequest, train_predictor
-
-    numeric = config.numeric or (champion.spec.numeric if champion is not None else ALL_FEATURES)
-    request = TrainRequest(
-        served_model=served_model,
-        target=config.target,
-        trials=config.trials,
-        timeout_s=config.timeout_s,
-        storage=None,
-        seed=config.seed,
-        min_group=config.min_group,
-    )
-    request = request.model_copy(
-        update={"base": request.base.model_copy(update={"numeric": tuple(numeric)})}
-    )
-    if config.text_kinds is not None:
-        variants = tuple(v for v in request.space.text_variants if v.kind in config.text_kinds)
-        request = request.model_copy(
-            update={"space": request.space.model_copy(update={"text_variants": variants})}
-        )
-    request = _in_memory_search(request, champion, champion is not None)
-    provider = text_provider(store, settings.home / "cache" / "static_tables", None)
-    outcome = train_predictor(parts.train, request, provider, run_dir, on_trial=on_trial)
-    metrics = flat_metrics(outcome.comparison)
-    return _Fitted(
-        outcome.predictor,
-        outcome.data,
-        outcome.split.train,
-        metrics,
-        dict(outcome.plots),
-        request.trials,
-    )
-
-
 def retrain(
     served_model: str,
     settings: Settings,
@@ -405,9 +231,9 @@ def retrain(
     )
     run_dir = settings.home / "runs" / f"retrain-{served_model}-{as_of:%Y%m%dT%H%M%S}"
     fitted = (
-        _recalibrated(champion, parts, config)
+        recalibrated(champion, parts, config)
         if warm and champion is not None and config.warm_start == "recalibrate"
-        else _trained(
+        else trained(
             served_model,
             settings,
             store,
@@ -435,7 +261,7 @@ def retrain(
     if champion is not None and parts.holdout.num_rows:
         held = TrainingData.from_arrow(parts.holdout, target)
         for name, model in (("challenger", challenger), ("champion", champion)):
-            holdout[name] = _score(model, fitted.data, fitted.train_rows, held)
+            holdout[name] = score(model, fitted.data, fitted.train_rows, held)
         metrics.update(flat_metrics({f"holdout.{k}": v for k, v in holdout.items()}))
         artifacts["holdout"] = plots.reliability_diagram(
             {

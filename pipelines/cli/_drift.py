@@ -84,7 +84,7 @@ def replay_command(
             help="Completions since the alarming model took over that a retraining job "
             "waits for (its calibration data).",
         ),
-    ] = 400,
+    ] = 500,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -93,6 +93,10 @@ def replay_command(
             help="Keep the replay's store and MLflow registry here (default: a temporary "
             "directory, removed afterwards).",
         ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", dir_okay=False, help="Write the rolling 0.9 coverage (PNG) here."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -103,7 +107,7 @@ def replay_command(
     from pydantic import ValidationError
 
     from pipelines.cli._pipeline import _quiet
-    from pipelines.replay import ReplayRequest, replay
+    from pipelines.replay import ReplayRequest, plot_coverage, replay
 
     _quiet()
     if features not in ("static", "all"):
@@ -145,6 +149,8 @@ def replay_command(
         finally:
             if home is None:
                 shutil.rmtree(root, ignore_errors=True)
+    if plot is not None and result.replayed > 200:
+        plot_coverage(result, plot)
     if as_json:
         print_json(result.as_json())
         return

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from pipelines.schedule import CronScheduler, JobRun
+
+TAILCAST = Path(sys.executable).parent / "tailcast"
 
 
 class FakeClock:
@@ -100,3 +106,24 @@ def test_stop_event_ends_the_wait() -> None:
     s.run(stop=stop)
     assert ran == []
     assert len(clock.slept) == 3
+
+
+def test_cli_schedule_refuses_a_bad_cron_and_names_it(tmp_path: Path) -> None:
+    env = {**os.environ, "TAILCAST_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [str(TAILCAST), "pipeline", "schedule", "--cron", "every day"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "invalid cron expression 'every day'" in out.stderr
+
+
+def test_cli_retrain_of_an_unknown_served_model_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "TAILCAST_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [str(TAILCAST), "pipeline", "retrain", "--served-model", "nope", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "no records with latency_s for served model 'nope'" in out.stderr
+    assert out.stdout == ""
