@@ -7,6 +7,7 @@ and a real HTTP receiver for the alerts.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -165,3 +166,24 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_acknowledgment_never_waits_for_the_drift_worker(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    app = create_app(_settings(tmp_path, registry, []), store=store, registry=registry)
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        gate = threading.Event()
+        app.state.drift._work.submit(gate.wait)  # the worker is busy until the gate opens
+        try:
+            body = _post(client, [completion(f"r{i}") for i in range(3)])
+            assert body["accepted"] == 3  # answered (and stored) while the worker is blocked
+            assert client.get("/v1/drift").json()["observed"] == 0
+        finally:
+            gate.set()
+        app.state.drift.flush()
+        view = client.get("/v1/drift").json()
+        assert view["observed"] == 3
+        assert [g["n"] for g in view["groups"]] == [3]
+    store.close()
