@@ -35,7 +35,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -53,12 +53,17 @@ class Draws:
         shared: Standard normals, the task-wide latency factor, shape ``(J,)``.
         calls: Standard normals, each call's own latency factor, shape ``(J, S)``.
         tools: Uniforms in [0, 1) that pick each tool time, shape ``(J, S)``.
+        cache: Table indices derived from the draws, per (correlation, grid) (filled
+            by :func:`sample`; the draws themselves never change).
     """
 
     count: F64
     shared: F64
     calls: F64
     tools: F64
+    cache: dict[tuple[float | int, ...], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def samples(self) -> int:
@@ -170,23 +175,40 @@ def sample(
     width = int(n.max()) - first
     if width <= 0:
         return n.astype(np.int64), np.zeros(draws.samples)
+    flat, ti = _indices(draws, rho, z_grid, latency.shape[0], tools.shape[0])
     cols = slice(first, first + width)
-    z = np.sqrt(rho) * draws.shared[:, None] + np.sqrt(1.0 - rho) * draws.calls[:, cols]
-    g = z_grid.shape[0]
-    step = (z_grid[-1] - z_grid[0]) / (g - 1)
-    gi = np.clip(np.rint((z - z_grid[0]) / step), 0, g - 1).astype(np.intp)
-    rows = np.minimum(np.arange(first, first + width), latency.shape[0] - 1)
-    rounds = latency[rows[None, :], gi]
-    h = tools.shape[0]
-    ti = np.minimum((draws.tools[:, cols] * h).astype(np.intp), h - 1)
-    rounds += tools[ti]
+    rounds = latency.ravel().take(flat[:, cols])
+    rounds += tools.take(ti[:, cols])
     if pending_tool is not None and steps_done >= 1:
         hp = pending_tool.shape[0]
         pi = np.minimum((draws.tools[:, first] * hp).astype(np.intp), hp - 1)
-        rounds[:, 0] += pending_tool[pi] - tools[ti[:, 0]]
-    live = np.arange(first, first + width)[None, :] < n[:, None]
-    remaining = np.einsum("ij,ij->i", rounds, live)
-    return n.astype(np.int64), remaining
+        rounds[:, 0] += pending_tool[pi] - tools[ti[:, first]]
+    np.cumsum(rounds, axis=1, out=rounds)
+    live = n - first  # rounds of each sample still to come
+    last = rounds[np.arange(draws.samples), np.maximum(live - 1, 0)]
+    return n.astype(np.int64), np.where(live > 0, last, 0.0)
+
+
+def _indices(
+    draws: Draws, rho: float, z_grid: F64, rows: int, tool_points: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Flat latency-table and tool-table indices of every (sample, call), cached on ``draws``.
+
+    Call ``s`` of sample ``j`` reads row ``min(s, rows - 1)`` of the latency table at the
+    grid point nearest its copula score ``sqrt(rho) shared_j + sqrt(1 - rho) calls_js``.
+    """
+    g = z_grid.shape[0]
+    key = (rho, float(z_grid[0]), float(z_grid[-1]), g, rows, tool_points)
+    hit = draws.cache.get(key)
+    if hit is None:
+        z = np.sqrt(rho) * draws.shared[:, None] + np.sqrt(1.0 - rho) * draws.calls
+        step = (z_grid[-1] - z_grid[0]) / (g - 1)
+        gi = np.clip(np.rint((z - z_grid[0]) / step), 0, g - 1).astype(np.intp)
+        gi += np.minimum(np.arange(draws.max_calls), rows - 1)[None, :] * g
+        ti = np.minimum((draws.tools * tool_points).astype(np.intp), tool_points - 1)
+        hit = (gi, ti)
+        draws.cache[key] = hit
+    return hit
 
 
 def shift_quantiles(quantiles: F64, offset: float) -> F64:
