@@ -221,6 +221,8 @@ class DriftService:
         served_model, version = model.served_model, str(model.version.version)
         if self._versions.get(served_model, version) != version:
             self.monitor.reset(served_model)  # a new champion starts a fresh judgement
+            with self._lock:
+                self._current.pop(served_model, None)
         self._versions[served_model] = version
         n = len(recs)
         cols = request_columns([_request(r) for r in recs], self.endpoints.get)
@@ -228,8 +230,7 @@ class DriftService:
         values, classes = grid_forecast(model, cols, n)
         observed = np.asarray([r.latency_s for r in recs], dtype=np.float64)
         u, loss = pit_and_pinball(grid, values, observed)
-        obs = []
-        window = self._current.setdefault(served_model, deque(maxlen=self._current_rows))
+        obs, rows = [], []
         for i, rec in enumerate(recs):
             pclass = classes[i] or rec.prompt_class or "default"
             group = DriftGroup(served_model=served_model, prompt_class=pclass, device=rec.device)
@@ -244,7 +245,10 @@ class DriftService:
                 )
             )
             row = {c: cols[c][i] if c in cols else getattr(rec, c, None) for c in REPORT_COLUMNS}
-            window.append({**row, "prompt_class": pclass, "u": float(u[i])})
+            rows.append({**row, "prompt_class": pclass, "u": float(u[i])})
+        with self._lock:
+            window = self._current.setdefault(served_model, deque(maxlen=self._current_rows))
+            window.extend(rows)
         self.observed += n
         return self.monitor.observe_many(obs)
 
@@ -266,7 +270,8 @@ class DriftService:
         from drift.reports import write_report
 
         model = self.models.get(served_model)
-        window = list(self._current.get(served_model, ()))
+        with self._lock:
+            window = list(self._current.get(served_model, ()))
         if model is None or not window:
             raise LookupError(f"no champion or no judged completions for {served_model!r}")
         reference = self.reference_frame(model, reference_rows)

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,25 @@ from core import Settings
 from core.drift import DriftEvent
 from drift import SIGNATURE_HEADER, verify
 from feature_store import DuckDBStore
-from registry import MLflowRegistry
+from registry import MLflowRegistry, ModelVersion
 from serving import ServingConfig, create_app
+from serving._drift import DriftService
+from serving._endpoint_cache import EndpointStatsCache
+from serving._forecast import forecast_group
+from serving._models import LoadedModel, ModelTable
+from serving.schemas import ForecastRequest
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
-    from _fixtures import DEVICE, SERVED, TOKEN, completion, new_registry, register, running
+    from _fixtures import (
+        DEVICE,
+        SERVED,
+        TOKEN,
+        completion,
+        new_registry,
+        register,
+        running,
+        tiny_predictor,
+    )
     from _receiver import Receiver
 else:
     from tests.drift._receiver import Receiver
@@ -36,6 +51,7 @@ else:
         new_registry,
         register,
         running,
+        tiny_predictor,
     )
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -162,9 +178,7 @@ def test_pending_alerts_are_delivered_by_the_next_service_run(
         store.close()
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -187,3 +201,57 @@ def test_acknowledgment_never_waits_for_the_drift_worker(
         assert view["observed"] == 3
         assert [g["n"] for g in view["groups"]] == [3]
     store.close()
+
+
+def _loaded(version: int, seed: int = 0) -> LoadedModel:
+    mv = ModelVersion(
+        name=f"tailcast-{SERVED}",
+        version=version,
+        aliases=("champion",),
+        run_id=None,
+        created_at=_now(),
+    )
+    return LoadedModel(SERVED, tiny_predictor(SERVED, seed), mv, _now())
+
+
+def test_service_judges_with_the_champions_forecast_and_resets_on_a_new_version(
+    tmp_path: Path,
+) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    table = ModelTable()
+    table.swap(_loaded(1))
+    endpoints = EndpointStatsCache(store, ttl_s=60.0, window=50)
+    settings = Settings(home=tmp_path)
+    service = DriftService(store, table, endpoints, settings, reports=False)
+    try:
+        rows: list[Any] = [
+            completion("a", latency_s=3.0, input_tokens=500),
+            completion("b", latency_s=None),  # no outcome: not judged
+            completion("c", served_model="no-champion"),
+            "not a record",
+        ]
+        assert service.observe_rows(rows) == []
+        assert service.observe_rows([completion("a", latency_s=3.0, input_tokens=500)]) == []
+        assert service.observed == 1
+        (status,) = service.monitor.states()
+        assert status.n == 1
+        # u is the CDF that POST /v1/forecasts answers at the observed latency.
+        request = ForecastRequest(served_model=SERVED, device=DEVICE, input_tokens=500)
+        model = table.get(SERVED)
+        assert model is not None
+        (answer,) = forecast_group(model, [request], [0.5], [3.0], endpoints.get)
+        window = service._current[SERVED]
+        assert window[0]["u"] == pytest.approx(answer["cdf"]["3"])
+        # 99 far slower completions turn the group OOD; the event is stored.
+        events = service.observe_rows([completion(f"s{i}", latency_s=9e3) for i in range(99)])
+        assert [(e.kind, e.n_samples, e.model_version) for e in events] == [("ood", 100, "1")]
+        assert store.drift_events() == events
+        # A new champion version starts a fresh judgement of that served model.
+        table.swap(_loaded(2, seed=1))
+        service.observe_rows([completion("n1", latency_s=3.0)])
+        (status,) = service.monitor.states()
+        assert (status.state, status.n, status.model_version) == ("ok", 1, "2")
+        assert len(service._current[SERVED]) == 1
+    finally:
+        service.stop()
+        store.close()
