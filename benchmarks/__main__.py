@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from benchmarks import (
     bench_ingest,
+    bench_make_run,
     bench_predictor,
     bench_routing,
     bench_serving,
@@ -28,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "workload": ("workload", bench_workload.run),
     "ingest": ("ingest", bench_ingest.run),
     "serving": ("serving", bench_serving.run),
+    "make-run": ("make-run", bench_make_run.run),
     "routing": ("routing", bench_routing.run),
     "workflows": ("workflows", workflows_bench.run),
 }

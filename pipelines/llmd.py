@@ -84,50 +84,11 @@ def _no_text(
 def train_target(
     settings: Settings, frame: pa.Table, key: str, target: str, trials: int, timeout_s: float
 ) -> tuple[int, bool]:
-    """Train, register as ``key`` and (if it wins) promote one target's predictor.
+    """Train, register as ``key`` and (if it wins) promote one llm-d target's predictor."""
+    from pipelines.quick import QuickTrain, train_and_register
 
-    Returns:
-        (registered version, whether it became the champion).
-    """
-    from pipelines.train import flat_metrics, input_example
-    from registry import MLflowRegistry
-    from training import SearchSpace, TrainConfig, TrainRequest, evaluate_models, train_predictor
-
-    request = TrainRequest(
-        served_model=key,
-        target=target,
-        trials=trials,
-        timeout_s=timeout_s,
-        storage=settings.optuna_storage,
-        base=TrainConfig(batch_size=256, max_epochs=30, patience=5),
-        space=SearchSpace(text_variants=(TextSpec(kind="none"),)),
-        prompt_classes=0,
-        baselines=(),
-    )
-    run_dir = settings.home / "runs" / f"{key}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    outcome = train_predictor(frame, request, _no_text, run_dir)
-    registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
-    champion = registry.alias_version(key)
-    champion_loss: float | None = None
-    if champion is not None:
-        old, _ = registry.load(key, version=champion.version)
-        split = outcome.split
-        scores, _ = evaluate_models(old, outcome.data, split.train, split.test, baselines=())
-        champion_loss = float(scores["tailcast"]["mean_pinball"])
-    metrics = flat_metrics(outcome.comparison)
-    version = registry.log_training(
-        key,
-        outcome.predictor,
-        params={"served_model": key, "target": target, "trials": trials},
-        metrics=metrics,
-        artifacts=outcome.plots,
-        input_example=input_example(outcome.data.rows(outcome.split.test)),
-        tags={"source": "llm-d"},
-    )
-    promoted = champion_loss is None or metrics["mean_pinball"] < champion_loss
-    if promoted:
-        registry.promote(key, version.version)
-    return version.version, promoted
+    plan = QuickTrain(key=key, target=target, trials=trials, timeout_s=timeout_s, text=("none",))
+    return train_and_register(settings, frame, plan, _no_text, tags={"source": "llm-d"})
 
 
 def train_llmd(

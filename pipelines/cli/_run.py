@@ -1,19 +1,23 @@
 """``tailcast run``: bring the stack up on embedded defaults (what ``make run`` does).
 
-Steps, each idempotent: load the demo workload into the store once; train a champion
-for every demo served model that has none; start the MLflow UI on the embedded
-registry; serve the prediction API in the foreground (Ctrl-C stops both).
+Steps, each idempotent: load the demo workload into the store once; train a quick
+champion (:mod:`pipelines.quick`: cheap text variants, a few trials; ``tailcast
+train`` does the full search later) for the first demo served model that has none
+(progress bar per search trial); start
+the MLflow UI on the embedded registry and serve the prediction API in the foreground
+(ready once that champion is loaded); champions of the other served models are
+trained in the background and swapped in by the service's poller. Ctrl-C stops both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,8 +25,14 @@ from core import Settings
 from pipelines.cli._common import console
 from pipelines.cli._store import print_stats
 
+if TYPE_CHECKING:
+    from feature_store import RecordStore
+    from serving._state import ServiceState
+
 DEMO_SOURCE = "demo-workload"
 MLFLOW_PORT = 5000
+#: Seconds after which a first champion's search starts no new trial.
+FIRST_TRAIN_TIMEOUT_S = 120.0
 
 
 def _load_demo(settings: Settings, records: int, seed: int) -> list[str]:
@@ -48,29 +58,84 @@ def _load_demo(settings: Settings, records: int, seed: int) -> list[str]:
     return sorted({g.served_model for g in stats.groups})
 
 
-def _ensure_champions(settings: Settings, served_models: list[str], trials: int) -> None:
-    """Train a champion for each served model the registry has none for."""
-    from pipelines.cli._train import _quiet_training_stack
-
-    _quiet_training_stack()
-    from feature_store import open_store
-    from pipelines.train import train_served_model
+def _missing_champions(settings: Settings, served_models: list[str]) -> list[str]:
+    """Served models the registry has no champion for."""
     from registry import MLflowRegistry
 
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
-    for name in served_models:
-        if registry.alias_version(name) is not None:
-            console.print(f"{name}: champion already registered")
-            continue
-        with (
-            console.status(f"training a first champion for {name} ({trials} trials)"),
-            open_store(settings.resolved_store_path) as store,
-        ):
-            report = train_served_model(settings, store, name, trials=trials, timeout_s=120)
-        console.print(
-            f"{name}: registered v{report.version} as champion, held-out mean pinball "
-            f"{report.metrics['mean_pinball']:.3f} s"
+    missing = [name for name in served_models if registry.alias_version(name) is None]
+    for name in sorted(set(served_models) - set(missing)):
+        console.print(f"{name}: champion already registered")
+    return missing
+
+
+def _train_champion(
+    settings: Settings, store: RecordStore, name: str, trials: int, show: bool
+) -> None:
+    """Train and register a first champion for ``name`` (a progress bar when ``show``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.cli._train import _quiet_training_stack
+
+    _quiet_training_stack()
+    from pipelines.quick import QuickTrain, train_and_register
+    from pipelines.train import text_provider
+
+    frame = store.training_frame(name, require=("latency_s",))
+    provider = text_provider(store, settings.home / "cache" / "static_tables", None)
+    plan = QuickTrain(key=name, trials=trials, timeout_s=FIRST_TRAIN_TIMEOUT_S)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task(f"first champion for {name}: search trials", total=trials)
+        version, _ = train_and_register(
+            settings, frame, plan, provider, on_trial=lambda _: bar.update(task, advance=1)
         )
+    console.print(f"{name}: registered v{version} as champion ({frame.num_rows:,} records)")
+
+
+class BackgroundChampions:
+    """Service hook: trains the remaining first champions while the API already serves.
+
+    Args:
+        settings: tailcast settings.
+        names: Served models still without a champion.
+        trials: Search trials each.
+    """
+
+    def __init__(self, settings: Settings, names: list[str], trials: int) -> None:
+        self.settings = settings
+        self.names = names
+        self.trials = trials
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, service: ServiceState) -> None:
+        """Start training (one served model after the other, in a worker thread)."""
+        self._task = asyncio.create_task(self._train_all(service))
+
+    async def _train_all(self, service: ServiceState) -> None:
+        for name in self.names:
+            console.print(f"{name}: training its first champion in the background")
+            try:
+                await asyncio.to_thread(
+                    _train_champion, self.settings, service.store, name, self.trials, False
+                )
+            except Exception as exc:  # the service keeps serving the others
+                console.print(f"[yellow]{name}: no champion trained: {exc}[/]")
+                continue
+            await service.poller.poll_now()
+
+    async def stop(self) -> None:
+        """Stop waiting for the training (a fit in flight ends with the process)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def _start_mlflow_ui(settings: Settings) -> subprocess.Popen[bytes] | None:
@@ -98,14 +163,7 @@ def _start_mlflow_ui(settings: Settings) -> subprocess.Popen[bytes] | None:
         stderr=log,
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
-    for _ in range(60):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{MLFLOW_PORT}/health", timeout=1)
-            console.print(f"MLflow UI: http://127.0.0.1:{MLFLOW_PORT}")
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    console.print(f"[yellow]MLflow UI did not answer; see {settings.home / 'mlflow-ui.log'}[/]")
+    console.print(f"MLflow UI starting on http://127.0.0.1:{MLFLOW_PORT}")
     return proc
 
 
@@ -120,27 +178,31 @@ def run(
 
     Idempotent: a second run finds the demo records and the champions already there.
     """
+    from feature_store import open_store
+    from pipelines.cli._serve import run_uvicorn
+    from serving import create_app
+
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     served_models = _load_demo(settings, records, seed)
-    if train:
-        _ensure_champions(settings, served_models, trials)
-    if not serve:
-        return
-    import uvicorn
-
-    from serving import create_app
-
-    ui = _start_mlflow_ui(settings)
-    base = f"http://{settings.host}:{settings.port}"
-    console.print(
-        f"serving on {base} (OpenAPI: {base}/docs, readiness: {base}/readyz); Ctrl-C stops"
-    )
-    try:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    missing = _missing_champions(settings, served_models) if train else []
+    with open_store(settings.resolved_store_path) as store:
+        if missing:  # the first one in the foreground: the service is ready with it
+            _train_champion(settings, store, missing.pop(0), trials, show=True)
+        if not serve:
+            for name in missing:
+                _train_champion(settings, store, name, trials, show=True)
+            return
+        ui = _start_mlflow_ui(settings)
+        base = f"http://{settings.host}:{settings.port}"
+        console.print(
+            f"serving on {base} (OpenAPI: {base}/docs, readiness: {base}/readyz); Ctrl-C stops"
         )
-    finally:
-        if ui is not None:
-            ui.terminate()
-            ui.wait(timeout=10)
+        hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
+        try:
+            app = create_app(settings, store=store, poll_interval_s=10.0, hooks=hooks)
+            run_uvicorn(app, settings.host, settings.port, log_level="warning")
+        finally:
+            if ui is not None:
+                ui.terminate()
+                ui.wait(timeout=10)
