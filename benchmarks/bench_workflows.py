@@ -28,6 +28,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agent
 PLOTS = Path(__file__).resolve().parent / "plots"
 FOLDS = 5
 TRIALS = 2
+#: Remaining-time measures pooled over folds: name -> key in the evaluation's curve.
+MEASURES = {
+    "width": "width_10_90_s",
+    "coverage": "coverage_10_90",
+    "below": "below_10",
+    "above": "above_90",
+}
 
 
 def _pool(results: list[dict[str, Any]], path: tuple[str, ...]) -> dict[str, Any]:
@@ -55,17 +62,13 @@ def _curve(results: list[dict[str, Any]]) -> dict[float, dict[str, float]]:
     for r in results:
         c = r["remaining"]
         for i, k in enumerate(c["steps_done"]):
-            row = pooled.setdefault(k, {"tasks": 0.0, "width": 0.0, "coverage": 0.0})
+            row = pooled.setdefault(k, dict.fromkeys(("tasks", *MEASURES), 0.0))
             n = c["tasks"][i]
             row["tasks"] += n
-            row["width"] += n * c["width_10_90_s"][i]
-            row["coverage"] += n * c["coverage_10_90"][i]
+            for key, source in MEASURES.items():
+                row[key] += n * c[source][i]
     return {
-        k: {
-            "tasks": v["tasks"],
-            "width": v["width"] / v["tasks"],
-            "coverage": v["coverage"] / v["tasks"],
-        }
+        k: {"tasks": v["tasks"], **{m: v[m] / v["tasks"] for m in MEASURES}}
         for k, v in sorted(pooled.items())
         if v["tasks"] >= 20
     }
@@ -206,10 +209,12 @@ def run() -> str:
         f"Tool time (held-out calls, kind known): by command kind {by_kind:.3f} s mean "
         f"pinball vs pooled {pooled:.3f} s.",
         "",
-        "| calls completed | tasks still running | 10-90 width (s) | 10-90 coverage |",
-        "|---:|---:|---:|---:|",
+        "| calls completed | tasks still running | 10-90 width (s) | 10-90 coverage | "
+        "below q0.1 | above q0.9 |",
+        "|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {k:.0f} | {v['tasks']:.0f} | {v['width']:.0f} | {v['coverage']:.3f} |"
+            f"| {k:.0f} | {v['tasks']:.0f} | {v['width']:.0f} | {v['coverage']:.3f} | "
+            f"{v['below']:.3f} | {v['above']:.3f} |"
             for k, v in curve.items()
         ),
         "",

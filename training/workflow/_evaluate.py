@@ -153,6 +153,8 @@ def _remaining_curve(
         "tasks": [],
         "width_10_90_s": [],
         "coverage_10_90": [],
+        "below_10": [],
+        "above_90": [],
         "mean_pinball": [],
         "median_remaining_s": [],
     }
@@ -166,6 +168,8 @@ def _remaining_curve(
         curve["tasks"].append(float(len(pairs)))
         curve["width_10_90_s"].append(float(np.mean(q[:, hi] - q[:, lo])))
         curve["coverage_10_90"].append(float(np.mean((y >= q[:, lo]) & (y <= q[:, hi]))))
+        curve["below_10"].append(float(np.mean(y < q[:, lo])))
+        curve["above_90"].append(float(np.mean(y > q[:, hi])))
         curve["mean_pinball"].append(metrics.mean_pinball(y, q, levels))
         curve["median_remaining_s"].append(float(np.median(y)))
     return curve
