@@ -56,9 +56,7 @@ def test_healthz_docs_and_openapi(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     paths = doc["paths"]
     assert {"/v1/forecasts", "/v1/completions", "/v1/models", "/readyz", "/metrics"} <= set(paths)
-    assert {"/predict", "/predict/bulk", "/predict/bulk/strict", "/reload", "/status"} <= set(
-        paths
-    )
+    assert {"/predict", "/predict/bulk", "/predict/bulk/strict", "/reload", "/status"} <= set(paths)
     # bodies of the lean routes are documented and their references resolve
     body = paths["/v1/forecasts"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/ForecastsRequest"
