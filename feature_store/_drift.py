@@ -115,18 +115,26 @@ class DriftTables:
         kind: str | None = None,
         since: datetime | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[DriftEvent]:
-        """Stored events, oldest first, optionally of one served model/kind, at >= since."""
+        """Stored events, oldest first, optionally of one served model/kind, at >= since.
+
+        ``limit`` keeps the oldest matching events, or with ``newest=True`` the most
+        recent ones (still returned oldest first).
+        """
         where, params = _filters(served_model=served_model, kind=kind)
         if since is not None:
             where.append("occurred_at >= ?")
             params.append(since)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "DESC" if newest else "ASC"
         rows = self._drift_read(
-            f"SELECT {_EVENT_COLS} FROM drift_events {cond} ORDER BY occurred_at, event_id LIMIT ?",
+            f"SELECT {_EVENT_COLS} FROM drift_events {cond} "
+            f"ORDER BY occurred_at {order}, event_id {order} LIMIT ?",
             [*params, limit],
         )
-        return [_event(r) for r in rows]
+        events = [_event(r) for r in rows]
+        return events[::-1] if newest else events
 
     # --- outbox ------------------------------------------------------------------
     def enqueue_alert(self, event_id: str, url: str, body: str, now: datetime) -> str:

@@ -62,9 +62,8 @@ async def drift_overview(
 
     def read() -> tuple[list[DriftEvent], list[DriftReportInfo], int]:
         assert tables is not None
-        stored = tables.drift_events(served_model, limit=1_000_000)
         return (
-            stored[len(stored) - events :] if events else [],
+            tables.drift_events(served_model, limit=events, newest=True) if events else [],
             tables.drift_reports(served_model),
             len(tables.alerts(status="pending")),
         )

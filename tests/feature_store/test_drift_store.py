@@ -34,6 +34,7 @@ def test_events_are_idempotent_and_filtered(db: DuckDBStore) -> None:
     assert db.drift_events(kind="ood") == [e1, e3]
     assert db.drift_events(since=T0 + timedelta(minutes=1)) == [e3, e2]
     assert db.drift_events(limit=1) == [e1]
+    assert db.drift_events(limit=2, newest=True) == [e3, e2]
 
 
 def test_outbox_lifecycle(db: DuckDBStore) -> None:
