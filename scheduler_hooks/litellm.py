@@ -1,0 +1,215 @@
+"""LiteLLM: a ``CustomRoutingStrategyBase`` that routes by tailcast forecasts (``tail_aware``).
+
+Install with ``pip install 'tailcast[litellm]'`` and register on the SDK router::
+
+    router = litellm.Router(model_list=[...])
+    router.set_custom_routing_strategy(  # ``register_plugin`` on the newest releases
+        TailcastRoutingStrategy(lambda: router.model_list, "http://tailcast:8000")
+    )
+
+For a request to model group ``model``, the strategy takes the group's deployments
+(``model_name == model``), asks tailcast for the request's latency on each (device:
+``model_info["tailcast_device"]``, else ``litellm_params["tailcast_device"]``, else
+the default; served model: ``model_info["tailcast_served_model"]``, else the group
+name; ``input_tokens`` estimated as prompt characters / 4; the last user message as
+the prompt), and returns the deployment with the smallest predicted P95 completion
+time, counting the requests it sent there that have not finished yet. LiteLLM does
+not tell a routing strategy when a call ends, so a request counts as in flight until
+its forecast P50 has passed, or until :meth:`TailcastRoutingStrategy.completed` is
+called (from a LiteLLM success/failure callback, when one is wired). When tailcast
+cannot answer in ``timeout_s`` the deployment with the fewest in flight is returned.
+
+The base class is LiteLLM's when LiteLLM is installed; the two methods keep its
+documented signatures either way (``tests/scheduler_hooks/test_litellm.py`` checks
+them against a protocol of that interface).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scheduler_hooks._select import tail_aware_choice
+from scheduler_hooks.client import (
+    GRID,
+    AsyncTailcastClient,
+    Forecast,
+    ForecastItem,
+    TailcastClient,
+    TailcastClientError,
+)
+
+if TYPE_CHECKING:
+
+    class _Base:
+        """LiteLLM's ``litellm.types.router.CustomRoutingStrategyBase`` (two methods)."""
+
+else:
+    try:
+        from litellm.types.router import CustomRoutingStrategyBase as _Base
+    except ImportError:  # the documented interface, without LiteLLM installed
+        _Base = object
+
+Deployment = dict[str, Any]
+ModelList = Callable[[], Sequence[Deployment]] | Sequence[Deployment]
+
+
+def prompt_of(messages: Sequence[dict[str, Any]] | None, input: Any) -> str | None:
+    r"""The text to forecast: the last user message, else an embedding ``input``.
+
+    >>> prompt_of([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], None)
+    'b'
+    >>> prompt_of(None, ["x", "y"])
+    'x\ny'
+    """
+    for message in reversed(messages or []):
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, str):
+            return content
+    if isinstance(input, str):
+        return input
+    if isinstance(input, list) and all(isinstance(x, str) for x in input):
+        return "\n".join(input)
+    return None
+
+
+def _setting(deployment: Deployment, key: str) -> Any:
+    info = deployment.get("model_info") or {}
+    params = deployment.get("litellm_params") or {}
+    return info.get(key, params.get(key))
+
+
+def deployment_id(deployment: Deployment) -> str:
+    """The deployment's ``model_info.id`` (LiteLLM fills it in), else its model."""
+    info = deployment.get("model_info") or {}
+    params = deployment.get("litellm_params") or {}
+    return str(info.get("id") or params.get("model") or id(deployment))
+
+
+class TailcastRoutingStrategy(_Base):
+    """Pick a LiteLLM deployment by predicted P95 completion time.
+
+    Args:
+        model_list: The router's deployments, or a callable answering them (e.g.
+            ``lambda: router.model_list``, so later changes are seen).
+        tailcast_url: The tailcast service.
+        device: Device of deployments that name none.
+        quantile: The completion-time level minimised.
+        slots: Requests a deployment serves at once.
+        timeout_s: Longest wait for tailcast, seconds, before the fallback.
+        token: tailcast bearer token, if any.
+        clock: Seconds now (monotonic); tests pass their own.
+    """
+
+    def __init__(
+        self,
+        model_list: ModelList,
+        tailcast_url: str,
+        *,
+        device: str = "unknown",
+        quantile: float = 0.95,
+        slots: int = 8,
+        timeout_s: float = 0.05,
+        token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._models = model_list
+        self.device, self.quantile, self.slots, self.clock = device, quantile, slots, clock
+        self.sync_client = TailcastClient(tailcast_url, token=token, timeout_s=timeout_s)
+        self.async_client = AsyncTailcastClient(tailcast_url, token=token, timeout_s=timeout_s)
+        self.busy_until: dict[str, list[float]] = {}
+        self.fallbacks = 0
+
+    def group(self, model: str) -> list[Deployment]:
+        """Deployments of model group ``model``."""
+        models = self._models() if callable(self._models) else self._models
+        return [d for d in models if d.get("model_name") == model]
+
+    def in_flight(self, deployment: Deployment) -> int:
+        """Requests sent to ``deployment`` whose forecast P50 has not passed yet."""
+        now = self.clock()
+        ends = [t for t in self.busy_until.get(deployment_id(deployment), []) if t > now]
+        self.busy_until[deployment_id(deployment)] = ends
+        return len(ends)
+
+    def completed(self, deployment: Deployment | str) -> None:
+        """A request to ``deployment`` (or its id) finished: stop counting the oldest."""
+        key = deployment if isinstance(deployment, str) else deployment_id(deployment)
+        if self.busy_until.get(key):
+            self.busy_until[key].pop(0)
+
+    def _prepare(
+        self, model: str, messages: Sequence[dict[str, Any]] | None, input: Any
+    ) -> tuple[list[Deployment], list[int], list[ForecastItem]] | None:
+        """The group, its in-flight counts and the forecast items (``None``: no group)."""
+        group = self.group(model)
+        if not group:
+            return None
+        loads = [self.in_flight(d) for d in group]
+        prompt = prompt_of(messages, input)
+        tokens = None if prompt is None else max(len(prompt) // 4, 1)
+        items = [
+            ForecastItem(
+                str(_setting(d, "tailcast_served_model") or model),
+                str(_setting(d, "tailcast_device") or self.device),
+                prompt=prompt,
+                input_tokens=tokens,
+                num_running=load,
+            )
+            for d, load in zip(group, loads, strict=True)
+        ]
+        return group, loads, items
+
+    def _pick(
+        self, group: Sequence[Deployment], loads: Sequence[int], forecasts: list[Forecast] | None
+    ) -> Deployment:
+        if forecasts is None:
+            self.fallbacks += 1
+            best = min(range(len(group)), key=lambda i: (loads[i], i))
+            hold = 0.0
+        else:
+            rows = np.stack([f.values() for f in forecasts])
+            best = tail_aware_choice(GRID, rows, loads, self.slots, quantile=self.quantile)
+            hold = forecasts[best].quantiles.get(0.5, forecasts[best].mean)
+        chosen = group[best]
+        self.busy_until.setdefault(deployment_id(chosen), []).append(self.clock() + hold)
+        return chosen
+
+    def get_available_deployment(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[Any] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> Deployment | None:
+        """The deployment for this request (``None`` when the group is unknown)."""
+        ask = self._prepare(model, messages, input)
+        if ask is None:
+            return None
+        try:
+            forecasts: list[Forecast] | None = self.sync_client.forecasts(ask[2], GRID)
+        except TailcastClientError:
+            forecasts = None
+        return self._pick(ask[0], ask[1], forecasts)
+
+    async def async_get_available_deployment(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[Any] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> Deployment | None:
+        """Asyncio form of :meth:`get_available_deployment`."""
+        ask = self._prepare(model, messages, input)
+        if ask is None:
+            return None
+        try:
+            answers: list[Forecast] | None = await self.async_client.forecasts(ask[2], GRID)
+        except TailcastClientError:
+            answers = None
+        return self._pick(ask[0], ask[1], answers)
