@@ -25,6 +25,7 @@ from serving._batcher import MicroBatcher
 from serving._body import install_schemas
 from serving._drift import start_drift, stop_drift
 from serving._endpoint_cache import EndpointStatsCache
+from serving._fast_path import ForecastFastPath
 from serving._forecast import forecast_batch
 from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
@@ -121,7 +122,8 @@ def create_app(
         lifespan=lifespan,
         max_body_size=cfg.max_body_bytes,
     )
-    app.add_middleware(MetricsMiddleware, metrics=service_metrics)
+    app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
     for module in (forecasts, completions, models, health, metrics, scaling, aibrix):
         app.include_router(module.router)
     app.include_router(workflow_routes.router)

@@ -8,6 +8,7 @@ the answer is written with orjson. No registry or disk I/O happens per request.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.responses import Response
@@ -40,7 +41,17 @@ async def create_forecasts(request: Request) -> Response:
     Quantiles and means are in seconds.
     """
     service: ServiceState = request.app.state.service
-    body = parse_body(ForecastsRequest, await request.body())
+    return json_response(await answer(service, await request.body()))
+
+
+async def answer(service: ServiceState, raw: bytes) -> dict[str, Any]:
+    """The ``ForecastsResponse`` of a raw body (shared with the ASGI fast path).
+
+    Raises:
+        RequestValidationError: Invalid body (422 with the field path).
+        HTTPException: 413 over the batch limit, 404 for an unknown served model.
+    """
+    body = parse_body(ForecastsRequest, raw)
     n = len(body.requests)
     if n > service.config.max_batch_items:
         raise HTTPException(
@@ -64,4 +75,4 @@ async def create_forecasts(request: Request) -> Response:
     counter = service.metrics.forecasts
     for served_model, count in wanted.items():
         counter.labels(served_model=served_model).inc(count)
-    return json_response({"forecasts": forecasts})
+    return {"forecasts": forecasts}
