@@ -57,11 +57,12 @@ class ForecastScaler(Scaler):
         min_replicas: int = 1,
         max_replicas: int = 64,
         cooldown_s: float = 30.0,
+        stabilization_s: float = 300.0,
         slo_s: float = 60.0,
         quantile: float = 0.95,
         max_recent: int = 64,
     ) -> None:
-        super().__init__(min_replicas, max_replicas, cooldown_s)
+        super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.slo_s, self.quantile, self.max_recent = slo_s, quantile, max_recent
 
     def target(self, view: ScalingView) -> int:

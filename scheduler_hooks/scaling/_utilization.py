@@ -27,11 +27,12 @@ class UtilizationScaler(Scaler):
         min_replicas: int = 1,
         max_replicas: int = 64,
         cooldown_s: float = 30.0,
+        stabilization_s: float = 300.0,
         high: float = 0.8,
         low: float = 0.3,
         queue_high: float = 1.0,
     ) -> None:
-        super().__init__(min_replicas, max_replicas, cooldown_s)
+        super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.high, self.low, self.queue_high = high, low, queue_high
 
     def target(self, view: ScalingView) -> int:

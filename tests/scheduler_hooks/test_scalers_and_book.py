@@ -34,7 +34,7 @@ def test_registry_and_unknown_names() -> None:
 
 
 def test_utilization_thresholds_and_cooldown() -> None:
-    scaler = UtilizationScaler(min_replicas=1, max_replicas=3, cooldown_s=30.0)
+    scaler = UtilizationScaler(min_replicas=1, max_replicas=3, cooldown_s=30.0, stabilization_s=0)
     busy = [ReplicaState(0, running=[1]), ReplicaState(0, running=[2], queue=deque([3]))]
     assert scaler.desired(view(busy, now=0.0)) == 3
     assert scaler.desired(view(busy, now=10.0)) == 2  # cooldown holds the current count
@@ -45,6 +45,15 @@ def test_utilization_thresholds_and_cooldown() -> None:
     assert scaler.target(view(half)) == 2
     with pytest.raises(ValueError, match="min_replicas"):
         UtilizationScaler(min_replicas=4, max_replicas=2)
+
+
+def test_scale_down_waits_for_the_stabilization_window() -> None:
+    scaler = UtilizationScaler(max_replicas=8, cooldown_s=0.0, stabilization_s=100.0)
+    busy = [ReplicaState(0, running=[1]), ReplicaState(0, running=[2])]
+    idle = [ReplicaState(0) for _ in range(3)]
+    assert scaler.desired(view(busy, now=0.0)) == 3
+    assert scaler.desired(view(idle, now=50.0)) == 3  # wished 3 at t=0, inside the window
+    assert scaler.desired(view(idle, now=101.0)) == 2  # the t=0 wish has left the window
 
 
 def _book(table: np.ndarray) -> ForecastBook:
