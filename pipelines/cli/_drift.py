@@ -32,6 +32,24 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _monitor(pairs: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs over the replay's monitor defaults (values parsed as JSON)."""
+    import json
+
+    from pipelines.replay import REPLAY_MONITOR
+
+    out = dict(REPLAY_MONITOR)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--monitor: {pair!r} is not FIELD=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command("replay")
 def replay_command(
     served_model: Annotated[str, typer.Option("--served-model", help="Served model.")],
@@ -85,6 +103,14 @@ def replay_command(
             "waits for (its calibration data).",
         ),
     ] = 500,
+    monitor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--monitor",
+            help="A MonitorConfig field, FIELD=VALUE (repeatable), e.g. window=500; "
+            "default window=1000 ks_tolerance=0.12.",
+        ),
+    ] = None,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -124,6 +150,7 @@ def replay_command(
             retrain=retrain,
             trials=trials,
             retrain_after=retrain_after,
+            monitor=_monitor(monitor or []),
         )
     except ValidationError as exc:
         fail(str(exc))
