@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from benchmarks import (
+    bench_hooks,
     bench_ingest,
     bench_make_run,
     bench_predictor,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "serving": ("serving", bench_serving.run),
     "make-run": ("make-run", bench_make_run.run),
     "routing": ("routing", bench_routing.run),
+    "hooks": ("hooks", bench_hooks.run),
     "workflows": ("workflows", workflows_bench.run),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
