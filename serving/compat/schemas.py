@@ -25,8 +25,8 @@ MODEL_TYPE = "tailcast"
 OBJECTIVE_TYPE = "quantile"
 
 
-class PredictionRequest(BaseModel):
-    """One request about to be placed on a pod (llm-d ``PredictionRequest``).
+class PodState(BaseModel):
+    """The pod's state when a request is placed: the fields llm-d's requests share.
 
     Attributes:
         kv_cache_percentage: KV-cache utilisation of the pod, in [0, 1].
@@ -38,8 +38,6 @@ class PredictionRequest(BaseModel):
         pod_type: ``prefill``, ``decode`` or ``""`` (monolithic); tailcast's device.
         prefill_tokens_in_flight: Prompt tokens being prefilled on the pod.
         decode_tokens_in_flight: Tokens being decoded on the pod.
-        encoder_matched_size: Encoder cache matched size (multimodal).
-        encoder_input_size: Encoder input size (multimodal).
     """
 
     kv_cache_percentage: Fraction
@@ -53,6 +51,16 @@ class PredictionRequest(BaseModel):
     )
     prefill_tokens_in_flight: Count = 0
     decode_tokens_in_flight: Count = 0
+
+
+class PredictionRequest(PodState):
+    """One request about to be placed on a pod (llm-d ``PredictionRequest``).
+
+    Attributes:
+        encoder_matched_size: Encoder cache matched size (multimodal).
+        encoder_input_size: Encoder input size (multimodal).
+    """
+
     encoder_matched_size: Count = 0
     encoder_input_size: Count = 0
 
@@ -141,7 +149,7 @@ class ReloadResponse(BaseModel):
     last_load_time: datetime | None
 
 
-class TrainingEntry(BaseModel):
+class TrainingEntry(PodState):
     """One observed request (llm-d training server ``TrainingEntry``).
 
     Attributes:
@@ -150,19 +158,8 @@ class TrainingEntry(BaseModel):
         timestamp: When it was observed (default: arrival); part of the idempotency key.
     """
 
-    kv_cache_percentage: Fraction
-    input_token_length: Count
-    num_request_waiting: Count
-    num_request_running: Count
     actual_ttft_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     actual_tpot_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    num_tokens_generated: Count
-    prefix_cache_score: Fraction
-    pod_type: str | None = Field(
-        default="", description="Pod type: 'prefill', 'decode', or '' for monolithic"
-    )
-    prefill_tokens_in_flight: Count = 0
-    decode_tokens_in_flight: Count = 0
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
