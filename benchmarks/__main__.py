@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from benchmarks import (
+    bench_drift,
     bench_hooks,
     bench_ingest,
     bench_make_run,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "routing": ("routing", bench_routing.run),
     "hooks": ("hooks", bench_hooks.run),
     "workflows": ("workflows", workflows_bench.run),
+    "drift": ("drift", bench_drift.run),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 

@@ -9,7 +9,7 @@ architecture or a fresh in-memory search. :func:`pipelines.retrain.retrain` runs
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,9 @@ import pyarrow.compute as pc
 from core import Settings
 from core.predictor import ALL_FEATURES, Predictor
 from feature_store import RecordStore
+
+#: Contiguous blocks of the recent window the recalibrated challenger is cross-fitted on.
+CROSS_FOLDS = 5
 
 if TYPE_CHECKING:
     from pipelines.retrain import RetrainConfig
@@ -135,35 +138,68 @@ class Fitted:
     metrics: dict[str, float]
     plots: dict[str, Path]
     trials: int
+    holdout: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def recalibrated(champion: Predictor, parts: JobFrames, config: RetrainConfig) -> Fitted:
     """Warm start: the champion's network, conformal offsets from the recent window.
 
-    The recent training rows were never seen by the champion's network, so they are
-    valid calibration data for what comes next; prompt classes are re-clustered on
-    the reference sample and the recent rows together.
+    The recent rows were never seen by the champion's network, so they are valid
+    calibration data for what comes next; prompt classes are re-clustered on the
+    reference sample and the recent rows together. Challenger and champion are compared
+    on the whole recent window, the challenger *cross-fitted*: each of ``folds``
+    contiguous blocks is scored by offsets calibrated on the other blocks (so every
+    score is out of sample, and the comparison rests on the whole window rather than
+    its newest fifth).
     """
     from training import TrainingData
-    from training._calibrate import calibrate
 
     data = TrainingData.from_arrow(parts.train, config.target)
     submitted = data.cols["submitted_at"]
     recent = np.flatnonzero(np.asarray([t >= parts.recent_start for t in submitted]))
+    recent = recent.astype(np.int64)
     if len(recent) < config.min_calibration:
         raise ValueError(
             f"only {len(recent)} recent rows to recalibrate on; need >= {config.min_calibration}"
         )
-    predictor = calibrate(
-        champion,
-        data,
-        recent.astype(np.int64),
-        prompt_classes=champion.spec.prompt_classes,
-        min_group=config.min_group,
-        seed=config.seed,
-        train=np.arange(data.n, dtype=np.int64),
+
+    def offsets_from(rows: npt.NDArray[np.int64]) -> Predictor:
+        from training._calibrate import calibrate
+
+        return calibrate(
+            champion,
+            data,
+            rows,
+            prompt_classes=champion.spec.prompt_classes,
+            min_group=config.min_group,
+            seed=config.seed,
+            train=np.arange(data.n, dtype=np.int64),
+        )
+
+    folds = np.array_split(recent, CROSS_FOLDS)
+    crossed = np.concatenate(
+        [
+            offsets_from(np.setdiff1d(recent, fold)).predict(data.rows(fold), len(fold))
+            for fold in folds
+        ]
     )
-    return Fitted(predictor, data, recent.astype(np.int64), {}, {}, 0)
+    held = data.rows(recent)
+    holdout = {
+        "challenger": _scores(data.y[recent], crossed, champion.spec.levels),
+        "champion": _scores(
+            data.y[recent], champion.predict(held, len(recent)), champion.spec.levels
+        ),
+    }
+    return Fitted(offsets_from(recent), data, recent, {}, {}, 0, holdout)
+
+
+def _scores(y: npt.NDArray[np.float64], q: Any, levels: tuple[float, ...]) -> dict[str, Any]:
+    """Mean pinball, CRPS and coverage at :data:`training.EVAL_LEVELS` (as evaluate_models)."""
+    from training import EVAL_LEVELS, metrics
+
+    at = np.array(EVAL_LEVELS)
+    quantiles = metrics.interpolate_quantiles(q, np.array(levels), at, lower=0.0)
+    return dict(metrics.score(y, quantiles, at, lower=0.0))
 
 
 def trained(

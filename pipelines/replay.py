@@ -38,7 +38,7 @@ from core import RECORD_FIELDS, Settings
 from core.drift import DriftEvent, DriftGroup, DriftObservation, pit_and_pinball
 from core.predictor import ALL_FEATURES
 from core.quantiles import ppf_rows
-from pipelines.retrain import STATIC_FEATURES, RetrainConfig, RetrainOutcome, retrain
+from pipelines.retrain import STATIC_FEATURES, Policy, RetrainConfig, RetrainOutcome, retrain
 
 if TYPE_CHECKING:
     from drift import DriftMonitor, MonitorConfig
@@ -84,6 +84,10 @@ class ReplayRequest(BaseModel):
             default, 500, leaves 400 calibration rows after the 20% hold-out: the
             standard error of a 0.9 coverage estimate is then 1.5 points.
         monitor: :class:`drift.MonitorConfig` fields (default :data:`REPLAY_MONITOR`).
+        policy: Promotion policy of the alarm-triggered jobs. ``always`` by default:
+            the alarm is the evidence against the model in charge, and the replay
+            measures the model that replaces it (the job still records challenger
+            against champion; ``auto_if_better`` decides on a noisy few hundred rows).
         retrain_config: Overrides of :class:`pipelines.retrain.RetrainConfig` fields for
             the alarm-triggered jobs.
         seed: Seed of the search and fits.
@@ -103,6 +107,7 @@ class ReplayRequest(BaseModel):
     window: int = Field(default=1000, ge=1)
     max_retrains: int = Field(default=3, ge=0)
     retrain_after: int = Field(default=500, ge=1)
+    policy: Policy = "always"
     monitor: dict[str, Any] = Field(default_factory=lambda: dict(REPLAY_MONITOR))
     retrain_config: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
@@ -258,7 +263,14 @@ def replay(
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
     same = request.train_data is None or request.train_data.resolve() == request.data.resolve()
     numeric = STATIC_FEATURES if request.features == "static" else ALL_FEATURES
-    base = RetrainConfig(**{"numeric": numeric, "seed": request.seed, **request.retrain_config})
+    base = RetrainConfig(
+        **{
+            "numeric": numeric,
+            "seed": request.seed,
+            "policy": request.policy,
+            **request.retrain_config,
+        }
+    )
     target = base.target
     with DuckDBStore(home / "train.duckdb") as train_store:
         say(f"ingest {request.train_data or request.data}")

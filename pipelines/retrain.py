@@ -221,14 +221,16 @@ def retrain(
         if champion_version is not None
         else None
     )
-    parts = job_frames(
-        frame, config, as_of=as_of, recent_start=recent_start, holdout=champion is not None
-    )
+    parts = job_frames(frame, config, as_of=as_of, recent_start=recent_start, holdout=False)
     warm = (
         config.warm_start != "off"
         and champion is not None
         and parts.rows["train"] < config.search_min_rows
     )
+    if champion is not None and not (warm and config.warm_start == "recalibrate"):
+        # Compared on the newest rows, held out of training (a recalibration is
+        # cross-fitted over the whole window instead).
+        parts = job_frames(frame, config, as_of=as_of, recent_start=recent_start, holdout=True)
     run_dir = settings.home / "runs" / f"retrain-{served_model}-{as_of:%Y%m%dT%H%M%S}"
     fitted = (
         recalibrated(champion, parts, config)
@@ -255,13 +257,14 @@ def retrain(
         fitted.predictor.arrays,
         fitted.predictor.tokenizer_json,
     )
-    holdout: dict[str, dict[str, Any]] = {}
+    holdout: dict[str, dict[str, Any]] = dict(fitted.holdout)
     metrics = dict(fitted.metrics)
     artifacts = dict(fitted.plots)
-    if champion is not None and parts.holdout.num_rows:
+    if champion is not None and not holdout and parts.holdout.num_rows:
         held = TrainingData.from_arrow(parts.holdout, target)
         for name, model in (("challenger", challenger), ("champion", champion)):
             holdout[name] = score(model, fitted.data, fitted.train_rows, held)
+    if holdout:
         metrics.update(flat_metrics({f"holdout.{k}": v for k, v in holdout.items()}))
         artifacts["holdout"] = plots.reliability_diagram(
             {

@@ -103,6 +103,14 @@ def replay_command(
             "waits for (its calibration data).",
         ),
     ] = 500,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="Promotion policy of the alarm-triggered retraining: always | "
+            "auto_if_better | manual.",
+        ),
+    ] = "always",
     monitor: Annotated[
         list[str] | None,
         typer.Option(
@@ -151,6 +159,7 @@ def replay_command(
             trials=trials,
             retrain_after=retrain_after,
             monitor=_monitor(monitor or []),
+            policy=policy,
         )
     except ValidationError as exc:
         fail(str(exc))
