@@ -15,6 +15,7 @@ provisional.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,7 @@ def _row(label: str, ms: np.ndarray, base: np.ndarray | None) -> str:
 def run() -> str:
     """Measure and return the Markdown body."""
     rows = []
+    load_before = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory() as tmp,
         serving_champion(Path(tmp)) as url,
@@ -110,7 +112,10 @@ def run() -> str:
         [
             f"Sequential calls over loopback, {CALLS} per row, one uvicorn worker in the "
             "benchmark's process; times in ms; `ratio` is the P50 over the same-shape "
-            "`/v1/forecasts` baseline. AIBrix's default exchange timeout is 10 ms.",
+            "`/v1/forecasts` baseline. AIBrix's default exchange timeout is 10 ms. "
+            f"Load average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} "
+            "after on this 2-core machine: above 2, other work shared the CPU and the "
+            "figures are provisional.",
             "",
             "| call | P50 ms | P99 ms | within 10 ms | ratio |",
             "|---|---|---|---|---|",
