@@ -54,13 +54,22 @@ class MicroBatcher(Generic[T, R]):
         run: Answers a batch of items sharing one context.
         max_items: Most items in one batch (a larger job still runs, alone).
         name: Worker thread name.
+        inline_items: Batches of at most this many items run on the event loop itself
+            (two thread hand-offs cost more than a few rows of model math); 0: never.
     """
 
-    def __init__(self, run: RunBatch[T, R], max_items: int = 2048, name: str = "batch") -> None:
-        if max_items < 1:
-            raise ValueError("max_items must be >= 1")
+    def __init__(
+        self,
+        run: RunBatch[T, R],
+        max_items: int = 2048,
+        name: str = "batch",
+        inline_items: int = 0,
+    ) -> None:
+        if max_items < 1 or inline_items < 0:
+            raise ValueError("max_items must be >= 1 and inline_items >= 0")
         self._run = run
         self.max_items = max_items
+        self.inline_items = inline_items
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tailcast-{name}")
         self._pending: list[Job[T, R]] = []
         self._busy = False
@@ -98,9 +107,15 @@ class MicroBatcher(Generic[T, R]):
             total += len(job.items)
         if not taken:
             return
-        self._busy = True
         self.batches += 1
         self.items += total
+        if total <= self.inline_items:  # tiny batch: cheaper than two thread hand-offs
+            self._deliver(taken, self._compute(taken))
+            if self._pending and not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._start, loop)
+            return
+        self._busy = True
         done = loop.run_in_executor(self._pool, self._compute, taken)
         done.add_done_callback(lambda f: self._finish(loop, taken, f))
 
@@ -134,6 +149,12 @@ class MicroBatcher(Generic[T, R]):
             outcomes = done.result()
         except BaseException as exc:  # pragma: no cover - _compute catches per group
             outcomes = [exc] * len(jobs)
+        self._deliver(jobs, outcomes)
+        if self._pending:
+            self._start(loop)
+
+    @staticmethod
+    def _deliver(jobs: list[Job[T, R]], outcomes: list[list[R] | BaseException]) -> None:
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.future.done():
                 continue
@@ -141,8 +162,6 @@ class MicroBatcher(Generic[T, R]):
                 job.future.set_exception(outcome)
             else:
                 job.future.set_result(outcome)
-        if self._pending:
-            self._start(loop)
 
     def close(self) -> None:
         """Stop the worker thread (queued jobs are not run)."""

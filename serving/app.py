@@ -196,7 +196,12 @@ async def _start(
         poller=poller,
         endpoints=endpoints,
         metrics=service_metrics,
-        forecaster=MicroBatcher(run_forecasts, config.max_batch_items, name="forecasts"),
+        forecaster=MicroBatcher(
+            run_forecasts,
+            config.max_batch_items,
+            name="forecasts",
+            inline_items=config.inline_batch_items,
+        ),
         llmd=LlmdPredictor(
             table,
             config.llmd_served_model,

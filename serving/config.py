@@ -30,6 +30,10 @@ class ServingConfig:
         switch_interval_s: The interpreter's thread switch interval, seconds (Python's
             default is 5 ms: the event loop could wait that long for the GIL while the
             forecast thread computes; a shorter interval bounds that wait).
+        inline_batch_items: Forecast batches of at most this many requests run on the
+            event loop (a thread hand-off each way costs more than a few rows of model
+            math, and more still on a busy machine); larger ones run on the forecast
+            thread. 0: always the thread.
         llmd_served_model: Served model under which llm-d training data is stored; its
             TTFT and TPOT predictors are ``<name>.ttft`` and ``<name>.tpot``.
         llmd_quantile: Level at which llm-d endpoints answer ``ttft_ms``/``tpot_ms``
@@ -43,6 +47,7 @@ class ServingConfig:
     registry_timeout_s: float = 5.0
     blas_threads: int = 1
     switch_interval_s: float = 0.001
+    inline_batch_items: int = 0
     llmd_served_model: str = "llm-d"
     llmd_quantile: float = 0.9
 

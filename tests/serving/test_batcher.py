@@ -63,3 +63,21 @@ def test_a_failing_group_fails_only_its_own_jobs_and_size_caps_batches() -> None
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_items"):
         MicroBatcher(lambda c, items: items, max_items=0)
+
+
+def test_tiny_batches_can_run_on_the_event_loop_and_larger_ones_on_the_thread() -> None:
+    threads: list[tuple[int, bool]] = []
+    loop_thread = threading.get_ident()
+
+    def run(context: str, items: list[int]) -> list[int]:
+        threads.append((len(items), threading.get_ident() == loop_thread))
+        return items
+
+    async def main() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run, max_items=100, inline_items=2)
+        assert await batcher.submit("k", [1, 2], "k") == [1, 2]
+        assert await batcher.submit("k", [1, 2, 3], "k") == [1, 2, 3]
+        batcher.close()
+
+    asyncio.run(main())
+    assert threads == [(2, True), (3, False)]
