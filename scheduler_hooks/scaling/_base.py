@@ -25,6 +25,8 @@ class ScalingView:
         device: Device type index a scale-up adds.
         book: Forecast draws (the ``forecast`` scaler); ``None`` when absent.
         recent: Ids of requests that arrived in the recent window.
+        utilization: Busy slots / slots of the serving replicas, time-averaged over the
+            recent window (``None``: unknown; scalers then read the instant state).
     """
 
     now: float
@@ -35,6 +37,7 @@ class ScalingView:
     device: int
     book: ForecastBook | None = None
     recent: Sequence[int] = ()
+    utilization: float | None = None
 
 
 class Scaler(ABC):

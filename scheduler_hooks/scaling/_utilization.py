@@ -10,7 +10,8 @@ from scheduler_hooks.scaling._base import Scaler, ScalingView
 class UtilizationScaler(Scaler):
     """Add a replica when busy or queued, remove one when idle (HPA-style thresholds).
 
-    Utilisation = busy slots / slots over serving replicas. Scale up by one when it is
+    Utilisation = busy slots / slots over serving replicas, averaged over the recent
+    window when the view carries it (as HPA averages its metric). Scale up by one when it is
     above ``high`` or more than ``queue_high`` requests wait per replica; down by one
     when it is below ``low`` and nothing waits.
 
@@ -40,8 +41,9 @@ class UtilizationScaler(Scaler):
         current = len(view.replicas) + view.pending
         if not view.replicas:
             return current + 1
-        slots = sum(r.slots for r in view.replicas)
-        util = sum(r.busy for r in view.replicas) / slots
+        util = view.utilization
+        if util is None:
+            util = sum(r.busy for r in view.replicas) / sum(r.slots for r in view.replicas)
         waiting = sum(len(r.queue) for r in view.replicas) / len(view.replicas)
         if util > self.high or waiting > self.queue_high:
             return current + 1

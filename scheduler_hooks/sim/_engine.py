@@ -154,8 +154,11 @@ class Simulator:
         if cfg.capacity_event is not None:
             self._push(cfg.capacity_event.at_s, _CAPACITY, 0)
         now = 0.0
+        self._areas: deque[tuple[float, float, float]] = deque([(0.0, 0.0, 0.0)])
+        self._busy_area = self._slot_area = self._last = 0.0
         while self._heap and self._done < n:
             now, _, kind, a, b = heapq.heappop(self._heap)
+            self._advance(now)
             if kind == _ARRIVE:
                 self._arrive(now, a)
             elif kind == _DONE:
@@ -257,6 +260,24 @@ class Simulator:
         if self.progress is not None and self._done % 500 == 0:
             self.progress(self._done)
 
+    def _advance(self, now: float) -> None:
+        """Integrate busy slots and serving slots over time (for time-averaged utilisation)."""
+        dt = now - self._last
+        if dt > 0:
+            live = [r for r in self._reps if r.removed_at is None]
+            self._busy_area += dt * sum(r.state.busy for r in live)
+            self._slot_area += dt * sum(r.state.slots for r in live if r.ready)
+            self._last = now
+
+    def _utilization(self, now: float) -> float | None:
+        """Busy / serving slots over the last ``rate_window_s`` (from tick snapshots)."""
+        self._areas.append((now, self._busy_area, self._slot_area))
+        while len(self._areas) > 2 and self._areas[1][0] <= now - self.config.rate_window_s:
+            self._areas.popleft()
+        _, busy0, slots0 = self._areas[0]
+        slots = self._slot_area - slots0
+        return (self._busy_area - busy0) / slots if slots > 0 else None
+
     def _tick(self, now: float) -> None:
         window = self.config.rate_window_s
         while self._recent and self._recent[0][0] < now - window:
@@ -273,6 +294,7 @@ class Simulator:
             device=self._scale_device,
             book=self.book,
             recent=[r for _, r in self._recent],
+            utilization=self._utilization(now),
         )
         want = self.scaler.desired(view)
         current = len(serving) + pending

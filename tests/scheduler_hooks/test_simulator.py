@@ -7,7 +7,7 @@ import pytest
 
 from scheduler_hooks import ForecastBook
 from scheduler_hooks.routing import make_router
-from scheduler_hooks.scaling import NoScaler, UtilizationScaler
+from scheduler_hooks.scaling import NoScaler, Scaler, ScalingView, UtilizationScaler
 from scheduler_hooks.sim import CapacityEvent, SimConfig, SimResult, Workload, simulate
 from scheduler_hooks.sim._workload import parse_cluster
 
@@ -184,3 +184,27 @@ def test_scale_down_keeps_one_replica_serving_while_others_cold_start() -> None:
     result = simulate(workload, config, make_router("least_loaded"), scaler)
     assert np.all(np.isfinite(result.end))
     assert min(count for _, count in result.timeline) >= 1
+
+
+class _Recorder(Scaler):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float | None] = []
+
+    def target(self, view: ScalingView) -> int:
+        self.seen.append(view.utilization)
+        return len(view.replicas)
+
+
+def test_scalers_see_time_averaged_utilization() -> None:
+    # one replica busy 2 s out of every 4 s: half utilised over any 60 s window
+    arrival = np.arange(0.0, 400.0, 4.0)
+    workload = Workload.independent(arrival, np.full((len(arrival), 1), 2.0), ("a100",))
+    recorder = _Recorder()
+    config = SimConfig(cluster=(("a100", 1),), scale_interval_s=10.0, rate_window_s=60.0)
+    simulate(workload, config, make_router("po2"), recorder)
+    steady = [u for u in recorder.seen[7:-2] if u is not None]
+    assert len(steady) > 20
+    assert np.allclose(steady, 0.5, atol=0.04)
