@@ -22,7 +22,7 @@ import pytest
 import ray
 from ray import serve
 from ray.serve._private.common import DeploymentID
-from ray.serve.config import AutoscalingContext, RequestRouterConfig
+from ray.serve.config import AutoscalingConfig, AutoscalingContext, RequestRouterConfig
 
 from scheduler_hooks.ray_serve import TailcastAutoscalingPolicy
 
@@ -36,6 +36,7 @@ else:
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT.parent / "shared" / "data" / "traces" / "azure_llm_2023_conv.csv"
 N = 24
+PATH = "scheduler_hooks.ray_serve"
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_serve_app_routed_by_tailcast(base_url: str) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         options: dict[str, Any] = {
-            "request_router_class": "scheduler_hooks.ray_serve:TailcastRequestRouter",
+            "request_router_class": f"{PATH}:TailcastRequestRouter",
             "request_router_kwargs": {
                 "tailcast_url": base_url,
                 "served_model": SERVED,
@@ -143,7 +144,17 @@ def context(in_flight: float, lo: int = 1, hi: int = 16, target: int = 2) -> Aut
 
 @pytest.mark.slow
 def test_autoscaling_policy_scales_with_forecast_work(base_url: str) -> None:
-    policy = TailcastAutoscalingPolicy(base_url, SERVED, DEVICE, input_tokens=500, slo_s=30.0)
+    kwargs = {"tailcast_url": base_url, "served_model": SERVED, "device": DEVICE,
+              "input_tokens": 500, "slo_s": 30.0}  # fmt: skip
+    config = AutoscalingConfig(
+        min_replicas=1,
+        max_replicas=16,
+        policy={"policy_function": f"{PATH}:TailcastAutoscalingPolicy", "policy_kwargs": kwargs},
+    )
+    assert config.policy is not None
+    cls = config.policy.get_policy()  # what Serve resolves, then builds with the kwargs
+    assert cls is TailcastAutoscalingPolicy
+    policy = cls(**config.policy.policy_kwargs)
     idle, state = policy(context(0.0))
     assert idle == 1
     assert state["tailcast_mean_work_s"] > 0
