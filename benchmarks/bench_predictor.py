@@ -174,7 +174,8 @@ def alpacaeval(trials: int = 8) -> str:
     return (
         f"{data.n:,} (instruction, model) rows, {len(set(data.cols['served_model'])):,} models; "
         f"held-out instructions: {len(split.test):,} rows. Target: output tokens "
-        f"(= words x 4/3). Search: {trials} trials, {wall:.0f} s, validation loss in "
+        f"(= words x 4/3). Search: {len(outcome.search.trials)} of {trials} trials finished "
+        f"(timeout {request.timeout_s:.0f} s), {wall:.0f} s, validation loss in "
         f"tokens / training median. Calibration: split-conformal per served model.\n\n"
         f"{_table(models)}\n\n"
         f"- text features: **{gain:.1f}% lower** mean pinball than the same predictor "
