@@ -259,7 +259,14 @@ def replay(
     say: Stage = stage or (lambda _: None)
     if request.train_data is None and request.train_before is None:
         raise ValueError("--train-before is required when --train-data is not given")
-    settings = Settings(home=home)
+    # Explicit paths: TAILCAST_* variables of the environment must not point the replay
+    # at the user's store or registry.
+    settings = Settings(
+        home=home,
+        store_path=home / "train.duckdb",
+        mlflow_tracking_uri=f"sqlite:///{(home / 'mlflow.db').as_posix()}",
+        optuna_storage=f"sqlite:///{(home / 'optuna.db').as_posix()}",
+    )
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
     same = request.train_data is None or request.train_data.resolve() == request.data.resolve()
     numeric = STATIC_FEATURES if request.features == "static" else ALL_FEATURES
@@ -272,7 +279,7 @@ def replay(
         }
     )
     target = base.target
-    with DuckDBStore(home / "train.duckdb") as train_store:
+    with DuckDBStore(settings.resolved_store_path) as train_store:
         say(f"ingest {request.train_data or request.data}")
         _ingest(train_store, request.train_data or request.data, request.fmt)
         replay_store: RecordStore = train_store

@@ -32,7 +32,14 @@ ENV = {"TAILCAST_RETRAIN_TEXT_KINDS": '["none"]'}
 
 
 def tailcast(*args: str, home: Path) -> dict[str, Any]:
-    env = {**os.environ, **ENV, "TAILCAST_HOME": str(home / "user-home")}
+    user = home / "user-home"  # the user's configuration, which a replay must not touch
+    env = {
+        **os.environ,
+        **ENV,
+        "TAILCAST_HOME": str(user),
+        "TAILCAST_STORE_PATH": str(user / "store.duckdb"),
+        "TAILCAST_MLFLOW_TRACKING_URI": f"sqlite:///{user / 'mlflow.db'}",
+    }
     out = subprocess.run(
         [str(TAILCAST), *args, "--json"], capture_output=True, text=True, env=env, timeout=900
     )

@@ -216,3 +216,26 @@ def test_drift_trigger_runs_in_background_and_reports_failures(home: Home) -> No
     run = home.registry.client.get_run(outcome.run_id or "")
     assert run.data.tags["trigger"] == "drift"
     assert not outcome.promoted
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_refit_warm_start_is_compared_on_the_newest_held_out_rows(home: Home) -> None:
+    config = FAST.model_copy(update={"policy": "manual", "warm_start": "refit"})
+    out = retrain(
+        SERVED, home.settings, home.store, home.registry, config=config, as_of=LATER,
+        recent_start=SHIFT,
+    )  # fmt: skip
+    assert out.warm_start == "refit"
+    assert out.rows["holdout"] == round(0.2 * out.rows["recent"])
+    assert out.rows["train"] == out.rows["recent"] - out.rows["holdout"] + out.rows["reference"]
+    assert out.rows["reference"] == round(0.5 * (out.rows["recent"] - out.rows["holdout"]))
+    run = home.registry.client.get_run(out.run_id or "")
+    assert run.data.params["warm_start"] == "refit"
+    assert run.data.metrics["rows_holdout"] == out.rows["holdout"]
+    assert set(out.holdout) == {"challenger", "champion"}
+    # One fit of the champion's architecture and features, not a search.
+    old, _ = home.registry.load(SERVED, version=1)
+    new, _ = home.registry.load(SERVED, version=out.version)
+    assert new.spec.hidden == old.spec.hidden
+    assert new.spec.numeric == old.spec.numeric == STATIC_FEATURES
