@@ -201,7 +201,8 @@ def _print(result: ReplayResult) -> None:
     for e in doc["events"]:
         stats = ", ".join(f"{k} {v:.3g}" for k, v in sorted(e["statistics"].items()))
         table.add_row(str(e["after"]), e["kind"], e["group_key"], str(e["model_version"]), stats)
-    console.print(table)
+    if doc["events"]:
+        console.print(table)
     first = doc["first_alarm_after"]
     console.print(
         f"{doc['replayed']:,} completions replayed; first alarm after "
