@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from core import Settings, TailcastError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
 
 console = Console(stderr=True)
 
@@ -39,3 +42,29 @@ def fail(error: TailcastError | str, code: int = 2) -> NoReturn:
     """Print an error on stderr and exit with ``code``."""
     console.print(f"[bold red]error:[/] {error}", highlight=False)
     raise typer.Exit(code)
+
+
+def progress_bar(*, hidden: bool, extra: tuple[ProgressColumn, ...] = ()) -> Progress:
+    """The CLI's progress bar: description, bar, done/total, ``extra`` columns, elapsed.
+
+    Args:
+        hidden: Draw nothing (e.g. under ``--json``, whose stdout must stay a document).
+        extra: Columns shown between the counts and the elapsed time.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        console=console,
+        disable=hidden,
+    )

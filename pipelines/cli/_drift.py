@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core import TailcastError
-from pipelines.cli._common import JsonOption, console, fail, print_json
+from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 if TYPE_CHECKING:
     from pipelines.replay import ReplayResult
@@ -164,14 +163,7 @@ def replay_command(
     except ValidationError as exc:
         fail(str(exc))
     root = home or Path(tempfile.mkdtemp(prefix="tailcast-replay-"))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    ) as bar:
+    with progress_bar(hidden=as_json) as bar:
         task = bar.add_task("replay", total=None)
         try:
             result = replay(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from core import Settings
-from pipelines.cli._common import console
+from pipelines.cli._common import console, progress_bar
 from pipelines.cli._store import print_stats
 
 if TYPE_CHECKING:
@@ -73,8 +73,6 @@ def _train_champion(
     settings: Settings, store: RecordStore, name: str, trials: int, show: bool
 ) -> None:
     """Train and register a first champion for ``name`` (a progress bar when ``show``)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from pipelines.cli._train import _quiet_training_stack
 
     _quiet_training_stack()
@@ -84,14 +82,7 @@ def _train_champion(
     frame = store.training_frame(name, require=("latency_s",))
     provider = text_provider(store, settings.home / "cache" / "static_tables", None)
     plan = QuickTrain(key=name, trials=trials, timeout_s=FIRST_TRAIN_TIMEOUT_S)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not show,
-    ) as bar:
+    with progress_bar(hidden=not show) as bar:
         task = bar.add_task(f"first champion for {name}: search trials", total=trials)
         version, _ = train_and_register(
             settings, frame, plan, provider, on_trial=lambda _: bar.update(task, advance=1)

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core import Settings, TailcastError
-from pipelines.cli._common import JsonOption, console, fail, print_json
+from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 ROUTER_NAMES = (
     "random",
@@ -96,14 +95,7 @@ def simulate(
         work = job.service_times(data, devices, slots=slots, seed=seed)
     except (TailcastError, ValueError, OSError) as exc:
         fail(str(exc))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    ) as bar:
+    with progress_bar(hidden=as_json) as bar:
         if {router, scaler} & FORECAST_POLICIES:
             task = bar.add_task("train predictor", total=trials)
             out = job.cache_dir(settings.home, trace, kind, devices, slots, seed)

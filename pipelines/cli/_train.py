@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
 from core import Settings, TailcastError
-from pipelines.cli._common import JsonOption, console, fail, print_json
+from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 ServedModel = Annotated[str, typer.Option("--served-model", help="Served model to predict for.")]
 
@@ -53,15 +53,7 @@ def train(
 
     settings = Settings()
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    ) as bar:
+    with progress_bar(hidden=as_json, extra=(TextColumn("{task.fields[info]}"),)) as bar:
         task = bar.add_task(f"search {served_model}", total=trials, info="")
         text_task = bar.add_task("text features", total=None, info="", visible=False)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from core import Settings, TailcastError
-from pipelines.cli._common import JsonOption, console, fail, print_json
+from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 from pipelines.cli._train import _quiet_training_stack
 
 DataDir = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True)]
@@ -21,14 +21,7 @@ Seed = Annotated[int, typer.Option(help="Seed of the fits and the Monte Carlo dr
 
 
 def _progress(as_json: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    )
+    return progress_bar(hidden=as_json)
 
 
 def _reporter(bar: Progress) -> Any:
