@@ -339,7 +339,7 @@ def drift_trigger(
     settings: Settings,
     *,
     config: RetrainConfig | None = None,
-    store: RecordStore | None = None,
+    store: RecordStore | Callable[[], RecordStore] | None = None,
     on_done: Callable[[str, RetrainOutcome | BaseException], None] | None = None,
 ) -> RetrainTrigger:
     """A callback that runs a drift-triggered :func:`retrain` in a background thread.
@@ -353,8 +353,10 @@ def drift_trigger(
     Args:
         settings: Where the registry and (unless ``store`` is given) the store are.
         config: Job configuration (default: from the environment).
-        store: An open store to use (the service's); default: open the settings' store
-            for each job.
+        store: An open store to use, or a function returning it when a job starts (the
+            service's, which only exists once its lifespan has begun); default: open
+            the settings' store for each job (impossible while a service holds it:
+            DuckDB allows one writer process).
         on_done: Called with (served model, outcome or exception) when a job ends.
     """
     running: set[str] = set()
@@ -368,8 +370,9 @@ def drift_trigger(
         try:
             registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
             if store is not None:
+                shared = store() if callable(store) else store
                 result = retrain(
-                    served_model, settings, store, registry, config=config, trigger="drift"
+                    served_model, settings, shared, registry, config=config, trigger="drift"
                 )
             else:
                 with open_store(settings.resolved_store_path) as own:

@@ -127,7 +127,7 @@ class DriftService:
                 self.tables,
                 settings.drift_webhook_urls,
                 RetrainDebouncer(cooldown_s),
-                on_retrain,
+                self._request_retrain,
                 self.deliverer.wake if self.deliverer is not None else None,
             )
             if self.tables is not None
@@ -145,6 +145,8 @@ class DriftService:
         self._lock = threading.Lock()
         self.observed = 0
         self.failures = 0
+        self.on_retrain = on_retrain
+        self.retrain_requests: dict[str, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self, poll_s: float = 2.0) -> None:
@@ -164,6 +166,16 @@ class DriftService:
         self._report_work.shutdown(wait=True)
         if self.deliverer is not None:
             self.deliverer.stop()
+
+    def _request_retrain(self, served_model: str, event: DriftEvent) -> None:
+        """Count a granted retraining request and pass it on (a failing callback is logged)."""
+        self.retrain_requests[served_model] = self.retrain_requests.get(served_model, 0) + 1
+        if self.on_retrain is None:
+            return
+        try:
+            self.on_retrain(served_model, event)
+        except Exception:
+            logger.exception("retraining request for %s failed", served_model)
 
     # --- feeding -------------------------------------------------------------------
     def submit(self, rows: Sequence[Any], rejected: set[int]) -> Future[list[DriftEvent]]:
@@ -306,10 +318,28 @@ class DriftService:
 
 
 # --- wiring into the app (one line each in serving/app.py and routes/completions.py) ----
-def start_drift(app: FastAPI, config: MonitorConfig | None = None) -> DriftService:
-    """Create the app's :class:`DriftService` from its running service and start it."""
+def start_drift(
+    app: FastAPI,
+    config: MonitorConfig | None = None,
+    on_retrain: Callable[[str, DriftEvent], None] | None = None,
+) -> DriftService:
+    """Create the app's :class:`DriftService` from its running service and start it.
+
+    Args:
+        app: The app; its ``state.service`` must be set.
+        config: Monitor thresholds (default: :class:`drift.MonitorConfig`'s).
+        on_retrain: Called as ``on_retrain(served_model, event)`` for each retraining
+            request the debouncer grants (``tailcast serve`` passes the retraining job).
+    """
     service = app.state.service
-    drift = DriftService(service.store, service.models, service.endpoints, service.settings, config)
+    drift = DriftService(
+        service.store,
+        service.models,
+        service.endpoints,
+        service.settings,
+        config,
+        on_retrain=on_retrain,
+    )
     drift.start()
     app.state.drift = drift
     return drift

@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from core import Settings
+from core.drift import DriftEvent
 from feature_store import RecordStore, open_store
 from serving._batcher import MicroBatcher
 from serving._body import install_schemas
 from serving._drift import start_drift, stop_drift
+from serving._drift_metrics import DriftCollector
 from serving._endpoint_cache import EndpointStatsCache
 from serving._fast_path import ForecastFastPath
 from serving._forecast import forecast_batch
@@ -66,6 +68,7 @@ def create_app(
     poll_interval_s: float = 30.0,
     config: ServingConfig | None = None,
     hooks: Sequence[ServiceHook] = (),
+    on_retrain: Callable[[str, DriftEvent], None] | None = None,
 ) -> FastAPI:
     """Build the prediction service.
 
@@ -80,6 +83,10 @@ def create_app(
         config: Service limits and cache settings.
         hooks: Background work to start after the models are loaded and stop at
             shutdown (``tailcast serve`` passes the llm-d retrain loop).
+        on_retrain: Called as ``on_retrain(served_model, event)`` from the drift
+            monitor's worker thread when a drift alarm's retraining request passes the
+            debouncer; it must return quickly (``tailcast serve`` passes
+            ``pipelines.retrain.drift_trigger``, which starts a background job).
 
     Returns:
         The app; models are loaded when its lifespan starts.
@@ -98,7 +105,7 @@ def create_app(
             settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
         )
         app.state.service = state
-        start_drift(app)
+        start_drift(app, on_retrain=on_retrain)
         app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
         for hook in hooks:
             await hook.start(state)
@@ -124,6 +131,7 @@ def create_app(
     )
     app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
+    service_metrics.registry.register(DriftCollector(lambda: getattr(app.state, "drift", None)))
     for module in (forecasts, completions, models, health, metrics, scaling, aibrix):
         app.include_router(module.router)
     app.include_router(workflow_routes.router)

@@ -171,6 +171,7 @@ def run(
     """
     from feature_store import open_store
     from pipelines.cli._serve import run_uvicorn
+    from pipelines.retrain import drift_trigger
     from serving import create_app
 
     settings = Settings()
@@ -191,7 +192,13 @@ def run(
         )
         hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
         try:
-            app = create_app(settings, store=store, poll_interval_s=10.0, hooks=hooks)
+            app = create_app(
+                settings,
+                store=store,
+                poll_interval_s=10.0,
+                hooks=hooks,
+                on_retrain=drift_trigger(settings, store=store),
+            )
             run_uvicorn(app, settings.host, settings.port, log_level="warning")
         finally:
             if ui is not None:

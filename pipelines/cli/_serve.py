@@ -11,6 +11,8 @@ from core import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from feature_store import RecordStore
+
 
 def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     """Serve ``app`` with the fast uvicorn stack: uvloop, httptools, no per-request log.
@@ -47,14 +49,24 @@ def serve(
     llmd_min_samples: Annotated[
         int, typer.Option(help="New llm-d samples needed for a retrain round.", min=100)
     ] = 200,
+    drift_retrain: Annotated[
+        bool,
+        typer.Option(
+            help="Retrain a served model when the drift monitor finds it out of distribution."
+        ),
+    ] = True,
 ) -> None:
     """Serve forecasts, completions, models, health, metrics and llm-d's endpoints.
 
     Loads each served model's ``champion`` from the registry at start and polls it;
     retrains llm-d's TTFT and TPOT predictors in the background from the samples
-    posted to ``/add_training_data_bulk``. OpenAPI at /docs.
+    posted to ``/add_training_data_bulk``; on a drift alarm (debounced by the
+    monitor's cooldown) runs ``tailcast pipeline retrain`` for that served model in a
+    background thread on the service's own store, and the poller swaps in the new
+    champion if the promotion policy (``TAILCAST_RETRAIN_*``) promotes it. OpenAPI at /docs.
     """
     from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
+    from pipelines.retrain import drift_trigger
     from serving import create_app
 
     settings = Settings()
@@ -62,8 +74,13 @@ def serve(
     if llmd_retrain:
         config = LlmdRetrainConfig(interval_s=llmd_interval, min_samples=llmd_min_samples)
         hooks.append(LlmdRetrainer(settings, config))
-    run_uvicorn(
-        create_app(settings, poll_interval_s=poll_interval, hooks=hooks),
-        host or settings.host,
-        port or settings.port,
-    )
+    app: FastAPI | None = None
+
+    def service_store() -> RecordStore:
+        assert app is not None
+        store: RecordStore = app.state.service.store
+        return store
+
+    on_retrain = drift_trigger(settings, store=service_store) if drift_retrain else None
+    app = create_app(settings, poll_interval_s=poll_interval, hooks=hooks, on_retrain=on_retrain)
+    run_uvicorn(app, host or settings.host, port or settings.port)
