@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import ClassVar
 
 import numpy as np
 
+from scheduler_hooks._state import ReplicaState
 from scheduler_hooks.scaling._base import Scaler, ScalingView
+from scheduler_hooks.scaling._lookahead import F64, Lookahead
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -61,12 +64,32 @@ class ForecastScaler(Scaler):
         slo_s: float = 60.0,
         quantile: float = 0.95,
         max_recent: int = 64,
+        horizon_s: float | None = None,
+        window_s: float = 60.0,
+        paths: int = 64,
+        seed: int = 0,
+        rate_window_s: float = 300.0,
     ) -> None:
         super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.slo_s, self.quantile, self.max_recent = slo_s, quantile, max_recent
+        self.horizon_s, self.window_s, self.paths, self.seed = horizon_s, window_s, paths, seed
+        self.rate_window_s = rate_window_s
+        self._ready: list[float] = []
+        self._first: float | None = None
+        self._seen: set[int] = set()
+        self._arrived: deque[tuple[float, int]] = deque()
+        self._pool: dict[int, F64] = {}
+
+    def desired(self, view: ScalingView) -> int:
+        """As :meth:`Scaler.desired`; remembers when the replicas it adds will serve."""
+        before = len(view.replicas) + view.pending
+        want = super().desired(view)
+        if want > before and self.horizon_s is not None:
+            self._ready.extend([view.now + self.horizon_s] * (want - before))
+        return want
 
     def target(self, view: ScalingView) -> int:
-        """``max(arrival need, backlog need)`` replicas.
+        """The look-ahead need with ``horizon_s`` set, else ``max(arrival need, backlog need)``.
 
         Raises:
             ValueError: ``view.book`` is missing.
@@ -74,7 +97,103 @@ class ForecastScaler(Scaler):
         book = view.book
         if book is None:
             raise ValueError("the forecast scaler needs forecasts (view.book)")
+        if self.horizon_s is not None:
+            return self._lookahead_need(view, self.horizon_s)
         return max(self._arrival_need(view), self._backlog_need(view))
+
+    def _lookahead_need(self, view: ScalingView, horizon_s: float) -> int:
+        """The fewest replicas whose look-ahead latency quantile meets the SLO."""
+        la = self._lookahead(view, horizon_s)
+        current = len(view.replicas) + view.pending
+        candidates = list(range(self.min_replicas, self.max_replicas + 1))
+        if len(candidates) > 16:  # a wide range: bisection, one candidate at a time
+            lo, hi = self.min_replicas, self.max_replicas
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if la.latency_quantile([mid], current, self.quantile)[0] <= self.slo_s:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        tails = la.latency_quantile(candidates, current, self.quantile)
+        meets = np.flatnonzero(tails <= self.slo_s)
+        return candidates[int(meets[0])] if len(meets) else self.max_replicas
+
+    def _lookahead(self, view: ScalingView, horizon_s: float) -> Lookahead:
+        """Sample paths of the next ``horizon_s + window_s`` seconds from the forecast draws."""
+        book = view.book
+        assert book is not None
+        paths = min(self.paths, book.n_samples)
+        order = sorted(view.replicas, key=lambda r: r.outstanding)
+        serving = np.stack([self._slot_free(view, rep, paths) for rep in order])
+        future = sorted(t for t in self._ready if t > view.now)
+        self._ready = future[len(future) - view.pending :] if view.pending else []
+        ready = [t - view.now for t in self._ready]
+        ready = [horizon_s] * (view.pending - len(ready)) + ready
+        pending = np.broadcast_to(
+            np.asarray(ready, dtype=np.float64)[:, None, None], (len(ready), view.slots, paths)
+        )
+        rng = np.random.default_rng((self.seed, int(view.now * 1000)))
+        span = horizon_s + self.window_s
+        rate = self._rate(view)
+        counts = rng.poisson(rate * span, size=paths)
+        k = max(int(counts.max()), 1)
+        arrivals = rng.uniform(0.0, span, size=(paths, k))
+        arrivals[np.arange(k)[None, :] >= counts[:, None]] = np.inf
+        arrivals.sort(axis=1)
+        recent = list(view.recent)[-self.max_recent :]
+        if recent:
+            pool = np.concatenate([self._draws(view, r) for r in recent])
+            work = pool[rng.integers(0, len(pool), size=(paths, k))]
+        else:
+            counts[:] = 0
+            work = np.zeros((paths, k))
+        return Lookahead(serving, np.array(pending), arrivals, counts, work, horizon_s)
+
+    def _draws(self, view: ScalingView, request: int) -> F64:
+        """A recent request's service draws on the scale-up device (kept after the book forgets)."""
+        draws = self._pool.get(request)
+        if draws is None:
+            assert view.book is not None
+            draws = self._pool[request] = view.book.samples(request)[view.device]
+        if len(self._pool) > 4 * self.max_recent:
+            keep = set(list(view.recent)[-self.max_recent :])
+            self._pool = {r: d for r, d in self._pool.items() if r in keep}
+        return draws
+
+    def _rate(self, view: ScalingView) -> float:
+        """Arrivals per second over the last ``rate_window_s`` (requests first seen in ``recent``).
+
+        Until the scaler has watched for ``window_s`` it divides by ``window_s``: the view's
+        rate over a few seconds (e.g. at time 0) says nothing.
+        """
+        if self._first is None:
+            self._first = view.now
+        new = [r for r in view.recent if r not in self._seen]
+        self._seen.update(new)
+        self._arrived.append((view.now, len(new)))
+        while self._arrived and self._arrived[0][0] <= view.now - self.rate_window_s:
+            self._arrived.popleft()
+        if len(self._seen) > 4 * len(view.recent) + 4096:  # keep memory flat
+            self._seen = set(view.recent)
+        watched = max(view.now - self._first, self.window_s)
+        return sum(c for _, c in self._arrived) / min(watched, self.rate_window_s)
+
+    @staticmethod
+    def _slot_free(view: ScalingView, rep: ReplicaState, paths: int) -> F64:
+        """When each slot of ``rep`` frees up, per path ``(slots, paths)``, seconds from now."""
+        book = view.book
+        assert book is not None
+        free = np.zeros((rep.slots, paths))
+        if rep.running:
+            done = np.asarray(rep.elapsed(view.now), dtype=np.float64)
+            rest = book.remaining(rep.running, [rep.device] * len(rep.running), done)
+            free[: len(rep.running)] = rest[:, :paths]
+        cols = np.arange(paths)
+        for q in rep.queue:
+            j = np.argmin(free, axis=0)
+            free[j, cols] += book.samples(q)[rep.device][:paths]
+        return free
 
     def _arrival_need(self, view: ScalingView) -> int:
         book = view.book
