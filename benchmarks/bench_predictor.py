@@ -30,12 +30,12 @@ from training import (
     SearchSpace,
     TrainConfig,
     TrainRequest,
+    calibrate,
     evaluate_models,
     fit_network,
+    provide_text,
     train_predictor,
 )
-from training._calibrate import calibrate
-from training._search import provide_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -164,7 +164,7 @@ def recalibrated(champion: Predictor, parts: JobFrames, config: RetrainConfig) -
         )
 
     def offsets_from(rows: npt.NDArray[np.int64]) -> Predictor:
-        from training._calibrate import calibrate
+        from training import calibrate
 
         return calibrate(
             champion,

@@ -5,6 +5,7 @@ inside the functions that use them. The result of training is a
 :class:`core.predictor.Predictor` bundle that the hot path runs without this package.
 """
 
+from training._calibrate import calibrate, conformal_offsets
 from training._data import Split, TrainingData, group_keys, split_by_group
 from training._fit import TrainConfig, fit_network
 from training._pipeline import (
@@ -14,7 +15,7 @@ from training._pipeline import (
     evaluate_models,
     train_predictor,
 )
-from training._search import SearchResult, SearchSpace, TextProvider, TrialOutcome
+from training._search import SearchResult, SearchSpace, TextProvider, TrialOutcome, provide_text
 
 __all__ = [
     "EVAL_LEVELS",
@@ -27,9 +28,12 @@ __all__ = [
     "TrainRequest",
     "TrainingData",
     "TrialOutcome",
+    "calibrate",
+    "conformal_offsets",
     "evaluate_models",
     "fit_network",
     "group_keys",
+    "provide_text",
     "split_by_group",
     "train_predictor",
 ]
