@@ -78,11 +78,11 @@ class Lookahead:
         n_cand = len(candidates)
         flat = free.reshape(n_cand * paths, width)
         row = np.arange(n_cand * paths)
-        times = np.tile(self.arrivals, (n_cand, 1))
-        work = np.tile(self.work, (n_cand, 1))
         live = np.tile(
             np.arange(self.arrivals.shape[1])[None, :] < self.counts[:, None], (n_cand, 1)
         )
+        times = np.where(live, np.tile(self.arrivals, (n_cand, 1)), 0.0)  # no inf - inf
+        work = np.tile(self.work, (n_cand, 1))
         latency = np.full((n_cand * paths, self.arrivals.shape[1]), np.nan)
         for k in range(int(self.counts.max(initial=0))):
             j = flat.argmin(axis=1)
