@@ -123,6 +123,7 @@ def simulate(
         scaling: dict[str, Any] = {
             "min_replicas": 1,
             "max_replicas": max_replicas or 4 * sum(c for _, c in spec),
+            "horizon_s": cold_start,  # the forecast scaler looks ahead over the cold start
         }
         try:
             result = job.run_policy(

@@ -1,8 +1,9 @@
 """Scalers: how many replicas to run, decided every few seconds with a cooldown.
 
-By CLI name: ``none`` (fixed cluster), ``utilization`` (busy-slot and queue
-thresholds, the HPA-style baseline) and ``forecast`` (replicas needed so the
-predicted tail of queued work meets the SLO).
+By CLI name: ``none`` (fixed cluster), ``utilization`` (the baseline: HPA's target
+utilisation rule or step thresholds, plus a queue threshold) and ``forecast``
+(replicas needed so the predicted tail latency of queued + arriving work over the cold
+start meets the SLO, from a Monte Carlo of the forecast draws).
 """
 
 from __future__ import annotations

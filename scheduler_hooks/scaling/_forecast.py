@@ -33,7 +33,22 @@ def erlang_c(servers: int, offered: float) -> float:
 class ForecastScaler(Scaler):
     """Size the cluster from forecast service-time distributions, not from utilisation.
 
-    Two needs, the larger wins:
+    **Look-ahead rule** (``horizon_s`` set, normally the cold-start delay; what the
+    simulator benchmarks): the fewest replicas whose predicted ``quantile`` of latency
+    meets ``slo_s``, from a Monte Carlo of the next ``horizon_s + window_s`` seconds
+    (:class:`~scheduler_hooks.scaling._lookahead.Lookahead`, ``paths`` sample paths,
+    common random numbers across candidate counts): every slot starts from the draws of
+    its running request's remaining work (conditional on the time already served) and
+    of its replica's queued requests' work; Poisson arrivals at the rate of the last
+    ``rate_window_s`` seconds bring draws of recent requests' forecasts (on the scale-up
+    device type); replicas added now serve from ``horizon_s`` on, replicas already
+    cold-starting from when they were asked for plus ``horizon_s``, and a smaller count
+    drops the least-loaded replicas at once. Arrivals before ``horizon_s`` count only
+    for candidates that do not add replicas (a scale-up cannot help them). Scale-downs
+    still go through the base class's stabilization window and cooldown.
+
+    **Steady-state rule** (``horizon_s=None``, the KEDA/Ray hooks' plan, which know a
+    rate and one forecast but no queues): two needs, the larger wins:
 
     * **arrivals**: the fewest replicas whose predicted ``quantile`` (P95) of latency
       for the recent arrival rate meets ``slo_s``. Service draws are the forecast
@@ -48,8 +63,14 @@ class ForecastScaler(Scaler):
 
     Args:
         slo_s: Latency objective, seconds.
-        quantile: Level of the latency and backlog draws that must meet it.
+        quantile: Level of the latency (and backlog) draws that must meet it.
         max_recent: Recent requests whose draws describe the service (the latest ones).
+        horizon_s: Look-ahead: seconds until a replica asked for now serves (``None``:
+            the steady-state rule).
+        window_s: Look-ahead: seconds after ``horizon_s`` whose arrivals are judged.
+        paths: Look-ahead: Monte Carlo paths (at most the book's draws per request).
+        seed: Look-ahead: seed of the arrival draws (mixed with the time).
+        rate_window_s: Look-ahead: window of the arrival-rate estimate, seconds.
     """
 
     name: ClassVar[str] = "forecast"
