@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "hooks": ("hooks", bench_hooks.run),
     "workflows": ("workflows", workflows_bench.run),
     "drift": ("drift", bench_drift.run),
+    "capacity": ("capacity", lambda: __import__("benchmarks.bench_capacity").bench_capacity.run()),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 

@@ -7,12 +7,19 @@ with cold starts and capacity events; :class:`SimResult` summarises latency, SLO
 attainment and replica-seconds. See ``docs/scheduling.md`` for the model.
 """
 
-from scheduler_hooks.sim._engine import CapacityEvent, SimConfig, Simulator, simulate
+from scheduler_hooks.sim._engine import (
+    CapacityEvent,
+    Completion,
+    SimConfig,
+    Simulator,
+    simulate,
+)
 from scheduler_hooks.sim._result import SimResult
 from scheduler_hooks.sim._workload import Workload, parse_cluster
 
 __all__ = [
     "CapacityEvent",
+    "Completion",
     "SimConfig",
     "SimResult",
     "Simulator",

@@ -30,7 +30,7 @@ from scheduler_hooks.scaling import NoScaler, Scaler, ScalingView
 from scheduler_hooks.sim._result import SimResult
 from scheduler_hooks.sim._workload import F64, Workload
 
-_ARRIVE, _DONE, _READY, _TICK, _CAPACITY = 0, 1, 2, 3, 4
+_ARRIVE, _DONE, _READY, _TICK, _CAPACITY, _SWAP = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,49 @@ class CapacityEvent:
 
     Attributes:
         at_s: When, seconds.
-        fraction: Fraction of the serving replicas hit (rounded, at least one survives).
-        kind: ``slow`` (they keep serving at ``speed`` x nominal) or ``remove`` (they
-            vanish; their running and queued requests are routed again and restart).
-        speed: Speed multiplier of slowed replicas.
+        fraction: Fraction of the serving replicas hit (rounded, at least one survives);
+            ignored by ``degrade``.
+        kind: ``slow`` (they keep serving at ``speed`` x nominal), ``remove`` (they
+            vanish; their running and queued requests are routed again and restart) or
+            ``degrade`` (a degraded pool: every replica of the device types ``devices``,
+            those serving, cold-starting and added later, serves at ``speed`` x nominal;
+            running requests finish their remaining work at the new speed).
+        speed: Speed multiplier of slowed or degraded replicas (``1 - speed`` of their
+            capacity is lost).
+        devices: Device types a ``degrade`` hits (empty: every device type).
     """
 
     at_s: float
     fraction: float = 0.71
-    kind: Literal["slow", "remove"] = "slow"
+    kind: Literal["slow", "remove", "degrade"] = "slow"
     speed: float = 0.25
+    devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished request, as the ``on_complete`` hook sees it.
+
+    Attributes:
+        request: Request id.
+        device: Device type index of the replica that served it.
+        replica: Replica index.
+        arrival_s: First submission, seconds.
+        start_s: Start of its (last) service, seconds.
+        end_s: Completion, seconds (the simulation's current time).
+    """
+
+    request: int
+    device: int
+    replica: int
+    arrival_s: float
+    start_s: float
+    end_s: float
+
+    @property
+    def service_s(self) -> float:
+        """Observed service time (end - start), seconds: what a latency predictor forecasts."""
+        return self.end_s - self.start_s
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,12 @@ class SimConfig:
         cold_start_s: Seconds from a scale-up decision until the replica serves.
         scale_interval_s: Seconds between scaler decisions.
         scale_device: Device type a scale-up adds (default: the cluster's first).
+        scale_down: Which replicas a scale-down gives up: ``least_loaded`` (serving
+            replicas with the fewest outstanding requests; cold-starting ones keep
+            starting), ``pending_first`` (cold-starting replicas are cancelled first,
+            newest first, then the least-loaded serving ones drain) or ``newest``
+            (cold-starting ones first, then the most recently added serving ones, as a
+            Kubernetes ReplicaSet does: the initial cluster goes last).
         rate_window_s: Window of the arrival-rate estimate given to scalers.
         capacity_event: Optional capacity loss.
         seed: Seed of randomized routers.
@@ -71,6 +110,7 @@ class SimConfig:
     cold_start_s: float = 60.0
     scale_interval_s: float = 10.0
     scale_device: str | None = None
+    scale_down: Literal["least_loaded", "newest", "pending_first"] = "least_loaded"
     rate_window_s: float = 60.0
     capacity_event: CapacityEvent | None = None
     seed: int = 0
@@ -106,6 +146,8 @@ class Simulator:
         scaler: The scaling policy (default: none).
         book: Forecast draws, required by forecast-driven policies.
         progress: Called with the number of completed requests now and then.
+        on_complete: Called at every completion, in simulated-time order (e.g. a drift
+            monitor fed by the simulation). It may call :meth:`swap_book`.
     """
 
     workload: Workload
@@ -114,6 +156,16 @@ class Simulator:
     scaler: Scaler = field(default_factory=NoScaler)
     book: ForecastBook | None = None
     progress: Callable[[int], None] | None = None
+    on_complete: Callable[[Completion], None] | None = None
+
+    def swap_book(self, at_s: float, book: ForecastBook) -> None:
+        """Hand every policy ``book`` from ``at_s`` on (call during :meth:`run`).
+
+        Forecasts of requests already queued or running come from the new book too (a
+        scheduler re-asks the service); ``at_s`` must not lie before the current event.
+        """
+        self._books.append(book)
+        self._push(at_s, _SWAP, len(self._books) - 1)
 
     def run(self) -> SimResult:
         """Run to the last completion and return per-request outcomes."""
@@ -136,6 +188,8 @@ class Simulator:
         self._child[wl.parent[has_parent]] = np.flatnonzero(has_parent)
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
+        self._books: list[ForecastBook] = []
+        self._degraded: tuple[set[int], float] | None = None
         self._reps: list[_Live] = []
         self._timeline: list[tuple[float, int]] = []
         self._truth = _OracleTruth(wl.work, self._end)
@@ -165,11 +219,15 @@ class Simulator:
                 if b == self._version[a]:
                     self._finish(now, a)
             elif kind == _READY:
+                if self._reps[a].removed_at is not None:
+                    continue  # cancelled while cold-starting
                 self._reps[a].ready = True
                 self._reps[a].state.accepting = True
                 self._timeline.append((now, self._count()))
             elif kind == _TICK:
                 self._tick(now)
+            elif kind == _SWAP:
+                self.book = self._books[a]
             else:
                 self._capacity(now)
         if self._done < n:
@@ -207,6 +265,8 @@ class Simulator:
         index = len(self._reps)
         name = f"{self.workload.devices[device]}#{index}"
         state = ReplicaState(device=device, slots=self.config.slots, name=name, accepting=ready)
+        if self._degraded is not None and device in self._degraded[0]:
+            state.speed = self._degraded[1]
         self._reps.append(_Live(state=state, added_at=now, ready=ready))
         self._timeline.append((now, self._count()))
         if not ready:
@@ -248,6 +308,16 @@ class Simulator:
         self._done += 1
         if self.book is not None:
             self.book.forget(request)
+        if self.on_complete is not None:
+            done = Completion(
+                request=request,
+                device=rep.device,
+                replica=index,
+                arrival_s=float(self._arrival[request]),
+                start_s=float(self._start[request]),
+                end_s=now,
+            )
+            self.on_complete(done)
         if rep.queue:
             self._begin(now, index, rep.queue.popleft())
         live = self._reps[index]
@@ -301,21 +371,47 @@ class Simulator:
         for _ in range(want - current):
             self._add_replica(self._scale_device, now, ready=False)
         if want < current:
-            idle_first = sorted(
-                (live for live in self._reps if live.state.accepting),
-                key=lambda live: live.state.outstanding,
-            )
-            for live in idle_first[: min(current - want, len(idle_first) - 1)]:
-                live.state.accepting = False
-                if live.state.outstanding == 0:
-                    live.removed_at = now
+            if self.config.scale_down != "least_loaded":
+                self._drain(now, current - want)
+            else:
+                idle_first = sorted(
+                    (live for live in self._reps if live.state.accepting),
+                    key=lambda live: live.state.outstanding,
+                )
+                for live in idle_first[: min(current - want, len(idle_first) - 1)]:
+                    live.state.accepting = False
+                    if live.state.outstanding == 0:
+                        live.removed_at = now
             self._timeline.append((now, self._count()))
         if self._done < self.workload.n:
             self._push(now + self.config.scale_interval_s, _TICK, 0)
 
+    def _drain(self, now: float, excess: int) -> None:
+        """Cancel or drain ``excess`` replicas, cold-starting ones first (one keeps serving).
+
+        Cold-starting replicas are cancelled on the spot, newest first; then serving ones
+        drain (no new requests, gone when empty): the most recently added first
+        (``newest``) or those with the fewest outstanding requests (``pending_first``).
+        """
+        pending = [r for r in self._reps if r.removed_at is None and not r.ready][::-1]
+        serving = [r for r in self._reps if r.state.accepting]  # in order of addition
+        if self.config.scale_down == "newest":
+            serving = serving[::-1]
+        else:
+            serving = sorted(serving, key=lambda r: r.state.outstanding)
+        for rep in pending[:excess]:
+            rep.removed_at = now
+        for rep in serving[: min(max(excess - len(pending), 0), len(serving) - 1)]:
+            rep.state.accepting = False
+            if rep.state.outstanding == 0:
+                rep.removed_at = now
+
     def _capacity(self, now: float) -> None:
         event = self.config.capacity_event
         assert event is not None
+        if event.kind == "degrade":
+            self._degrade(now, event)
+            return
         serving = [i for i, live in enumerate(self._reps) if live.state.accepting]
         hit = min(round(event.fraction * len(serving)), len(serving) - 1)
         chosen: list[int] = (
@@ -325,12 +421,7 @@ class Simulator:
         for index in sorted(chosen):
             rep = self._reps[index].state
             if event.kind == "slow":
-                for r in rep.running:
-                    rest = (self._end[r] - now) * rep.speed / event.speed
-                    self._end[r] = now + rest
-                    self._version[r] += 1
-                    self._push(float(self._end[r]), _DONE, r, int(self._version[r]))
-                rep.speed = event.speed
+                self._set_speed(now, rep, event.speed)
                 continue
             orphans.extend(rep.running)
             orphans.extend(rep.queue)
@@ -346,6 +437,24 @@ class Simulator:
         for r in orphans:
             self._route(now, r)
 
+    def _set_speed(self, now: float, rep: ReplicaState, speed: float) -> None:
+        """Running requests finish their remaining work at ``speed``."""
+        for r in rep.running:
+            rest = (self._end[r] - now) * rep.speed / speed
+            self._end[r] = now + rest
+            self._version[r] += 1
+            self._push(float(self._end[r]), _DONE, r, int(self._version[r]))
+        rep.speed = speed
+
+    def _degrade(self, now: float, event: CapacityEvent) -> None:
+        names = event.devices or self.workload.devices
+        hit = {i for i, d in enumerate(self.workload.devices) if d in names}
+        self._degraded = (hit, event.speed)
+        for live in self._reps:
+            if live.removed_at is None and live.state.device in hit:
+                self._set_speed(now, live.state, event.speed)
+        self._timeline.append((now, self._count()))
+
 
 def simulate(
     workload: Workload,
@@ -354,6 +463,9 @@ def simulate(
     scaler: Scaler | None = None,
     book: ForecastBook | None = None,
     progress: Callable[[int], None] | None = None,
+    on_complete: Callable[[Completion], None] | None = None,
 ) -> SimResult:
     """Run one simulation (see :class:`Simulator`)."""
-    return Simulator(workload, config, router, scaler or NoScaler(), book, progress).run()
+    return Simulator(
+        workload, config, router, scaler or NoScaler(), book, progress, on_complete
+    ).run()
