@@ -125,7 +125,11 @@ def run() -> str:
     for name, r in runs.items():
         m = r.result.summary(sc.slo_s)
         alarms = [e for e in r.events if e["kind"] == "ood"]
-        first = f"{len(alarms)} ({alarms[0]['device']} at {alarms[0]['at_s'] / 3600:.2f} h)"
+        first = (
+            f"{len(alarms)} ({alarms[0]['device']} at {alarms[0]['at_s'] / 3600:.2f} h)"
+            if alarms
+            else "0"
+        )
         swaps = ", ".join(
             f"{j['swap_s'] / 3600:.2f} h (x{j['scale'].get('a100', float('nan')):.2f} a100)"
             for j in r.jobs
@@ -134,7 +138,7 @@ def run() -> str:
             f"| {name} | {rec[name].pre_p90:.1f} | {rec[name].late_p90:.1f} | "
             f"{rec[name].ratio:.2f} | {m['p95']:.1f} | "
             f"{m['replica_seconds'] / m['makespan_s']:.1f} | "
-            f"{first if alarms else '0'} | {swaps or '-'} | {seconds[name]:.0f} |"
+            f"{first} | {swaps or '-'} | {seconds[name]:.0f} |"
         )
     mids, _ = cap.windowed_p90(runs["no loss"].result, WINDOW_S)
     curves = {n: cap.windowed_p90(r.result, WINDOW_S)[1] for n, r in runs.items()}
