@@ -12,7 +12,8 @@ simulated) and :mod:`scheduler_hooks.sim`:
    salted with :data:`SESSION_SALT` (20% of the tasks, replayed);
 2. :func:`service_times` composes each request's true service time on each device
    type from ``device_latency/splitwise_perf_model.csv`` (Llama2-70B, tensor
-   parallel 8; one real measurement drawn per request and device): prefill of the
+   parallel 8, or 4 / 2 for the ``-tp4`` / ``-tp2`` device names; one real
+   measurement drawn per request and device): prefill of the
    uncached prompt tokens at batch 1, plus output tokens x the per-token time, the
    decode part scaled by the measured ratio of per-token time at batch ``slots`` to
    batch 1 (each of a replica's ``slots`` requests runs at the batch-``slots`` speed);
@@ -54,7 +55,13 @@ HARDWARE: dict[str, str] = {
     "a100": "a100-80gb",
     "h100": "h100-80gb",
     "h100-pcap": "h100-80gb-pcap",
+    "a100-tp4": "a100-80gb",
+    "a100-tp2": "a100-80gb",
+    "h100-tp4": "h100-80gb",
+    "h100-tp2": "h100-80gb",
 }
+#: Tensor-parallel degree of the measurement per device name (absent: the largest, 8).
+TENSOR_PARALLEL: dict[str, int] = {"a100-tp4": 4, "a100-tp2": 2, "h100-tp4": 4, "h100-tp2": 2}
 PROFILE_MODEL = "llama2-70b"
 FORMATS = ("azure", "mooncake", "minisweagent")
 MAX_THINK_S = 60.0
@@ -223,11 +230,18 @@ def service_times(
         hardware = HARDWARE.get(device)
         if hardware is None:
             raise InputError(f"no measurements for device {device!r}; known: {', '.join(HARDWARE)}")
-        solo = DeviceProfile.load(device_data, model=PROFILE_MODEL, hardware=hardware)
+        tp = TENSOR_PARALLEL.get(device)
+        solo = DeviceProfile.load(
+            device_data, model=PROFILE_MODEL, hardware=hardware, tensor_parallel=tp
+        )
         factor = 1.0
         if slots > 1:
             batched = DeviceProfile.load(
-                device_data, model=PROFILE_MODEL, hardware=hardware, batch_size=slots
+                device_data,
+                model=PROFILE_MODEL,
+                hardware=hardware,
+                batch_size=slots,
+                tensor_parallel=tp,
             )
             same = np.isin(solo.prompt_size, batched.prompt_size) & np.isin(
                 solo.token_size, batched.token_size
@@ -306,6 +320,72 @@ def train_forecaster(
     outcome = train_predictor(frame, request, provide, out_dir / "plots", on_trial=on_trial)
     outcome.predictor.save(bundle)
     return outcome.predictor
+
+
+def task_folds(trace: TraceData, folds: int) -> I64:
+    """Fold of every request, ``0 .. folds-1``, by a stable hash of its task.
+
+    The task is :func:`training.group_keys`' group (for the agentic calls the SWE-bench
+    instance, across runs), so one task never sits in two folds.
+    """
+    from training import group_keys
+
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(f"{SESSION_SALT}:{k}".encode(), digest_size=4).digest())
+            % folds
+            for k in group_keys(trace.cols)
+        ],
+        dtype=np.int64,
+    )
+
+
+def crossfit_forecasts(
+    trace: TraceData,
+    work: F64,
+    devices: Sequence[str],
+    out_dir: Path,
+    *,
+    folds: int = 3,
+    seed: int = 0,
+    trials: int = 2,
+    max_epochs: int = 20,
+) -> tuple[TraceData, F64, tuple[float, ...]]:
+    """Out-of-fold forecasts for EVERY request: replay the whole trace without leakage.
+
+    Requests are split into ``folds`` folds by a stable hash of their task
+    (:func:`training.group_keys`: the same task never sits in two folds); for each fold
+    a predictor is trained (:func:`train_forecaster`, cached in ``out_dir/fold<k>``) on
+    the other folds and forecasts that fold only. Used for the agentic sessions, whose
+    held-out fold alone is too few concurrent sessions to offer a steady load.
+
+    Returns:
+        ``(trace with no training rows, quantiles (n, D, K), levels)``.
+    """
+    fold = task_folds(trace, folds)
+    quantiles: F64 | None = None
+    levels: tuple[float, ...] = ()
+    for k in range(folds):
+        held = fold == k
+        part = replace(trace, train=~held)
+        predictor = train_forecaster(
+            part,
+            work,
+            devices,
+            out_dir / f"fold{k}",
+            seed=seed,
+            trials=trials,
+            max_epochs=max_epochs,
+        )
+        table = forecast_table(predictor, part.subset(np.flatnonzero(held)), devices)
+        if quantiles is None:
+            levels = tuple(predictor.spec.levels)
+            quantiles = np.empty((trace.n, len(devices), len(levels)))
+        elif tuple(predictor.spec.levels) != levels:
+            raise ValueError("fold predictors disagree on their quantile levels")
+        quantiles[held] = table
+    assert quantiles is not None
+    return replace(trace, train=np.zeros(trace.n, dtype=bool)), quantiles, levels
 
 
 def forecast_table(predictor: Predictor, trace: TraceData, devices: Sequence[str]) -> F64:
@@ -489,11 +569,13 @@ __all__ = [
     "TraceData",
     "build_scenario",
     "cache_dir",
+    "crossfit_forecasts",
     "forecast_table",
     "latency_plot",
     "load_trace",
     "placeholder_forecasts",
     "run_policy",
     "service_times",
+    "task_folds",
     "train_forecaster",
 ]
