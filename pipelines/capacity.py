@@ -95,10 +95,11 @@ def recalibrate(
         ``exp(offset)``, for the report).
 
     >>> t = np.tile(np.array([1.0, 2.0, 4.0]), (4, 1, 1))  # 4 requests, 1 device, K = 3
+    >>> observed = np.full(4, 8.0)  # every request took 8 s: 4 x the forecast median
     >>> new, scale = recalibrate(t, (0.1, 0.5, 0.9), np.arange(4), np.zeros(4, np.int64),
-    ...                          np.array([4.0, 8.0, 8.0, 16.0]), min_group=4)
-    >>> round(scale[0], 2), new[0, 0].round(2).tolist()
-    (4.0, [4.0, 8.0, 16.0])
+    ...                          observed, min_group=4)
+    >>> round(scale[0], 2), new[0, 0].round(6).tolist()
+    (4.0, [8.0, 8.0, 8.0])
     """
     from training._calibrate import conformal_offsets
 
