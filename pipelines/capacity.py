@@ -101,7 +101,7 @@ def recalibrate(
     >>> round(scale[0], 2), new[0, 0].round(6).tolist()
     (4.0, [8.0, 8.0, 8.0])
     """
-    from training._calibrate import conformal_offsets
+    from training import conformal_offsets
 
     out = table.copy()
     scales: dict[int, float] = {}
