@@ -27,7 +27,7 @@ Example:
     >>> d = draw(1000, 6, seed=0)
     >>> n, remaining = sample(latency, z, tools, cdf, d, steps_done=0, rho=0.3)
     >>> sorted(set(n.tolist())), round(float(remaining.mean()), 3)
-    ([3, 4], 3.89)
+    ([3, 4], 3.881)
     >>> n, remaining = sample(latency, z, tools, cdf, d, steps_done=3, rho=0.3)
     >>> sorted(set(n.tolist())), round(float(remaining.mean()), 3)
     ([4], 1.536)
@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,7 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+_BLOCKS = 8  # sample blocks in :func:`sample`
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class Draws:
     """Common random numbers for :func:`sample` (reuse one for every question).
 
     Attributes:
-        count: Uniforms in (0, 1) that pick the call count, shape ``(J,)``.
+        count: Uniforms in (0, 1) that pick the call count, shape ``(J,)``; sorted by
+            :func:`draw` (samples are exchangeable, and sorted counts let :func:`sample`
+            skip the rounds of short tasks), any order is correct.
         shared: Standard normals, the task-wide latency factor, shape ``(J,)``.
         calls: Standard normals, each call's own latency factor, shape ``(J, S)``.
         tools: Uniforms in [0, 1) that pick each tool time, shape ``(J, S)``.
@@ -61,7 +65,7 @@ class Draws:
     shared: F64
     calls: F64
     tools: F64
-    cache: dict[tuple[float | int, ...], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = field(
+    cache: dict[tuple[float | int, ...], npt.NDArray[np.intp]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -86,7 +90,7 @@ def draw(samples: int, max_calls: int, seed: int = 0) -> Draws:
         raise ValueError("samples and max_calls must be >= 1")
     rng = np.random.default_rng(seed)
     return Draws(
-        count=rng.uniform(np.nextafter(0.0, 1.0), 1.0, size=samples),
+        count=np.sort(rng.uniform(np.nextafter(0.0, 1.0), 1.0, size=samples)),
         shared=rng.standard_normal(samples),
         calls=rng.standard_normal((samples, max_calls)),
         tools=rng.uniform(0.0, 1.0, size=(samples, max_calls)),
@@ -135,6 +139,68 @@ def count_mean(cdf: F64) -> float:
     return float(1.0 + np.sum(1.0 - cdf[:-1]))
 
 
+def pace(scores: F64, rho: float) -> tuple[float, float]:
+    """Posterior of a task's shared latency factor given its completed calls (exact).
+
+    In the copula each call's score is ``z_s = sqrt(rho) S + sqrt(1 - rho) e_s`` with
+    ``S`` (the task's pace) and ``e_s`` independent standard normals. Given the scores
+    of ``k`` returned calls, ``S`` is normal with precision ``1 + k rho / (1 - rho)``
+    and mean ``sqrt(rho) / (1 - rho) * sum(z) / precision``.
+
+    Args:
+        scores: Normal scores of the returned calls' latencies (:func:`latency_scores`);
+            non-finite ones (calls without a recorded latency) are ignored.
+        rho: Correlation of the latencies of one task's calls, in [0, 1).
+
+    Returns:
+        ``(mean, sd)`` of ``S``; ``(0.0, 1.0)`` (the prior) without scores or with
+        ``rho = 0``.
+
+    >>> pace(np.array([1.0, 1.0, 1.0]), 0.25)
+    (1.0, 0.7071067811865475)
+    """
+    z = np.asarray(scores, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    k = int(z.size)
+    if k == 0 or rho <= 0.0:
+        return 0.0, 1.0
+    precision = 1.0 + k * rho / (1.0 - rho)
+    mean = float(np.sqrt(rho) / (1.0 - rho) * float(z.sum()) / precision)
+    return mean, float(1.0 / np.sqrt(precision))
+
+
+def latency_scores(latency: F64, z_grid: F64, observed: F64) -> F64:
+    """Normal scores of observed latencies of calls ``0 .. k - 1`` under their tables.
+
+    Inverts row ``s`` of the latency table (linear between grid points, clipped to the
+    grid's ends), so a call exactly at its forecast median scores 0.
+
+    Args:
+        latency: Latency (seconds) of call ``s`` at score ``z_grid[g]``, shape ``(S, G)``,
+            non-decreasing along ``g``; calls beyond ``S`` use the last row.
+        z_grid: Equally spaced normal scores, shape ``(G,)``.
+        observed: Latencies (seconds) of calls ``0 .. k - 1``, shape ``(k,)``; NaN for a
+            call without a recorded latency (its score is NaN).
+
+    >>> z = np.linspace(-2.0, 2.0, 5)
+    >>> table = np.tile(np.exp(z), (4, 1))
+    >>> latency_scores(table, z, np.array([np.nan, 1.0, np.e, 100.0])).round(6).tolist()
+    [nan, 0.0, 1.0, 2.0]
+    """
+    y = np.asarray(observed, dtype=np.float64)
+    if y.size == 0:
+        return np.zeros(0)
+    rows = latency[np.minimum(np.arange(y.size), latency.shape[0] - 1)]
+    g = z_grid.shape[0]
+    hi = np.clip((rows < y[:, None]).sum(axis=1), 1, g - 1)
+    lo = hi - 1
+    at = np.arange(y.size)
+    x0, x1 = rows[at, lo], rows[at, hi]
+    frac = np.clip((y - x0) / np.where(x1 > x0, x1 - x0, 1.0), 0.0, 1.0)
+    out = z_grid[lo] + frac * (z_grid[hi] - z_grid[lo])
+    return np.asarray(np.where(np.isfinite(y), out, np.nan), dtype=np.float64)
+
+
 def sample(
     latency: F64,
     z_grid: F64,
@@ -144,6 +210,7 @@ def sample(
     steps_done: int = 0,
     rho: float = 0.0,
     pending_tool: F64 | None = None,
+    shared: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[I64, F64]:
     """Monte Carlo samples of the call count and of the remaining time.
 
@@ -159,6 +226,8 @@ def sample(
         rho: Correlation of the latencies of one task's calls, in [0, 1).
         pending_tool: Tool-time quantiles for the tool run now in flight (the last
             returned call's command), shape ``(H',)``; default ``tools``.
+        shared: ``(mean, sd)`` of the task's shared latency factor (:func:`pace` of
+            the returned calls); the default is its prior, ``(0, 1)``.
 
     Returns:
         ``(n, remaining)``: call counts (int, ``(J,)``) and remaining seconds ``(J,)``.
@@ -175,38 +244,92 @@ def sample(
     width = int(n.max()) - first
     if width <= 0:
         return n.astype(np.int64), np.zeros(draws.samples)
-    flat, ti = _indices(draws, rho, z_grid, latency.shape[0], tools.shape[0])
     cols = slice(first, first + width)
-    rounds = latency.ravel().take(flat[:, cols])
-    rounds += tools.take(ti[:, cols])
+    rows = latency.shape[0]
+    ti = _tool_indices(draws, tools.shape[0])[:, cols]
+    if shared == (0.0, 1.0):
+        flat = _latency_indices(draws, rho, z_grid, rows)[:, cols]
+    else:
+        flat = _scored_indices(draws, rho, shared, z_grid, rows, cols)
+    pending = None
     if pending_tool is not None and steps_done >= 1:
         hp = pending_tool.shape[0]
         pi = np.minimum((draws.tools[:, first] * hp).astype(np.intp), hp - 1)
-        rounds[:, 0] += pending_tool[pi] - tools[ti[:, first]]
-    np.cumsum(rounds, axis=1, out=rounds)
+        pending = pending_tool[pi] - tools[ti[:, 0]]
     live = n - first  # rounds of each sample still to come
-    last = rounds[np.arange(draws.samples), np.maximum(live - 1, 0)]
-    return n.astype(np.int64), np.where(live > 0, last, 0.0)
+    remaining = np.zeros(draws.samples)
+    table = latency.ravel()
+    # Blocks of samples, each summed only up to its own longest task: the draws' count
+    # uniforms are sorted, so a block's counts are close and little work is wasted.
+    edges = np.linspace(0, draws.samples, min(_BLOCKS, draws.samples) + 1).astype(np.intp)
+    for a, b in itertools.pairwise(edges):
+        w = int(live[a:b].max())
+        if w <= 0:
+            continue
+        rounds = table.take(flat[a:b, :w])
+        rounds += tools.take(ti[a:b, :w])
+        if pending is not None:
+            rounds[:, 0] += pending[a:b]
+        rounds[np.arange(w)[None, :] >= live[a:b, None]] = 0.0
+        remaining[a:b] = rounds.sum(axis=1)
+    return n.astype(np.int64), remaining
 
 
-def _indices(
-    draws: Draws, rho: float, z_grid: F64, rows: int, tool_points: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Flat latency-table and tool-table indices of every (sample, call), cached on ``draws``.
+def _grid_indices(z: F64, z_grid: F64, offsets: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Flat table index: nearest grid point of each score plus its row's offset."""
+    g = z_grid.shape[0]
+    step = (z_grid[-1] - z_grid[0]) / (g - 1)
+    z -= z_grid[0]
+    z *= 1.0 / step
+    np.rint(z, out=z)
+    np.clip(z, 0, g - 1, out=z)
+    out = z.astype(np.intp)
+    out += offsets[None, :]
+    return out
+
+
+def _latency_indices(draws: Draws, rho: float, z_grid: F64, rows: int) -> npt.NDArray[np.intp]:
+    """Flat latency-table indices of every (sample, call) at the prior pace, cached.
 
     Call ``s`` of sample ``j`` reads row ``min(s, rows - 1)`` of the latency table at the
     grid point nearest its copula score ``sqrt(rho) shared_j + sqrt(1 - rho) calls_js``.
     """
     g = z_grid.shape[0]
-    key = (rho, float(z_grid[0]), float(z_grid[-1]), g, rows, tool_points)
+    key = (rho, float(z_grid[0]), float(z_grid[-1]), g, rows)
     hit = draws.cache.get(key)
     if hit is None:
         z = np.sqrt(rho) * draws.shared[:, None] + np.sqrt(1.0 - rho) * draws.calls
-        step = (z_grid[-1] - z_grid[0]) / (g - 1)
-        gi = np.clip(np.rint((z - z_grid[0]) / step), 0, g - 1).astype(np.intp)
-        gi += np.minimum(np.arange(draws.max_calls), rows - 1)[None, :] * g
-        ti = np.minimum((draws.tools * tool_points).astype(np.intp), tool_points - 1)
-        hit = (gi, ti)
+        hit = _grid_indices(z, z_grid, np.minimum(np.arange(draws.max_calls), rows - 1) * g)
+        draws.cache[key] = hit
+    return hit
+
+
+def _scored_indices(
+    draws: Draws,
+    rho: float,
+    shared: tuple[float, float],
+    z_grid: F64,
+    rows: int,
+    cols: slice,
+) -> npt.NDArray[np.intp]:
+    """Like :func:`_latency_indices` for the calls ``cols`` at a known pace (not cached).
+
+    The shared factor of sample ``j`` is ``mean + sd * shared_j``.
+    """
+    a, b = np.sqrt(rho), np.sqrt(1.0 - rho)
+    mean, sd = shared
+    z = draws.calls[:, cols] * b
+    z += (a * mean + a * sd * draws.shared)[:, None]
+    offsets = np.minimum(np.arange(draws.max_calls)[cols], rows - 1) * z_grid.shape[0]
+    return _grid_indices(z, z_grid, offsets)
+
+
+def _tool_indices(draws: Draws, tool_points: int) -> npt.NDArray[np.intp]:
+    """Tool-table index of every (sample, call), cached on ``draws``."""
+    key = (-1, tool_points)
+    hit = draws.cache.get(key)
+    if hit is None:
+        hit = np.minimum((draws.tools * tool_points).astype(np.intp), tool_points - 1)
         draws.cache[key] = hit
     return hit
 

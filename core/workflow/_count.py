@@ -73,26 +73,52 @@ class CallCountModel:
         """Largest call count with probability (``M``)."""
         return int(self.kernels.shape[1])
 
-    def weights(self, embedding: npt.NDArray[np.floating], served_model: str | None) -> F64:
-        """Weight of each training run for one task, shape ``(n,)``, summing to 1."""
+    def weights(
+        self,
+        embedding: npt.NDArray[np.floating],
+        served_model: str | None,
+        exclude: npt.NDArray[np.bool_] | None = None,
+    ) -> F64:
+        """Weight of each training run for one task, shape ``(n,)``, summing to 1.
+
+        Args:
+            embedding: The task's text embedding, shape ``(d,)``.
+            served_model: Its served model (``None``: no boost).
+            exclude: Training runs to leave out (e.g. runs of the same task instance
+                when a training task is scored as if held out), shape ``(n,)``.
+        """
         n = self.embeddings.shape[0]
-        w = np.full(n, self.shrink / n)
+        keep = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+        if not keep.any():
+            raise ValueError("every training run is excluded")
+        w = np.where(keep, self.shrink / int(keep.sum()), 0.0)
         query = unit_rows(np.asarray(embedding).reshape(1, -1))[0]
+        k = min(self.k, int(keep.sum()))
         if np.any(query):
-            similarity = self.embeddings @ query
-            nearest = np.argpartition(-similarity, self.k - 1)[: self.k]
-            w[nearest] += 1.0 / self.k
+            similarity = np.where(keep, self.embeddings @ query, -np.inf)
+            nearest = np.argpartition(-similarity, k - 1)[:k]
+            w[nearest] += 1.0 / k
         if served_model is not None:
             w = w * np.where(self.served_models == served_model, self.boost, 1.0)
         return np.asarray(w / w.sum(), dtype=np.float64)
 
-    def pmf(self, embedding: npt.NDArray[np.floating], served_model: str | None = None) -> F64:
-        """``P(N = n)`` for ``n = 1 .. M``, shape ``(M,)``."""
-        p = self.weights(embedding, served_model) @ self.kernels
+    def pmf(
+        self,
+        embedding: npt.NDArray[np.floating],
+        served_model: str | None = None,
+        exclude: npt.NDArray[np.bool_] | None = None,
+    ) -> F64:
+        """``P(N = n)`` for ``n = 1 .. M``, shape ``(M,)`` (``exclude``: see :meth:`weights`)."""
+        p = self.weights(embedding, served_model, exclude) @ self.kernels
         return np.asarray(p / p.sum(), dtype=np.float64)
 
-    def cdf(self, embedding: npt.NDArray[np.floating], served_model: str | None = None) -> F64:
-        """``P(N <= n)`` for ``n = 1 .. M``, ending exactly at 1."""
-        c = np.cumsum(self.pmf(embedding, served_model))
+    def cdf(
+        self,
+        embedding: npt.NDArray[np.floating],
+        served_model: str | None = None,
+        exclude: npt.NDArray[np.bool_] | None = None,
+    ) -> F64:
+        """``P(N <= n)`` for ``n = 1 .. M``, ending exactly at 1 (``exclude``: :meth:`weights`)."""
+        c = np.cumsum(self.pmf(embedding, served_model, exclude))
         c[-1] = 1.0
         return np.asarray(np.minimum(c, 1.0), dtype=np.float64)

@@ -34,6 +34,8 @@ from core.workflow._compose import (
     conditional_cdf,
     count_mean,
     count_quantiles,
+    latency_scores,
+    pace,
     sample,
     shift_quantiles,
     sum_of_means,
@@ -67,6 +69,16 @@ class WorkflowSpec(BaseModel):
         bandwidth: Width of each run's call-count kernel, in log calls.
         rho: Correlation of the latencies of one task's calls (Gaussian copula).
         tool_kinds: Command kinds with their own tool-time table.
+        pace: Condition future calls on the task's observed pace (the latencies of its
+            returned calls, when given). Off by default: on the agentic runs it made
+            remaining-time forecasts worse (see ``docs/workflows.md``).
+        wrapup_markers: Substrings of a command that starts a task's wrap-up (``git diff``,
+            ``patch.txt``: the agent writes out its patch); once one was issued, the
+            call count follows ``wrapup_pmf`` (calls after the first such call)
+            instead of the text law.
+        remaining_buckets: Increasing lower edges (calls done) of the buckets with a
+            remaining-time recalibration map (row ``b`` of ``remaining_pit``); below the
+            first edge (or with none) the raw composition is used.
         z_max: The latency tables cover normal scores in [-z_max, z_max].
         z_points: Points of that grid.
         metadata: Provenance (training data, date, version).
@@ -84,6 +96,9 @@ class WorkflowSpec(BaseModel):
     bandwidth: float = Field(default=0.1, ge=0)
     rho: float = Field(default=0.0, ge=0, lt=1)
     tool_kinds: tuple[str, ...] = ()
+    pace: bool = False
+    wrapup_markers: tuple[str, ...] = ()
+    remaining_buckets: tuple[int, ...] = ()
     z_max: float = 4.0
     z_points: int = Field(default=257, ge=3)
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -128,7 +143,12 @@ class WorkflowModel:
         spec: The bundle's specification.
         arrays: ``count_embeddings``, ``count_kernels``, ``tool_pooled``,
             ``tool_<kind>``, ``profile_<served_model>`` (``(M, 2)``: median input and
-            cached tokens of call ``s``), ``pit_map``.
+            cached tokens of call ``s``), ``pit_map``, and with ``spec.remaining_buckets``
+            ``remaining_pit`` (``(B, P)``: per bucket, the quantiles at
+            ``linspace(0, 1, P)`` of the PIT values of true remaining times under the
+            raw forecasts of training tasks), and with ``spec.wrapup_markers``
+            ``wrapup_pmf`` (``(M,)``: ``P(D + 1 = d)``, ``d = 1 .. M``, for ``D`` the
+            calls a task makes after the first wrap-up call).
         predictor: The per-call latency predictor.
     """
 
@@ -240,6 +260,97 @@ class WorkflowModel:
         return LatencyTables(z=z, by_z=by_z, mean=mean, p90=p90)
 
     # --- composition ---------------------------------------------------------------
+    def wrapup_step(self, commands: Sequence[str | None] | None, steps_done: int) -> int | None:
+        """The first call among ``0 .. steps_done - 1`` whose command starts the wrap-up."""
+        if not self.spec.wrapup_markers or not commands:
+            return None
+        for step, command in enumerate(list(commands)[:steps_done]):
+            if command and any(marker in command for marker in self.spec.wrapup_markers):
+                return step
+        return None
+
+    def progress_cdf(
+        self, cdf: F64, steps_done: int, commands: Sequence[str | None] | None = None
+    ) -> F64:
+        """The call-count CDF given the task's progress so far.
+
+        Before the wrap-up (or without commands) this is ``cdf``; once call ``s``
+        issued a wrap-up command (:meth:`wrapup_step`), ``N = s + 1 + D`` with ``D``
+        from ``wrapup_pmf``, over ``1 .. 2 M`` (what :func:`sample` then conditions on
+        ``N > steps_done``).
+
+        Args:
+            cdf: The task's call-count CDF from its text (:meth:`count_cdf`).
+            steps_done: Calls returned so far.
+            commands: Commands of the returned calls ``0, 1, ...`` in order.
+        """
+        step = self.wrapup_step(commands, steps_done)
+        if step is None:
+            return cdf
+        pmf = self.arrays["wrapup_pmf"]
+        size = 2 * self.max_calls
+        out = np.zeros(size)
+        start = min(step, size - 1)  # N = step + 1 + D: index N - 1 = step + D
+        take = min(pmf.shape[0], size - start)
+        out[start : start + take] = pmf[:take]
+        c = np.cumsum(out)
+        c /= c[-1]
+        c[-1] = 1.0
+        return np.asarray(np.minimum(c, 1.0), dtype=np.float64)
+
+    def sample_remaining(
+        self,
+        cdf: F64,
+        tables: LatencyTables,
+        draws: Draws,
+        steps_done: int = 0,
+        pending_command: str | None = None,
+        latencies_s: Sequence[float | None] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], F64, tuple[float, float]]:
+        """Raw Monte Carlo samples of the call count and the remaining time (seconds).
+
+        Args: as :meth:`compose`.
+
+        Returns:
+            ``(n, remaining, shared)``: samples (``(J,)`` each) and the ``(mean, sd)`` of
+            the task's shared latency factor they used.
+        """
+        pending = None
+        if pending_command is not None and steps_done >= 1:
+            pending = self.tools.table(command_kind(pending_command))
+        shared = (0.0, 1.0)
+        if self.spec.pace and latencies_s:
+            observed = np.asarray(list(latencies_s)[:steps_done], dtype=np.float64)
+            shared = pace(latency_scores(tables.by_z, tables.z, observed), self.spec.rho)
+        n, remaining = sample(
+            tables.by_z,
+            tables.z,
+            self.tools.pooled,
+            cdf,
+            draws,
+            steps_done,
+            self.spec.rho,
+            pending,
+            shared,
+        )
+        return n, remaining, shared
+
+    def remaining_levels(self, levels: F64, steps_done: int) -> F64:
+        """Sample levels that give calibrated remaining-time quantiles at ``levels``.
+
+        The recalibration map of the bucket of ``steps_done`` (the identity below the
+        first bucket edge or without buckets):
+        the quantile ``tau`` of the remaining time is the raw samples' quantile at
+        ``remaining_pit[b]`` read at ``tau``.
+        """
+        lv = np.asarray(levels, dtype=np.float64)
+        buckets = self.spec.remaining_buckets
+        b = int(np.searchsorted(buckets, steps_done, side="right")) - 1
+        if b < 0:
+            return lv
+        pit = self.arrays["remaining_pit"][b]
+        return np.asarray(np.interp(lv, np.linspace(0.0, 1.0, pit.shape[0]), pit))
+
     def compose(
         self,
         cdf: F64,
@@ -249,6 +360,8 @@ class WorkflowModel:
         steps_done: int = 0,
         elapsed_s: float | None = None,
         pending_command: str | None = None,
+        latencies_s: Sequence[float | None] | None = None,
+        commands: Sequence[str | None] | None = None,
     ) -> dict[str, Any]:
         """Quantiles of the call count, remaining and total time of one task.
 
@@ -261,26 +374,40 @@ class WorkflowModel:
             elapsed_s: Seconds since the first call returned, if known: the total is
                 then ``elapsed_s`` + remaining (exact); otherwise the total is sampled.
             pending_command: The last returned call's command (its tool run is in flight).
+            latencies_s: Latencies (seconds) of the returned calls ``0, 1, ...`` in order
+                (``None`` for one not recorded; entries past ``steps_done`` are ignored):
+                with ``spec.pace`` the task's observed pace conditions its future calls
+                (:func:`core.workflow.pace`).
+            commands: Commands of the returned calls ``0, 1, ...`` in order (``None``
+                where unknown; entries past ``steps_done`` are ignored): a wrap-up
+                command switches the call count to the wrap-up law (:meth:`progress_cdf`).
 
         Returns:
             ``call_count``, ``remaining_s``, ``total_s`` (each ``quantiles`` and
             ``mean``) and the point compositions ``sum_of_means_s``/``sum_of_p90_s`` of
-            the remaining time.
+            the remaining time. Remaining-time quantiles (and the total built from them)
+            are recalibrated by :meth:`remaining_levels`; the mean is that of the
+            recalibrated law; ``remaining_raw_s`` holds the raw samples' quantiles.
         """
         lv = np.asarray(levels, dtype=np.float64)
-        pending = None
-        if pending_command is not None and steps_done >= 1:
-            pending = self.tools.table(command_kind(pending_command))
-        rho = self.spec.rho
-        tools = self.tools.pooled
-        n, remaining = sample(tables.by_z, tables.z, tools, cdf, draws, steps_done, rho, pending)
+        cdf = self.progress_cdf(cdf, steps_done, commands)
+        n, remaining, shared = self.sample_remaining(
+            cdf, tables, draws, steps_done, pending_command, latencies_s
+        )
+        ordered = np.sort(remaining)
+        remaining_q = _sorted_quantiles(ordered, self.remaining_levels(lv, steps_done))
+        mid = (np.arange(100) + 0.5) / 100
+        remaining_mean = float(
+            _sorted_quantiles(ordered, self.remaining_levels(mid, steps_done)).mean()
+        )
         cond = conditional_cdf(cdf, steps_done)
         if elapsed_s is not None or steps_done <= 1:
             offset = elapsed_s or 0.0
-            total_q = shift_quantiles(np.quantile(remaining, lv), offset)
-            total_mean = float(remaining.mean()) + offset
+            total_q = shift_quantiles(remaining_q, offset)
+            total_mean = remaining_mean + offset
         else:
-            _, total = sample(tables.by_z, tables.z, tools, cond, draws, 0, rho)
+            rho = self.spec.rho
+            _, total = sample(tables.by_z, tables.z, self.tools.pooled, cond, draws, 0, rho)
             total_q, total_mean = np.quantile(total, lv), float(total.mean())
         tool_p90 = float(self.tools.quantiles(np.array([0.9]))[0])
         return {
@@ -288,12 +415,17 @@ class WorkflowModel:
                 "quantiles": count_quantiles(cond, lv).tolist(),
                 "mean": count_mean(cond),
             },
-            "remaining_s": {
-                "quantiles": np.quantile(remaining, lv).tolist(),
-                "mean": float(remaining.mean()),
-            },
+            "remaining_s": {"quantiles": remaining_q.tolist(), "mean": remaining_mean},
+            "remaining_raw_s": _sorted_quantiles(ordered, lv).tolist(),
             "total_s": {"quantiles": np.asarray(total_q).tolist(), "mean": total_mean},
             "sum_of_means_s": sum_of_means(tables.mean, self.tools.mean(), cdf, steps_done),
             "sum_of_p90_s": sum_of_p90(tables.p90, tool_p90, cdf, steps_done),
             "samples": int(n.shape[0]),
+            "pace": list(shared),
         }
+
+
+def _sorted_quantiles(ordered: F64, levels: F64) -> F64:
+    """Quantiles (linear interpolation, as ``np.quantile``) of already sorted samples."""
+    pos = np.clip(np.asarray(levels, dtype=np.float64), 0.0, 1.0) * (ordered.shape[0] - 1)
+    return np.asarray(np.interp(pos, np.arange(ordered.shape[0]), ordered), dtype=np.float64)

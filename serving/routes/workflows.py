@@ -86,6 +86,12 @@ class WorkflowForecastRequest(BaseModel):
         elapsed_s: Seconds since the first call returned, if known (the total is then
             elapsed + remaining, exactly).
         pending_command: The command of the last returned call (its tool runs now).
+        commands: Commands of the returned calls ``0, 1, ...`` in order (``null`` where
+            unknown; at most ``steps_done``): a wrap-up command (``git diff``,
+            ``patch.txt``) switches the call count to the wrap-up law.
+        latencies_s: Latencies (seconds) of the returned calls in order (``null`` where
+            unknown; at most ``steps_done``); used when the bundle conditions on the
+            task's pace (``spec.pace``, off by default).
         quantiles: Levels to answer, each in (0, 1).
     """
 
@@ -97,12 +103,27 @@ class WorkflowForecastRequest(BaseModel):
     steps_done: Annotated[int, Field(ge=0, le=100_000)] = 0
     elapsed_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     pending_command: Annotated[str, Field(max_length=100_000)] | None = None
+    commands: (
+        Annotated[list[Annotated[str, Field(max_length=100_000)] | None], Field(max_length=100_000)]
+        | None
+    ) = None
+    latencies_s: (
+        Annotated[
+            list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None],
+            Field(max_length=100_000),
+        ]
+        | None
+    ) = None
     quantiles: Annotated[list[Level], Field(min_length=1, max_length=99)] = list(DEFAULT_LEVELS)
 
     @model_validator(mode="after")
     def _elapsed_needs_a_start(self) -> WorkflowForecastRequest:
         if self.elapsed_s is not None and self.steps_done == 0:
             raise ValueError("elapsed_s needs steps_done >= 1 (time runs from the first call)")
+        for name in ("commands", "latencies_s"):
+            given = getattr(self, name)
+            if given is not None and len(given) > self.steps_done:
+                raise ValueError(f"{name} has {len(given)} entries; at most steps_done")
         return self
 
 
@@ -180,6 +201,8 @@ async def forecast_workflow(
             steps_done=body.steps_done,
             elapsed_s=body.elapsed_s,
             pending_command=body.pending_command,
+            latencies_s=body.latencies_s,
+            commands=body.commands,
         )
 
     out = await asyncio.to_thread(run)

@@ -62,6 +62,10 @@ def test_workflow_forecast_over_real_http(base_url: str) -> None:
         assert late["call_count"]["quantiles"]["0.1"] >= 8
         for level, remaining in late["remaining_s"]["quantiles"].items():
             assert late["total_s"]["quantiles"][level] == pytest.approx(100.0 + remaining)
+        # the history of the returned calls is accepted (the tiny bundle has no wrap-up)
+        history = body(steps_done=2, commands=["ls", None], latencies_s=[1.5, None])
+        answer = http.post("/v1/forecasts/workflow", json=history)
+        assert answer.status_code == 200, answer.text
 
         unknown = http.post("/v1/forecasts/workflow", json=body(served_model="gpt-x"))
         assert unknown.status_code == 404
@@ -76,6 +80,8 @@ def test_workflow_forecast_over_real_http(base_url: str) -> None:
         ({"task_text": ""}, ["body", "task_text"]),
         ({"elapsed_s": 5.0}, ["body"]),
         ({"steps_done": 10_000}, ["body", "steps_done"]),
+        ({"steps_done": 1, "commands": ["ls", "git diff"]}, ["body"]),
+        ({"steps_done": 2, "latencies_s": [1.0, -2.0]}, ["body", "latencies_s", 1]),
     ],
 )
 def test_bad_bodies_are_422_with_the_field_path(

@@ -5,6 +5,13 @@ task-text embeddings, the tool-time tables and the per-call latency calibration,
 scores the compositions on held-out task runs.
 """
 
+from training.workflow._calibrate import (
+    REMAINING_BUCKETS,
+    remaining_calibration,
+    remaining_pits,
+    remaining_truth,
+    task_calls,
+)
 from training.workflow._data import (
     CALLS_FILE,
     TASKS_FILE,
@@ -22,11 +29,13 @@ from training.workflow._fit import (
     max_calls_for,
     step_profile,
     tool_tables,
+    wrapup_pmf,
 )
 
 __all__ = [
     "CALLS_FILE",
     "EVAL_LEVELS",
+    "REMAINING_BUCKETS",
     "REMAINING_STEPS",
     "TASKS_FILE",
     "WorkflowData",
@@ -37,8 +46,13 @@ __all__ = [
     "intraclass_correlation",
     "load_workflow_data",
     "max_calls_for",
+    "remaining_calibration",
+    "remaining_pits",
+    "remaining_truth",
     "split_by_instance",
     "step_profile",
+    "task_calls",
     "tool_tables",
+    "wrapup_pmf",
     "write_subset",
 ]

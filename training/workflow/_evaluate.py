@@ -5,8 +5,10 @@
   scored as the same value at every level);
 * ``call_count``: the call-count law against the empirical training distribution;
 * ``tool_time``: tool-time quantiles by command kind against the pooled ones;
-* ``remaining``: for tasks still running after ``k`` calls, the 10-90 interval of the
-  remaining time (mean width, coverage) and the mean pinball, per ``k``.
+* ``remaining``: for tasks still running after ``k`` calls (given the latencies and
+  commands of their returned calls), the 10-90 interval of the remaining time (mean
+  width, coverage, misses below and above), the mean pinball, and the same interval
+  of the raw (not recalibrated) composition (``raw_*``), per ``k``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from core.workflow import Draws, WorkflowModel, command_kind, count_quantiles
 from training import metrics
+from training.workflow._calibrate import remaining_truth, task_calls
 from training.workflow._data import WorkflowData
 
 F64 = npt.NDArray[np.float64]
@@ -36,12 +38,6 @@ def _scores(y: F64, q: F64, levels: F64) -> dict[str, Any]:
         "pinball": dict(zip(keys, per.tolist(), strict=True)),
         "coverage": dict(zip(keys, cov.tolist(), strict=True)),
     }
-
-
-def _remaining_truth(calls: pd.DataFrame, task: str, n: int, k: int) -> float:
-    """Seconds from the end of call ``k - 1`` to the end of call ``n - 1``."""
-    ends = calls.loc[calls["task"] == task].set_index("step")["call_end_ts"]
-    return float(ends.get(n - 1, np.nan) - ends.get(max(k - 1, 0), np.nan))
 
 
 def evaluate_workflows(
@@ -79,23 +75,28 @@ def evaluate_workflows(
         sm, name, n = str(task["served_model"]), str(task["task"]), int(task["n_llm_calls"])
         cdf = model.count_cdf(embeddings[int(str(i))], sm)
         tables = model.latency(sm, device, endpoints.get(name))
-        commands = test.calls.loc[test.calls["task"] == name].set_index("step")["command"]
+        ends, latencies, commands = task_calls(test, name, n)
         row: dict[str, Any] = {"wall_s": float(task["wall_s"]), "n": n, "by_k": {}}
         for k in steps:
-            if k >= n or (k > 0 and k not in commands.index and k - 1 not in commands.index):
+            if k >= n:
                 continue
-            pending = commands.get(k - 1) if k >= 1 else None
             out = model.compose(
                 cdf,
                 tables,
                 draws,
                 EVAL_LEVELS,
                 steps_done=k,
-                pending_command=pending if isinstance(pending, str) else None,
+                pending_command=commands[k - 1] if k >= 1 else None,
+                latencies_s=latencies[:k].tolist(),
+                commands=commands,
             )
-            truth = float(task["wall_s"]) if k <= 1 else _remaining_truth(test.calls, name, n, k)
+            truth = remaining_truth(ends, float(task["wall_s"]), n, k)
             if np.isfinite(truth):
-                row["by_k"][k] = (truth, out["remaining_s"]["quantiles"])
+                row["by_k"][k] = (
+                    truth,
+                    out["remaining_s"]["quantiles"],
+                    out["remaining_raw_s"],
+                )
             if k == 0:
                 row["total"] = out
                 row["count_q"] = count_quantiles(cdf, levels).astype(np.float64)
@@ -157,6 +158,9 @@ def _remaining_curve(
         "above_90": [],
         "mean_pinball": [],
         "median_remaining_s": [],
+        "raw_width_10_90_s": [],
+        "raw_coverage_10_90": [],
+        "raw_above_90": [],
     }
     for k in steps:
         pairs = [r["by_k"][k] for r in rows if k in r["by_k"]]
@@ -172,4 +176,8 @@ def _remaining_curve(
         curve["above_90"].append(float(np.mean(y > q[:, hi])))
         curve["mean_pinball"].append(metrics.mean_pinball(y, q, levels))
         curve["median_remaining_s"].append(float(np.median(y)))
+        raw = np.array([p[2] for p in pairs])
+        curve["raw_width_10_90_s"].append(float(np.mean(raw[:, hi] - raw[:, lo])))
+        curve["raw_coverage_10_90"].append(float(np.mean((y >= raw[:, lo]) & (y <= raw[:, hi]))))
+        curve["raw_above_90"].append(float(np.mean(y > raw[:, hi])))
     return curve

@@ -8,6 +8,10 @@
   step (:func:`step_profile`); the PIT values of held-out training calls under the
   profile forecasts give the recalibration map and the within-task correlation ``rho``
   (:func:`latency_calibration`).
+* Remaining time: with the latency part fitted, the training runs are forecast as if
+  held out at every few calls done, and the PIT values of their true remaining times
+  give one recalibration map per bucket of calls done
+  (:mod:`training.workflow._calibrate`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ import pandas as pd
 
 from core.predictor import Predictor
 from core.quantiles import cdf_rows
-from core.workflow import COUNT_TEXT, WorkflowModel, WorkflowSpec, command_kind
+from core.workflow import COUNT_TEXT, WorkflowModel, WorkflowSpec, command_kind, draw
+from training.workflow._calibrate import (
+    REMAINING_BUCKETS,
+    remaining_calibration,
+    remaining_pits,
+)
 from training.workflow._data import WorkflowData
 
 F64 = npt.NDArray[np.float64]
 TOOL_POINTS = 200
+#: Command substrings that start an agent's wrap-up: mini-swe-agent writes its patch
+#: (``git diff > patch.txt``) and shows it; a median of 3 calls follow on the agentic runs.
+WRAPUP_MARKERS: tuple[str, ...] = ("git diff", "patch.txt")
 PIT_POINTS = 101
 
 
@@ -86,6 +98,34 @@ def step_profile(calls: pd.DataFrame, max_calls: int, min_calls: int = 5) -> F64
             out[s] = last
         last = out[s]
     return out
+
+
+def wrapup_pmf(
+    data: WorkflowData, markers: tuple[str, ...], bandwidth: float, max_calls: int
+) -> F64 | None:
+    """``P(D + 1 = d)``, ``d = 1 .. M``: calls after a run's first wrap-up call.
+
+    ``D = N - 1 - s`` for the first call ``s`` whose command contains one of ``markers``;
+    the law is the mean of the runs' count kernels of ``D + 1`` (as the call count's).
+    ``None`` without markers or without a run that issued one.
+
+    >>> calls = pd.DataFrame({"task": ["a", "a", "a", "a"], "step": [0, 1, 2, 3],
+    ...                       "command": ["ls", "git diff", "cat p", "echo done"]})
+    >>> tasks = pd.DataFrame({"task": ["a"], "n_llm_calls": [4]})
+    >>> wrapup_pmf(WorkflowData(calls, tasks), ("git diff",), 0.0, 4).tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
+    if not markers:
+        return None
+    commands = data.calls["command"].map(lambda c: c if isinstance(c, str) else "")
+    hit = commands.map(lambda c: any(m in c for m in markers))
+    first = data.calls.loc[hit].groupby("task")["step"].min()
+    counts = data.tasks.set_index("task")["n_llm_calls"].reindex(first.index)
+    after = (counts - 1 - first).dropna().to_numpy(dtype=np.float64)
+    after = after[after >= 0]
+    if after.size == 0:
+        return None
+    return np.asarray(count_kernels(after + 1.0, bandwidth, max_calls).mean(axis=0))
 
 
 def latency_calibration(
@@ -157,6 +197,12 @@ def fit_workflow_model(
     k: int = 10,
     shrink: float = 0.5,
     boost: float = 2.0,
+    pace: bool = False,
+    wrapup_markers: tuple[str, ...] = WRAPUP_MARKERS,
+    remaining_buckets: tuple[int, ...] = REMAINING_BUCKETS,
+    calibration_every: int = 3,
+    calibration_samples: int = 1000,
+    seed: int = 0,
     metadata: Mapping[str, str] | None = None,
 ) -> WorkflowModel:
     """Fit the workflow model.
@@ -172,6 +218,14 @@ def fit_workflow_model(
         k: Nearest runs weighted up.
         shrink: Weight of the text-blind part.
         boost: Same-served-model weight multiplier.
+        pace: Condition future calls on the observed latencies of the returned ones.
+        wrapup_markers: Command substrings that start the wrap-up (:func:`wrapup_pmf`; empty:
+            the text law at every step).
+        remaining_buckets: Lower edges of the calls-done buckets of the remaining-time
+            recalibration (empty: none).
+        calibration_every: The training runs are scored every this many calls done.
+        calibration_samples: Monte Carlo samples per calibration forecast.
+        seed: Seed of the calibration's common random numbers.
         metadata: Provenance.
     """
     tasks, calls = data.tasks, data.calls
@@ -187,6 +241,9 @@ def fit_workflow_model(
         **{f"profile_{sm}": step_profile(calls[calls["model"] == sm], m) for sm in served_models},
         "pit_map": np.linspace(0.0, 1.0, PIT_POINTS),
     }
+    wrapup = wrapup_pmf(data, wrapup_markers, bandwidth, m)
+    if wrapup is not None:
+        arrays["wrapup_pmf"] = wrapup
     spec = WorkflowSpec(
         served_models=served_models,
         run_served_models=tuple(str(s) for s in tasks["served_model"]),
@@ -196,9 +253,21 @@ def fit_workflow_model(
         boost=boost,
         bandwidth=bandwidth,
         tool_kinds=tuple(sorted(by_kind)),
+        pace=pace,
+        wrapup_markers=tuple(wrapup_markers) if "wrapup_pmf" in arrays else (),
         metadata=dict(metadata or {}),
     )
     draft = WorkflowModel(spec, arrays, predictor)
     pit_map, rho = latency_calibration(draft, calls, tasks, endpoints, device)
     arrays["pit_map"] = pit_map
-    return WorkflowModel(spec.model_copy(update={"rho": rho}), arrays, predictor)
+    spec = spec.model_copy(update={"rho": rho})
+    if not remaining_buckets:
+        return WorkflowModel(spec, arrays, predictor)
+    raw = WorkflowModel(spec, arrays, predictor)
+    draws = draw(calibration_samples, 2 * m, seed)
+    pit, steps = remaining_pits(
+        raw, data, embeddings, endpoints, draws, device=device, every=calibration_every
+    )
+    arrays["remaining_pit"] = remaining_calibration(pit, steps, remaining_buckets)
+    spec = spec.model_copy(update={"remaining_buckets": tuple(remaining_buckets)})
+    return WorkflowModel(spec, arrays, predictor)

@@ -24,6 +24,18 @@ def test_call_count_weights_and_pmf_exact() -> None:
         CallCountModel(emb, kernels, ("a",))
 
 
+def test_call_count_leaves_out_excluded_runs() -> None:
+    emb = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    m = CallCountModel(emb, np.eye(3), ("a", "a", "b"), k=2, shrink=0.3, boost=1.0)
+    # run 0 left out: the empirical part is spread over runs 1 and 2, both neighbours
+    w = m.weights(np.array([1.0, 0.0]), None, exclude=np.array([True, False, False]))
+    np.testing.assert_allclose(w, [0.0, 0.5, 0.5])
+    w = m.weights(np.array([1.0, 0.0]), None, exclude=np.array([False, True, False]))
+    np.testing.assert_allclose(w, np.array([0.15 + 0.5, 0.0, 0.15 + 0.5]) / 1.3)
+    with pytest.raises(ValueError, match="every training run is excluded"):
+        m.weights(np.array([1.0, 0.0]), None, exclude=np.ones(3, dtype=bool))
+
+
 @pytest.mark.parametrize(
     ("command", "kind"),
     [

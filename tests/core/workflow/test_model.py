@@ -69,3 +69,43 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
     a = model.compose(cdf, model.latency("m", "d"), d, LEVELS, steps_done=2)
     b = loaded.compose(cdf, loaded.latency("m", "d"), d, LEVELS, steps_done=2)
     assert a == b
+
+
+def test_wrapup_command_switches_the_call_count() -> None:
+    base = tiny_model()
+    pmf = np.zeros(M)
+    pmf[[2, 4]] = 0.5  # D + 1 = 3 or 5: 2 or 4 calls after the wrap-up call
+    spec = base.spec.model_copy(update={"wrapup_markers": ("git diff",)})
+    model = WorkflowModel(spec, {**base.arrays, "wrapup_pmf": pmf}, base.predictor)
+    cdf = model.count_cdf(np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32), "m")
+    commands = ["ls", "python t.py", "cd /t && git diff > patch.txt", "cat patch.txt"]
+    assert model.wrapup_step(commands, 4) == 2
+    assert model.wrapup_step(commands, 2) is None  # not issued yet at 2 calls done
+    assert model.progress_cdf(cdf, 2, commands) is cdf
+    wrap = model.progress_cdf(cdf, 4, commands)
+    assert wrap.shape == (2 * M,)
+    # N = 2 + 1 + D: 5 or 7 calls, evenly
+    np.testing.assert_allclose(np.diff(np.concatenate([[0.0], wrap]))[[4, 6]], [0.5, 0.5])
+    d = draw(2000, 2 * M, seed=0)
+    out = model.compose(cdf, model.latency("m", "d"), d, LEVELS, steps_done=4, commands=commands)
+    assert out["call_count"]["quantiles"] == [5, 5, 7]
+    plain = model.compose(cdf, model.latency("m", "d"), d, LEVELS, steps_done=4)
+    assert plain["call_count"]["quantiles"] == [6, 6, 6]
+
+
+def test_remaining_quantiles_follow_the_bucket_map() -> None:
+    base = tiny_model()
+    grid = np.linspace(0.0, 1.0, 101)
+    maps = np.stack([grid, grid**2])  # calls done >= 3: read the samples at tau squared
+    spec = base.spec.model_copy(update={"remaining_buckets": (1, 3)})
+    model = WorkflowModel(spec, {**base.arrays, "remaining_pit": maps}, base.predictor)
+    np.testing.assert_allclose(model.remaining_levels(np.array([0.5, 0.9]), 0), [0.5, 0.9])
+    np.testing.assert_allclose(model.remaining_levels(np.array([0.5, 0.9]), 2), [0.5, 0.9])
+    np.testing.assert_allclose(model.remaining_levels(np.array([0.5, 0.9]), 7), [0.25, 0.81])
+    d = draw(2000, 2 * M, seed=0)
+    cdf = model.count_cdf(np.zeros(4, dtype=np.float32), "m")
+    tables = model.latency("m", "d")
+    out = model.compose(cdf, tables, d, (0.25, 0.81), steps_done=5)
+    raw = model.compose(cdf, tables, d, (0.0625, 0.6561), steps_done=5)
+    np.testing.assert_allclose(out["remaining_s"]["quantiles"], raw["remaining_raw_s"])
+    assert out["remaining_s"]["mean"] < out["remaining_raw_s"][1]

@@ -12,6 +12,7 @@ import pytest
 from core.workflow import draw
 from training.workflow import (
     CALLS_FILE,
+    REMAINING_BUCKETS,
     TASKS_FILE,
     WorkflowData,
     count_kernels,
@@ -20,9 +21,13 @@ from training.workflow import (
     intraclass_correlation,
     load_workflow_data,
     max_calls_for,
+    remaining_calibration,
+    remaining_truth,
     split_by_instance,
     step_profile,
+    task_calls,
     tool_tables,
+    wrapup_pmf,
     write_subset,
 )
 
@@ -76,6 +81,47 @@ def test_intraclass_correlation_exact() -> None:
     assert intraclass_correlation(np.zeros(3), np.zeros(3)) == 0.0
 
 
+def test_remaining_calibration_relative_to_the_first_bucket() -> None:
+    from scipy.special import ndtr  # type: ignore[import-untyped]
+
+    z = np.linspace(-1.0, 1.0, 41)
+    # bucket 0 (reference): scores 3x too wide and off-centre; bucket 10: same spread,
+    # bucket 20: twice that spread, 0.6 higher; bucket 40: too few values (reuses 20's)
+    u = ndtr(np.concatenate([0.4 + 3 * z, 0.4 + 3 * z, 1.0 + 6 * z, [0.0] * 5]))
+    steps = np.repeat([0, 10, 20, 40], [41, 41, 41, 5])
+    rows = remaining_calibration(u, steps, (0, 10, 20, 40))
+    assert rows.shape == (4, 101)
+    np.testing.assert_allclose(rows[0], np.linspace(0.0, 1.0, 101), atol=1e-12)
+    np.testing.assert_allclose(rows[1], rows[0], atol=1e-12)
+    assert rows[2, [10, 50, 90]].round(4).tolist() == [0.0248, 0.7257, 0.9992]
+    np.testing.assert_array_equal(rows[3], rows[2])
+    assert REMAINING_BUCKETS[0] == 0
+
+
+def test_task_calls_and_remaining_truth() -> None:
+    calls = pd.DataFrame(
+        {
+            "task": ["t"] * 3 + ["u"],
+            "step": [0, 1, 3, 0],
+            "call_end_ts": [10.0, 15.0, 40.0, 0.0],
+            "latency_s": [np.nan, 4.0, 9.0, 1.0],
+            "command": ["ls", None, "git diff", "x"],
+        }
+    )
+    data = WorkflowData(calls, pd.DataFrame({"task": ["t", "u"], "n_llm_calls": [4, 1]}))
+    ends, latencies, commands = task_calls(data, "t", 4)
+    assert commands == ["ls", None, None, "git diff"]
+    assert np.isnan(latencies[[0, 2]]).all()
+    assert remaining_truth(ends, 30.0, 4, 0) == 30.0  # not started: the wall time
+    assert remaining_truth(ends, 30.0, 4, 2) == 25.0  # end of call 3 - end of call 1
+    assert np.isnan(remaining_truth(ends, 30.0, 4, 3))  # end of call 2 not recorded
+    # git diff at call 3 of 4: no call after it (D = 0)
+    after = wrapup_pmf(data, ("git diff",), 0.0, 3)
+    assert after is not None
+    assert after.tolist() == [1.0, 0.0, 0.0]
+    assert wrapup_pmf(data, (), 0.0, 3) is None
+
+
 def test_load_names_file_line_and_field(tmp_path: Path) -> None:
     pd.DataFrame({"run": ["r"], "instance_id": ["i"]}).to_csv(tmp_path / CALLS_FILE, index=False)
     pd.DataFrame({"run": ["r"]}).to_csv(tmp_path / TASKS_FILE, index=False)
@@ -125,6 +171,14 @@ def test_fit_and_score_on_real_task_runs(agentic: WorkflowData) -> None:
     assert pit[0] >= 0.0
     assert pit[-1] <= 1.0
     assert np.all(np.diff(pit) >= 0)
+    # remaining-time recalibration by calls done; the wrap-up law sums to 1
+    assert model.spec.remaining_buckets == REMAINING_BUCKETS
+    maps = model.arrays["remaining_pit"]
+    assert maps.shape == (len(REMAINING_BUCKETS), 101)
+    np.testing.assert_allclose(maps[0], np.linspace(0.0, 1.0, 101), atol=1e-12)
+    assert np.all(np.diff(maps, axis=1) >= 0)
+    assert model.spec.wrapup_markers == ("git diff", "patch.txt")
+    assert model.arrays["wrapup_pmf"].sum() == pytest.approx(1.0)
     result = evaluate_workflows(
         model,
         train,
@@ -144,3 +198,4 @@ def test_fit_and_score_on_real_task_runs(agentic: WorkflowData) -> None:
     curve = result["remaining"]
     assert curve["steps_done"] == [0.0, 10.0, 40.0]
     assert curve["tasks"][0] >= curve["tasks"][-1]
+    assert curve["width_10_90_s"][0] == pytest.approx(curve["raw_width_10_90_s"][0])
