@@ -94,16 +94,19 @@ def _tables(result: dict[str, Any]) -> None:
     console.print(counts)
     curve = result["remaining"]
     remaining = Table(title="remaining time after k calls")
-    for col in ("k", "tasks", "10-90 width (s)", "10-90 coverage"):
+    cols = ("k", "tasks", "10-90 width (s)", "10-90 coverage", "above q0.9", "raw coverage")
+    for col in cols:
         remaining.add_column(col, justify="right")
-    for k, n, w, c in zip(
+    for k, n, w, c, a, r in zip(
         curve["steps_done"],
         curve["tasks"],
         curve["width_10_90_s"],
         curve["coverage_10_90"],
+        curve["above_90"],
+        curve["raw_coverage_10_90"],
         strict=True,
     ):
-        remaining.add_row(f"{k:.0f}", f"{n:.0f}", f"{w:.0f}", f"{c:.3f}")
+        remaining.add_row(f"{k:.0f}", f"{n:.0f}", f"{w:.0f}", f"{c:.3f}", f"{a:.3f}", f"{r:.3f}")
     console.print(remaining)
 
 
