@@ -108,7 +108,6 @@ def test_serve_app_routed_by_tailcast(base_url: str) -> None:
             time.sleep(max(0.0, start + req["at_s"] - time.monotonic()))
             responses.append(handle.remote(req))
         results = [r.result(timeout_s=60) for r in responses]
-        wall = time.monotonic() - start
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
@@ -117,7 +116,6 @@ def test_serve_app_routed_by_tailcast(base_url: str) -> None:
     assert len(replicas) == 2  # load was spread
     # every routing decision asked tailcast about both candidates
     assert forecasts_served(base_url) - before >= 2 * N
-    assert wall < requests[-1]["at_s"] + sum(r["service_s"] for r in requests)
 
 
 def context(in_flight: float, lo: int = 1, hi: int = 16, target: int = 2) -> AutoscalingContext:
