@@ -21,7 +21,15 @@ from training.workflow._data import (
     split_by_instance,
     write_subset,
 )
-from training.workflow._evaluate import EVAL_LEVELS, REMAINING_STEPS, evaluate_workflows
+from training.workflow._evaluate import (
+    COHORTS,
+    EVAL_LEVELS,
+    REMAINING_STEPS,
+    bonferroni,
+    cohort_curves,
+    coverage_pvalue,
+    evaluate_workflows,
+)
 from training.workflow._fit import (
     count_kernels,
     fit_workflow_model,
@@ -34,12 +42,16 @@ from training.workflow._fit import (
 
 __all__ = [
     "CALLS_FILE",
+    "COHORTS",
     "EVAL_LEVELS",
     "REMAINING_BUCKETS",
     "REMAINING_STEPS",
     "TASKS_FILE",
     "WorkflowData",
+    "bonferroni",
+    "cohort_curves",
     "count_kernels",
+    "coverage_pvalue",
     "evaluate_workflows",
     "fit_workflow_model",
     "instance_fold",

@@ -8,7 +8,11 @@
 * ``remaining``: for tasks still running after ``k`` calls (given the latencies and
   commands of their returned calls), the 10-90 interval of the remaining time (mean
   width, coverage, misses below and above), the mean pinball, and the same interval
-  of the raw (not recalibrated) composition (``raw_*``), per ``k``.
+  of the raw (not recalibrated) composition (``raw_*``), per ``k``;
+* ``cohorts``: the same 10-90 interval for fixed cohorts of task runs (those still
+  running after ``c`` calls) at every depth ``0..c`` of the SAME runs, as counts so
+  folds pool exactly (:func:`cohort_curves`); :func:`coverage_pvalue` tests a count
+  against a nominal coverage.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from training.workflow._data import WorkflowData
 F64 = npt.NDArray[np.float64]
 EVAL_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.95, 0.99)
 REMAINING_STEPS: tuple[int, ...] = (0, 5, 10, 20, 30, 40, 50, 60, 80, 100, 120)
+#: Cohorts of the remaining-time curve: task runs still running after this many calls.
+COHORTS: tuple[int, ...] = (20, 40, 80)
 
 
 def _scores(y: F64, q: F64, levels: F64) -> dict[str, Any]:
@@ -126,6 +132,7 @@ def evaluate_workflows(
         },
         "tool_time": tool_time_scores(model, test),
         "remaining": _remaining_curve(rows, steps, levels),
+        "cohorts": cohort_curves([r["by_k"] for r in rows], COHORTS, steps, levels),
         "rho": model.spec.rho,
     }
 
@@ -181,3 +188,72 @@ def _remaining_curve(
         curve["raw_coverage_10_90"].append(float(np.mean((y >= raw[:, lo]) & (y <= raw[:, hi]))))
         curve["raw_above_90"].append(float(np.mean(y > raw[:, hi])))
     return curve
+
+
+def cohort_curves(
+    by_k: Sequence[Mapping[int, tuple[Any, ...]]],
+    cohorts: Sequence[int],
+    steps: Sequence[int],
+    levels: F64,
+) -> dict[str, dict[str, list[float]]]:
+    """Remaining-time interval of fixed cohorts of task runs, depth by depth.
+
+    Cohort ``c`` holds the task runs scored at every depth of ``steps`` up to ``c``
+    (so still running after ``c`` calls); each depth ``k <= c`` is scored on the same
+    runs, which isolates how one run's forecast sharpens as its calls complete (the
+    all-runs curve mixes populations: the runs alive late are the long ones).
+
+    Args:
+        by_k: Per task run, depth ``k`` (calls done) -> ``(truth_s, quantiles_s, ...)``
+            with the remaining time in seconds and its quantiles at ``levels``.
+        cohorts: Cohort depths ``c`` (calls).
+        steps: Depths scored (calls); those ``<= c`` make cohort ``c``'s curve.
+        levels: Quantile levels of the forecasts (must include 0.1 and 0.9).
+
+    Returns:
+        ``{str(c): {"steps_done", "tasks", "width_10_90_s", "inside_10_90",
+        "below_q90"}}`` with per depth the number of runs, their mean 10-90 width (s),
+        and the COUNTS of runs inside [q0.1, q0.9] and at or below q0.9. Cohorts with
+        fewer than 3 runs are left out.
+    """
+    lo, hi = int(np.argmin(np.abs(levels - 0.1))), int(np.argmin(np.abs(levels - 0.9)))
+    out: dict[str, dict[str, list[float]]] = {}
+    for c in cohorts:
+        depths = [k for k in steps if k <= c]
+        members = [r for r in by_k if all(k in r for k in depths)]
+        if len(members) < 3:
+            continue
+        curve: dict[str, list[float]] = {
+            "steps_done": [],
+            "tasks": [],
+            "width_10_90_s": [],
+            "inside_10_90": [],
+            "below_q90": [],
+        }
+        for k in depths:
+            y = np.array([float(r[k][0]) for r in members])
+            q = np.array([np.asarray(r[k][1], dtype=np.float64) for r in members])
+            curve["steps_done"].append(float(k))
+            curve["tasks"].append(float(len(members)))
+            curve["width_10_90_s"].append(float(np.mean(q[:, hi] - q[:, lo])))
+            curve["inside_10_90"].append(float(np.sum((y >= q[:, lo]) & (y <= q[:, hi]))))
+            curve["below_q90"].append(float(np.sum(y <= q[:, hi])))
+        out[str(c)] = curve
+    return out
+
+
+def coverage_pvalue(hits: int, n: int, nominal: float) -> float:
+    """Two-sided exact binomial p-value of ``hits`` covered out of ``n`` vs ``nominal``.
+
+    Counts are task runs (not calls). Runs of one repeated task instance are not
+    independent, so the p-value is optimistic about the effective sample size.
+    """
+    from scipy.stats import binomtest  # type: ignore[import-untyped]
+
+    return float(binomtest(hits, n, nominal, alternative="two-sided").pvalue)
+
+
+def bonferroni(pvalues: Sequence[float]) -> list[float]:
+    """Bonferroni-adjusted p-values: each times the number of tests, capped at 1."""
+    m = len(pvalues)
+    return [min(1.0, m * p) for p in pvalues]
