@@ -10,8 +10,7 @@ per replica at the batch-4 per-token speed (``slots=4``). Reported: P50/P95/P99
 latency, ratios of P95 to po2, least_loaded and oracle, tail_aware at other quantile
 levels, the forecasts' skill, the no-queueing floor, and the bar lines.
 
-The scaling functions below (``_max_load``, ``_scaling``) are no longer run here (see
-``bench_scaling``).
+Scaling is measured by ``bench_scaling``.
 """
 
 from __future__ import annotations
@@ -213,59 +212,6 @@ def _seed_check(scenario: job.Scenario) -> str:
             f"{1 - p95['tail'] / p95['po2']:.1%} | {1 - p95['oracle'] / p95['po2']:.1%} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _max_load(
-    path: Path, fmt: str, scaler: str, slo_p95: float, cap: int, mean_budget: float, start: str
-) -> tuple[float, dict[str, float]]:
-    """Highest load (x the starting cluster's capacity) meeting the SLO on the budget.
-
-    Met = P95 <= ``slo_p95`` and mean replicas (replica-seconds / makespan) <=
-    ``mean_budget``, with at most ``cap`` replicas at any time. Bisection, 7 steps.
-    """
-    lo, hi = 0.25, 4.0
-    best: dict[str, float] = {}
-    for _ in range(7):
-        mid = (lo + hi) / 2
-        scenario = _scenario(path, fmt, load=mid, cluster=start)
-        options = {"max_replicas": cap, "min_replicas": 2, "slo_s": slo_p95}
-        result = job.run_policy(scenario, "least_loaded", scaler, seed=SEED, scaler_options=options)
-        summary = result.summary(slo_p95)
-        replicas = summary["replica_seconds"] / summary["makespan_s"]
-        if summary["p95"] <= slo_p95 and replicas <= mean_budget:
-            rate = mid * scenario.capacity_rps
-            lo, best = mid, summary | {"rate_rps": rate, "mean_replicas": replicas}
-        else:
-            hi = mid
-    return lo, best
-
-
-def _scaling() -> str:
-    path, fmt = TRACES["azure conv"]
-    start, cap, budget = "h100:2", 8, 4.0
-    probe = _scenario(path, fmt, cluster=start)
-    slo = 1.5 * float(np.quantile(probe.workload.work.min(axis=1), 0.95))
-    lines = [
-        f"### Scaling (azure conv): start {start} (also the minimum), at most {cap} h100 "
-        f"replicas, replica budget {budget:g} replicas on average (replica-seconds / "
-        f"makespan), cold start 60 s, cooldown 30 s, scale-down stabilization 300 s, router "
-        f"least_loaded, P95 SLO {slo:.1f} s (1.5 x the P95 service time on h100); highest "
-        "load meeting both, by bisection",
-        "",
-        "| scaler | max load x start capacity | req/s | P95 s | mean replicas |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    found: dict[str, float] = {}
-    for scaler in ("utilization", "forecast"):
-        load, best = _max_load(path, fmt, scaler, slo, cap, budget, start)
-        found[scaler] = best.get("rate_rps", 0.0)
-        nan = float("nan")
-        rate, p95 = best.get("rate_rps", nan), best.get("p95", nan)
-        mean = best.get("mean_replicas", nan)
-        lines.append(f"| {scaler} | {load:.2f} | {rate:.3f} | {p95:.2f} | {mean:.2f} |")
-    ratio = found["forecast"] / found["utilization"] if found["utilization"] else float("nan")
-    lines += ["", f"- forecast / utilization sustained rate: {ratio:.2f}x (bar: >= 1.5x)", ""]
-    return "\n".join(lines)
 
 
 def run() -> str:
