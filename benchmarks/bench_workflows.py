@@ -385,6 +385,9 @@ def report(
             for k, v in curve.items()
         ),
         "",
+        f"![remaining-time interval width and coverage vs calls completed]"
+        f"(benchmarks/plots/{plot.name})",
+        "",
         "p: two-sided exact binomial test of the coverage count (task runs) against the "
         "nominal 0.8 (10-90) or 0.9 (q0.9), Bonferroni-adjusted over the depths of the table "
         "(capped at 1). The runs still running at depth k are a different, longer population "
@@ -407,9 +410,6 @@ def report(
         "",
         f"![remaining-time interval width and coverage of fixed cohorts vs calls completed]"
         f"(benchmarks/plots/{cohort_plot.name})",
-        "",
-        f"![remaining-time interval width and coverage vs calls completed]"
-        f"(benchmarks/plots/{plot.name})",
         "",
         f"- bar, composition coverage: 0.9 quantile of task wall time covers **{cov9:.3f}** "
         f"(bar 0.85-0.95): {_met(abs(cov9 - 0.9) <= 0.05)}; per fold: {per_fold}",

@@ -108,6 +108,34 @@ def _tables(result: dict[str, Any]) -> None:
     ):
         remaining.add_row(f"{k:.0f}", f"{n:.0f}", f"{w:.0f}", f"{c:.3f}", f"{a:.3f}", f"{r:.3f}")
     console.print(remaining)
+    _cohort_table(result.get("cohorts", {}))
+
+
+def _cohort_table(cohorts: dict[str, dict[str, list[float]]]) -> None:
+    """Fixed cohorts: the same runs (more than c calls) scored at every depth 0..c."""
+    if not cohorts:
+        return
+    table = Table(title="remaining time of fixed cohorts (same runs at every k)")
+    for col in ("cohort", "k", "runs", "10-90 width (s)", "10-90 coverage", "below q0.9"):
+        table.add_column(col, justify="right")
+    for c, cur in cohorts.items():
+        for k, n, w, inside, below in zip(
+            cur["steps_done"],
+            cur["tasks"],
+            cur["width_10_90_s"],
+            cur["inside_10_90"],
+            cur["below_q90"],
+            strict=True,
+        ):
+            table.add_row(
+                f"> {c} calls",
+                f"{k:.0f}",
+                f"{n:.0f}",
+                f"{w:.0f}",
+                f"{inside / n:.3f}",
+                f"{below / n:.3f}",
+            )
+    console.print(table)
 
 
 def train_workflows(

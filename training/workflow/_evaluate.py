@@ -56,6 +56,7 @@ def evaluate_workflows(
     *,
     device: str = "deepseek-api",
     steps: Sequence[int] = REMAINING_STEPS,
+    cohorts: Sequence[int] = COHORTS,
     on_task: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on the task runs of ``test``.
@@ -69,6 +70,7 @@ def evaluate_workflows(
         draws: Common random numbers.
         device: Device of the calls.
         steps: Calls done at which remaining-time forecasts are scored.
+        cohorts: Cohort depths of :func:`cohort_curves` (each must be in ``steps``).
         on_task: Progress callback, once per test task run.
 
     Returns:
@@ -132,7 +134,7 @@ def evaluate_workflows(
         },
         "tool_time": tool_time_scores(model, test),
         "remaining": _remaining_curve(rows, steps, levels),
-        "cohorts": cohort_curves([r["by_k"] for r in rows], COHORTS, steps, levels),
+        "cohorts": cohort_curves([r["by_k"] for r in rows], cohorts, steps, levels),
         "rho": model.spec.rho,
     }
 
@@ -206,7 +208,7 @@ def cohort_curves(
     Args:
         by_k: Per task run, depth ``k`` (calls done) -> ``(truth_s, quantiles_s, ...)``
             with the remaining time in seconds and its quantiles at ``levels``.
-        cohorts: Cohort depths ``c`` (calls).
+        cohorts: Cohort depths ``c`` (calls); one not in ``steps`` is left out.
         steps: Depths scored (calls); those ``<= c`` make cohort ``c``'s curve.
         levels: Quantile levels of the forecasts (must include 0.1 and 0.9).
 
@@ -219,6 +221,8 @@ def cohort_curves(
     lo, hi = int(np.argmin(np.abs(levels - 0.1))), int(np.argmin(np.abs(levels - 0.9)))
     out: dict[str, dict[str, list[float]]] = {}
     for c in cohorts:
+        if c not in steps:
+            continue
         depths = [k for k in steps if k <= c]
         members = [r for r in by_k if all(k in r for k in depths)]
         if len(members) < 3:

@@ -15,7 +15,10 @@ from training.workflow import (
     REMAINING_BUCKETS,
     TASKS_FILE,
     WorkflowData,
+    bonferroni,
+    cohort_curves,
     count_kernels,
+    coverage_pvalue,
     evaluate_workflows,
     fit_workflow_model,
     intraclass_correlation,
@@ -122,6 +125,45 @@ def test_task_calls_and_remaining_truth() -> None:
     assert wrapup_pmf(data, (), 0.0, 3) is None
 
 
+def test_cohort_curves_score_the_same_runs_at_every_depth() -> None:
+    rng = np.random.default_rng(7)
+    by_k = []
+    for n in (8, 15, 25, 30, 45, 50):
+        rows: dict[int, tuple[float, list[float]]] = {}
+        for k in (0, 10, 20, 40):
+            if k < n:
+                m = 10.0 * (n - k)
+                rows[k] = (m * float(rng.lognormal(0, 0.4)), [0.6 * m, m, 1.5 * m])
+        by_k.append(rows)
+    out = cohort_curves(by_k, (10, 20, 30, 40), (0, 10, 20, 40), np.array([0.1, 0.5, 0.9]))
+    # cohort 40 has 2 runs (< 3) and 30 is not a scored depth: both left out; the
+    # 8-call run is in no cohort
+    assert out == {
+        "10": {
+            "steps_done": [0.0, 10.0],
+            "tasks": [5.0, 5.0],
+            "width_10_90_s": [297.0, 207.0],
+            "inside_10_90": [5.0, 4.0],
+            "below_q90": [5.0, 4.0],
+        },
+        "20": {
+            "steps_done": [0.0, 10.0, 20.0],
+            "tasks": [4.0, 4.0, 4.0],
+            "width_10_90_s": [337.5, 247.5, 157.5],
+            "inside_10_90": [4.0, 3.0, 4.0],
+            "below_q90": [4.0, 3.0, 4.0],
+        },
+    }
+
+
+def test_coverage_pvalue_and_bonferroni() -> None:
+    # 54 of 64 runs below q0.9 (0.844) is well within chance of a nominal 0.9
+    assert round(coverage_pvalue(54, 64, 0.9), 4) == 0.1417
+    assert coverage_pvalue(8, 10, 0.8) == pytest.approx(1.0)
+    assert coverage_pvalue(40, 64, 0.9) < 1e-6
+    assert bonferroni([0.01, 0.2, 0.5]) == pytest.approx([0.03, 0.6, 1.0])
+
+
 def test_load_names_file_line_and_field(tmp_path: Path) -> None:
     pd.DataFrame({"run": ["r"], "instance_id": ["i"]}).to_csv(tmp_path / CALLS_FILE, index=False)
     pd.DataFrame({"run": ["r"]}).to_csv(tmp_path / TASKS_FILE, index=False)
@@ -199,3 +241,13 @@ def test_fit_and_score_on_real_task_runs(agentic: WorkflowData) -> None:
     assert curve["steps_done"] == [0.0, 10.0, 40.0]
     assert curve["tasks"][0] >= curve["tasks"][-1]
     assert curve["width_10_90_s"][0] == pytest.approx(curve["raw_width_10_90_s"][0])
+    # cohorts (default 20, 40, 80): only 40 is a scored depth; its runs are the same
+    # at 0, 10 and 40 calls done, and are those scored at 40
+    cohorts = result["cohorts"]
+    assert set(cohorts) == {"40"}
+    assert cohorts["40"]["steps_done"] == [0.0, 10.0, 40.0]
+    assert cohorts["40"]["tasks"][0] == curve["tasks"][-1]
+    for c, cur in cohorts.items():
+        assert all(k <= int(c) for k in cur["steps_done"])
+        assert len(set(cur["tasks"])) == 1
+        assert all(0 <= h <= cur["tasks"][0] for h in cur["inside_10_90"])
