@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,14 @@ from core.workflow._compose import (
 )
 from core.workflow._count import CallCountModel
 from core.workflow._tools import ToolTimes, command_kind
+
+_NORMAL = NormalDist()
+
+
+def _score(u: float) -> float:
+    """Normal score of a probability, clipped into the open unit interval."""
+    return _NORMAL.inv_cdf(min(max(u, 1e-300), 1.0 - 1e-16))
+
 
 F64 = npt.NDArray[np.float64]
 
@@ -79,6 +88,11 @@ class WorkflowSpec(BaseModel):
         remaining_buckets: Increasing lower edges (calls done) of the buckets with a
             remaining-time recalibration map (row ``b`` of ``remaining_pit``); below the
             first edge (or with none) the raw composition is used.
+        remaining_knots: Where each row of ``remaining_pit`` applies, in ``log1p`` of
+            calls done (increasing, one per bucket: the mean over the bucket's scored
+            runs). Given, the map's location shift and spread ratio (in normal scores)
+            are interpolated linearly in ``log1p(calls done)`` between knots and held
+            constant beyond the ends; empty, each bucket's map is used as a step.
         z_max: The latency tables cover normal scores in [-z_max, z_max].
         z_points: Points of that grid.
         metadata: Provenance (training data, date, version).
@@ -99,6 +113,7 @@ class WorkflowSpec(BaseModel):
     pace: bool = False
     wrapup_markers: tuple[str, ...] = ()
     remaining_buckets: tuple[int, ...] = ()
+    remaining_knots: tuple[float, ...] = ()
     z_max: float = 4.0
     z_points: int = Field(default=257, ge=3)
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -338,18 +353,37 @@ class WorkflowModel:
     def remaining_levels(self, levels: F64, steps_done: int) -> F64:
         """Sample levels that give calibrated remaining-time quantiles at ``levels``.
 
-        The recalibration map of the bucket of ``steps_done`` (the identity below the
-        first bucket edge or without buckets):
-        the quantile ``tau`` of the remaining time is the raw samples' quantile at
-        ``remaining_pit[b]`` read at ``tau``.
+        The quantile ``tau`` of the remaining time is the raw samples' quantile at the
+        recalibration map read at ``tau``. With ``spec.remaining_knots``, the map at
+        ``x = log1p(steps_done)`` between knots ``x_j <= x < x_{j+1}`` is
+        ``Phi((1 - w) Phi^-1(r_j(tau)) + w Phi^-1(r_{j+1}(tau)))`` with
+        ``w = (x - x_j) / (x_{j+1} - x_j)``: each row is
+        ``Phi(shift + ratio Phi^-1(tau))``, so this interpolates the shift and the ratio
+        linearly; row 0 applies before the first knot, the last row after the last.
+        Without knots, the row of the bucket of ``steps_done`` (the identity below the
+        first bucket edge or without buckets).
         """
         lv = np.asarray(levels, dtype=np.float64)
         buckets = self.spec.remaining_buckets
         b = int(np.searchsorted(buckets, steps_done, side="right")) - 1
         if b < 0:
             return lv
-        pit = self.arrays["remaining_pit"][b]
-        return np.asarray(np.interp(lv, np.linspace(0.0, 1.0, pit.shape[0]), pit))
+        rows = self.arrays["remaining_pit"]
+        grid = np.linspace(0.0, 1.0, rows.shape[1])
+        knots = self.spec.remaining_knots
+        if not knots:
+            return np.asarray(np.interp(lv, grid, rows[b]))
+        x = math.log1p(steps_done)
+        j = int(np.searchsorted(knots, x, side="right"))
+        if j == 0 or j == len(knots):
+            return np.asarray(np.interp(lv, grid, rows[max(j - 1, 0)]))
+        w = (x - knots[j - 1]) / (knots[j] - knots[j - 1])
+        lo, hi = np.interp(lv, grid, rows[j - 1]), np.interp(lv, grid, rows[j])
+        out = [
+            a if a in (0.0, 1.0) else _NORMAL.cdf((1 - w) * _score(a) + w * _score(c))
+            for a, c in zip(lo.tolist(), hi.tolist(), strict=True)
+        ]
+        return np.asarray(out, dtype=np.float64)
 
     def compose(
         self,

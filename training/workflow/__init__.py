@@ -8,6 +8,7 @@ scores the compositions on held-out task runs.
 from training.workflow._calibrate import (
     REMAINING_BUCKETS,
     remaining_calibration,
+    remaining_knots,
     remaining_pits,
     remaining_truth,
     task_calls,
@@ -59,6 +60,7 @@ __all__ = [
     "load_workflow_data",
     "max_calls_for",
     "remaining_calibration",
+    "remaining_knots",
     "remaining_pits",
     "remaining_truth",
     "split_by_instance",

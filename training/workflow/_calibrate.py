@@ -10,9 +10,13 @@ if held out* (its own task instance left out of the call-count model) at calls d
 samples, and, per bucket of calls done, compare the PIT values' normal scores with
 those of the first bucket (the start, where the composition is already calibrated on
 held-out calls through the latency PIT map): the shift of their median and the ratio of
-their 10-90 spread give the bucket's map (``remaining_pit``).
-:meth:`core.workflow.WorkflowModel.remaining_levels` reads a forecast's samples at the
-levels that map gives.
+their 10-90 spread give the bucket's map (``remaining_pit``). A bucket's factors are
+an average over its scored runs, so they estimate the curve at the bucket's mean
+``log1p(calls done)`` (its knot, :func:`remaining_knots`);
+:meth:`core.workflow.WorkflowModel.remaining_levels` interpolates the shift and ratio
+linearly in ``log1p(calls done)`` between knots (constant beyond the ends) and reads a
+forecast's samples at the levels that map gives: a piecewise-linear estimate of a
+smooth curve instead of a step at each bucket edge.
 """
 
 from __future__ import annotations
@@ -98,6 +102,27 @@ def remaining_pits(
             pits.append(float(np.clip(np.mean(samples <= truth), half, 1.0 - half)))
             steps.append(k)
     return np.asarray(pits, dtype=np.float64), np.asarray(steps, dtype=np.int64)
+
+
+def remaining_knots(steps_done: I64, buckets: Sequence[int] = REMAINING_BUCKETS) -> F64:
+    """Per bucket of calls done, the mean ``log1p(calls done)`` of its scored runs.
+
+    The knot where the bucket's map applies (``log1p`` of its lower edge when it has no
+    values); strictly increasing, as the buckets do not overlap.
+
+    >>> remaining_knots(np.array([0, 3, 12, 15]), (0, 10, 20)).round(3).tolist()
+    [0.693, 2.669, 3.045]
+    """
+    edges = np.asarray(buckets)
+    which = np.searchsorted(edges, steps_done, side="right") - 1
+    x = np.log1p(np.asarray(steps_done, dtype=np.float64))
+    return np.asarray(
+        [
+            x[which == b].mean() if (which == b).any() else np.log1p(edges[b])
+            for b in range(len(edges))
+        ],
+        dtype=np.float64,
+    )
 
 
 def remaining_calibration(

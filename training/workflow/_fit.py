@@ -29,6 +29,7 @@ from core.workflow import COUNT_TEXT, WorkflowModel, WorkflowSpec, command_kind,
 from training.workflow._calibrate import (
     REMAINING_BUCKETS,
     remaining_calibration,
+    remaining_knots,
     remaining_pits,
 )
 from training.workflow._data import WorkflowData
@@ -222,7 +223,8 @@ def fit_workflow_model(
         wrapup_markers: Command substrings that start the wrap-up (:func:`wrapup_pmf`; empty:
             the text law at every step).
         remaining_buckets: Lower edges of the calls-done buckets of the remaining-time
-            recalibration (empty: none).
+            recalibration (empty: none); each bucket's map applies at its knot and is
+            interpolated in ``log1p(calls done)`` in between (:func:`remaining_knots`).
         calibration_every: The training runs are scored every this many calls done.
         calibration_samples: Monte Carlo samples per calibration forecast.
         seed: Seed of the calibration's common random numbers.
@@ -269,5 +271,8 @@ def fit_workflow_model(
         raw, data, embeddings, endpoints, draws, device=device, every=calibration_every
     )
     arrays["remaining_pit"] = remaining_calibration(pit, steps, remaining_buckets)
-    spec = spec.model_copy(update={"remaining_buckets": tuple(remaining_buckets)})
+    knots = tuple(float(x) for x in remaining_knots(steps, remaining_buckets))
+    spec = spec.model_copy(
+        update={"remaining_buckets": tuple(remaining_buckets), "remaining_knots": knots}
+    )
     return WorkflowModel(spec, arrays, predictor)

@@ -93,6 +93,32 @@ def test_wrapup_command_switches_the_call_count() -> None:
     assert plain["call_count"]["quantiles"] == [6, 6, 6]
 
 
+def test_remaining_levels_interpolate_between_knots() -> None:
+    from statistics import NormalDist
+
+    base = tiny_model()
+    grid = np.linspace(0.0, 1.0, 101)
+    nd = NormalDist()
+    inner = [nd.cdf(0.5 + 2.0 * nd.inv_cdf(t)) for t in grid[1:-1]]
+    maps = np.stack([grid, np.concatenate([[0.0], inner, [1.0]])])  # shift 0.5, ratio 2
+    knots = (float(np.log1p(2)), float(np.log1p(8)))
+    spec = base.spec.model_copy(update={"remaining_buckets": (1, 5), "remaining_knots": knots})
+    model = WorkflowModel(spec, {**base.arrays, "remaining_pit": maps}, base.predictor)
+    levels = np.array([0.1, 0.5, 0.9])
+
+    def at(k: int) -> list[float]:
+        return [float(v) for v in model.remaining_levels(levels, k).round(4)]
+
+    # below the first bucket edge and up to the first knot: the identity (row 0)
+    assert at(0) == at(1) == at(2) == [0.1, 0.5, 0.9]
+    # w = log(5 / 3) / log(3) = 0.465: shift 0.2325, ratio 1.465; then 5 calls done
+    assert at(4) == [0.05, 0.5919, 0.9826]
+    assert at(5) == [0.038, 0.6238, 0.9919]
+    # from the last knot on: the last row
+    assert at(8) == at(20) == [0.0196, 0.6915, 0.9989]
+    assert model.remaining_levels(np.array([0.0, 1.0]), 4).tolist() == [0.0, 1.0]
+
+
 def test_remaining_quantiles_follow_the_bucket_map() -> None:
     base = tiny_model()
     grid = np.linspace(0.0, 1.0, 101)

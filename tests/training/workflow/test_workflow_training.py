@@ -25,6 +25,7 @@ from training.workflow import (
     load_workflow_data,
     max_calls_for,
     remaining_calibration,
+    remaining_knots,
     remaining_truth,
     split_by_instance,
     step_profile,
@@ -99,6 +100,15 @@ def test_remaining_calibration_relative_to_the_first_bucket() -> None:
     assert rows[2, [10, 50, 90]].round(4).tolist() == [0.0248, 0.7257, 0.9992]
     np.testing.assert_array_equal(rows[3], rows[2])
     assert REMAINING_BUCKETS[0] == 0
+
+
+def test_remaining_knots_are_mean_log_calls_done_per_bucket() -> None:
+    steps = np.array([0, 3, 6, 9, 12, 15, 21, 60, 75], dtype=np.int64)
+    knots = remaining_knots(steps, (0, 10, 20, 40, 60))
+    # bucket 40 has no runs: log1p(40); the others average log1p over their runs
+    assert knots.round(4).tolist() == [1.4087, 2.6688, 3.091, 3.7136, 4.2208]
+    assert np.all(np.diff(knots) > 0)
+    assert knots[0] == pytest.approx(np.mean(np.log1p([0, 3, 6, 9])))
 
 
 def test_task_calls_and_remaining_truth() -> None:
@@ -215,6 +225,10 @@ def test_fit_and_score_on_real_task_runs(agentic: WorkflowData) -> None:
     assert np.all(np.diff(pit) >= 0)
     # remaining-time recalibration by calls done; the wrap-up law sums to 1
     assert model.spec.remaining_buckets == REMAINING_BUCKETS
+    knots = np.asarray(model.spec.remaining_knots)
+    assert knots.shape == (len(REMAINING_BUCKETS),)
+    assert np.all(np.diff(knots) > 0)
+    assert np.all(knots >= np.log1p(REMAINING_BUCKETS))
     maps = model.arrays["remaining_pit"]
     assert maps.shape == (len(REMAINING_BUCKETS), 101)
     np.testing.assert_allclose(maps[0], np.linspace(0.0, 1.0, 101), atol=1e-12)
