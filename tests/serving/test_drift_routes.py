@@ -83,6 +83,13 @@ def _wait(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
     return result
 
 
+def _attempts(client: httpx.Client, event_id: str, n: int) -> list[tuple[int, int]] | None:
+    """The delivery log of ``event_id`` as (attempt, status) once it has ``n`` entries."""
+    r = client.get("/v1/drift/deliveries", params={"event_id": event_id})
+    log = [(int(a["attempt"]), int(a["status_code"])) for a in r.json()]
+    return log if len(log) >= n else None
+
+
 def _post(client: httpx.Client, items: list[dict[str, Any]]) -> dict[str, Any]:
     r = client.post("/v1/completions", json={"completions": items}, headers=AUTH)
     assert r.status_code == 200, r.text
@@ -132,8 +139,9 @@ def test_slow_completions_turn_the_group_ood_alert_and_report(
             assert verify(ok.body, SECRET, ok.headers[SIGNATURE_HEADER])
             sent = DriftEvent.model_validate(json.loads(ok.body)["event"])
             assert sent.event_id == event["event_id"]
-            log = client.get("/v1/drift/deliveries", params={"event_id": sent.event_id}).json()
-            assert [(a["attempt"], a["status_code"]) for a in log] == [(1, 503), (2, 200)]
+            # The deliverer logs an attempt once the receiver has answered: wait for it.
+            log = _wait(lambda: _attempts(client, sent.event_id, 2))
+            assert log == [(1, 503), (2, 200)]
             # The OOD event also wrote a report (evidently, logged to MLflow).
             reports = _wait(lambda: client.get("/v1/drift").json()["reports"], 120.0)
             rid = reports[0]["report_id"]
