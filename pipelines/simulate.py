@@ -19,7 +19,9 @@ simulated) and :mod:`scheduler_hooks.sim`:
    batch 1 (each of a replica's ``slots`` requests runs at the batch-``slots`` speed);
 3. :func:`train_forecaster` trains a predictor of that service time through
    :func:`training.train_predictor` (features: token counts and device; for the
-   agentic sessions also the prompt text, the step and the previous call), and the
+   agentic sessions also the prompt text, the step and the previous call; for
+   Mooncake the turn and the previous turn's output length, from the importer's
+   conversations), and the
    simulator receives its forecasts as a :data:`scheduler_hooks.ForecastFn`;
 4. :func:`run_policies` replays the simulated part with arrival times scaled so the
    offered load is ``load`` x the cluster's capacity.
@@ -149,6 +151,13 @@ def load_trace(path: Path, fmt: str, train_fraction: float = 0.4) -> TraceData:
         "input_tokens": numeric("input_tokens"),
         "cached_tokens": numeric("cached_tokens"),
     }
+    if "workflow_id" in table.column_names and table.column("workflow_id").null_count < n:
+        workflows = table.column("workflow_id").to_pylist()
+        cols["workflow_id"] = np.asarray(workflows, dtype=object)[order]
+        cols["step"] = numeric("step")
+        cols["wf_prev_output_tokens"] = _previous_in_workflow(
+            cols["workflow_id"], cols["step"], stamps, numeric("output_tokens")
+        )
     return TraceData(
         times=stamps,
         parent=np.full(n, -1, dtype=np.int64),
@@ -158,6 +167,18 @@ def load_trace(path: Path, fmt: str, train_fraction: float = 0.4) -> TraceData:
         train=np.arange(n) < int(train_fraction * n),
         sessions=False,
     )
+
+
+def _previous_in_workflow(workflow: Any, step: F64, stamps: F64, values: F64) -> F64:
+    """``values`` of the previous request of the same workflow (by step, then time), else NaN.
+
+    The feature store's ``wf_prev_*`` lag, computed on arrays.
+    """
+    order = np.lexsort((stamps, step, workflow.astype(str)))
+    out = np.full(len(values), np.nan)
+    same = workflow[order][1:] == workflow[order][:-1]
+    out[order[1:][same]] = values[order[:-1][same]]
+    return out
 
 
 def _load_sessions(path: Path) -> TraceData:
@@ -442,7 +463,7 @@ def cache_dir(
     home: Path, trace: Path, fmt: str, devices: Sequence[str], slots: int, seed: int
 ) -> Path:
     """Where the predictor for this trace, device set, slots and seed is cached."""
-    key = json.dumps([str(trace.resolve()), fmt, sorted(devices), slots, seed, 1])
+    key = json.dumps([str(trace.resolve()), fmt, sorted(devices), slots, seed, 2])
     return home / "simulate" / hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 

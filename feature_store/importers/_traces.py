@@ -21,7 +21,16 @@ an arbitrary fixed instant: the trace publishes no wall-clock start),
 ``hash_ids`` (ids of the prompt's 512-token prefix blocks) -> ``cached_tokens`` =
 the number of leading blocks already seen earlier in the file x 512, capped at
 ``input_length``: the prefix-cache hit an ideal (unbounded) cache would get.
-``request_id`` = ``"mooncake:{file stem}:{line}"``.
+``request_id`` = ``"mooncake:{file stem}:{line}"``. Conversations are recovered
+from the blocks (a turn's prompt is the previous turn's prompt and answer plus the
+new message, so it starts with the previous turn's blocks): a request's previous turn
+is the most recent earlier request sharing its longest common block prefix, if that
+prefix is at least :data:`MOONCAKE_MIN_SHARED_BLOCKS` blocks (the first block is a
+system prompt every request shares). ``workflow_id`` = the first turn's
+``request_id``, ``step`` = the turn's depth (0 for a first turn), so the store's
+workflow features (``wf_prev_output_tokens``) carry the previous answer's length: on
+the published trace 39% of requests have a previous turn, and their output lengths
+have Spearman 0.64 with it.
 
 Both: ``served_model`` and ``device`` are options; by default the profile's model
 and hardware when a profile is given, else ``"azure-conv"`` / ``"mooncake-conv"``
@@ -65,6 +74,8 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MOONCAKE_ORIGIN = datetime(2025, 1, 1, tzinfo=UTC)
 """Default wall-clock instant of a Mooncake trace's ``timestamp`` 0."""
 MOONCAKE_BLOCK_TOKENS = 512
+MOONCAKE_MIN_SHARED_BLOCKS = 2
+"""Shared leading blocks that make an earlier request a turn of the same conversation."""
 
 
 def parse_utc_timestamps(values: Sequence[str], errors: RowErrors) -> pa.Array:
@@ -200,8 +211,52 @@ def parse_mooncake(text: str) -> tuple[float, int, int, list[int]]:
     return stamp, _integer(obj, "input_length"), _integer(obj, "output_length"), blocks
 
 
-_Row = tuple[int, int | None, int | None, int | None, int | None]
-"""(line, submitted_at in unix microseconds, input, output, cached) of one record."""
+_Row = tuple[int, int | None, int | None, int | None, int | None, str | None, int | None]
+"""(line, submitted_at in unix microseconds, input, output, cached, workflow, step)."""
+
+
+class _Node:
+    """A trie node: the latest request ``(workflow id, step)`` whose prompt passed here."""
+
+    __slots__ = ("children", "latest")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        self.latest: tuple[str, int] | None = None
+
+
+class _Conversations:
+    """A trie of prefix blocks that links each request to its previous turn.
+
+    The deepest node a new prompt reaches at depth >= ``min_shared`` names the
+    previous turn (the latest request through it). Memory: one node per distinct
+    block prefix.
+
+    >>> c = _Conversations(min_shared=2)
+    >>> c.add("a", [0, 1, 2]), c.add("b", [0, 1, 2, 3]), c.add("c", [0, 7]), c.add("d", [0, 1])
+    (('a', 0), ('a', 1), ('c', 0), ('a', 2))
+    """
+
+    def __init__(self, min_shared: int) -> None:
+        self.min_shared = min_shared
+        self._root = _Node()
+
+    def add(self, request_id: str, blocks: Sequence[int]) -> tuple[str, int]:
+        """Link a request; returns its ``(workflow id, step)``."""
+        node, parent = self._root, None
+        for depth, block in enumerate(blocks, start=1):
+            child = node.children.get(block)
+            if child is None:
+                break
+            if depth >= self.min_shared:
+                parent = child.latest
+            node = child
+        own = (parent[0], parent[1] + 1) if parent is not None else (request_id, 0)
+        node = self._root
+        for block in blocks:
+            node = node.children.setdefault(block, _Node())
+            node.latest = own
+        return own
 
 
 class MooncakeTraceImporter(_TraceImporter):
@@ -243,6 +298,7 @@ class MooncakeTraceImporter(_TraceImporter):
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         stem, rng = file_stem(path), np.random.default_rng(self.seed)
         origin_us, seen = unix_micros(self.origin), set[int]()
+        conversations = _Conversations(MOONCAKE_MIN_SHARED_BLOCKS)
         rows: list[_Row] = []
         errors: RowErrors = {}
         for line, text in text_lines(path):
@@ -252,14 +308,16 @@ class MooncakeTraceImporter(_TraceImporter):
                 stamp, inputs, outputs, blocks = parse_mooncake(text)
             except ValueError as exc:
                 errors[len(rows)] = (None, f"invalid Mooncake record: {exc}")
-                rows.append((line, None, None, None, None))
+                rows.append((line, None, None, None, None, None, None))
             else:
                 hits = 0
                 while hits < len(blocks) and blocks[hits] in seen:
                     hits += 1
                 seen.update(blocks)
                 cached = min(hits * self.block_tokens, max(inputs, 0))
-                rows.append((line, origin_us + round(stamp * 1000), inputs, outputs, cached))
+                workflow, step = conversations.add(f"{self.name}:{stem}:{line}", blocks)
+                stamp_us = origin_us + round(stamp * 1000)
+                rows.append((line, stamp_us, inputs, outputs, cached, workflow, step))
             if len(rows) == batch_rows:
                 yield self._batch(stem, rows, errors, rng)
                 rows, errors = [], {}
@@ -272,6 +330,8 @@ class MooncakeTraceImporter(_TraceImporter):
         columns = {
             "submitted_at": microseconds_to_timestamps([row[1] for row in rows]),
             "cached_tokens": pa.array([row[4] for row in rows], type=pa.int64()),
+            "workflow_id": pa.array([row[5] for row in rows], type=pa.string()),
+            "step": pa.array([row[6] for row in rows], type=pa.int64()),
         }
         tokens = ([row[2] for row in rows], [row[3] for row in rows])
         return self._table(stem, [row[0] for row in rows], columns, tokens, errors, rng)

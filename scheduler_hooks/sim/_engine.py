@@ -354,7 +354,10 @@ class Simulator:
             self._recent.popleft()
         serving = [live.state for live in self._reps if live.state.accepting]
         pending = sum(1 for live in self._reps if not live.ready and live.removed_at is None)
-        elapsed = min(window, max(now - float(np.nanmin(self._arrival)), 1e-9))
+        # at least one decision interval: at the first tick (the first arrival's
+        # instant) the observed span is 0 and a rate over it would be unbounded
+        since_first = now - float(np.nanmin(self._arrival))
+        elapsed = min(window, max(since_first, self.config.scale_interval_s))
         view = ScalingView(
             now=now,
             replicas=serving,

@@ -121,3 +121,25 @@ def test_newest_scale_down_cancels_cold_starts_and_keeps_the_first_replicas() ->
     assert len(result.replica_device) == 5  # three h100 were added ...
     assert set(result.replica.tolist()) <= {0, 1}  # ... and cancelled before they served
     assert result.timeline[-1][1] == 2
+
+
+def test_scalers_see_the_arrival_rate_over_at_least_one_decision_interval() -> None:
+    workload = steady(30, 2.0, 1.0)  # 0.5 requests/s from t = 0
+
+    class RateSpy(Scaler):
+        name = "rate_spy"
+
+        def __init__(self) -> None:
+            super().__init__(min_replicas=1, max_replicas=8, cooldown_s=0.0, stabilization_s=0.0)
+            self.rates: list[tuple[float, float]] = []
+
+        def target(self, view: ScalingView) -> int:
+            self.rates.append((view.now, view.arrival_rate))
+            return len(view.replicas) + view.pending
+
+    spy = RateSpy()
+    config = SimConfig(cluster=(("a100", 1),), scale_interval_s=10.0, rate_window_s=20.0)
+    simulate(workload, config, make_router("least_loaded"), spy)
+    # first tick at t = 0 sees one arrival over one interval (not over 0 s),
+    # then the rate over the time since the first arrival, then over the window
+    assert spy.rates[:4] == [(0.0, 0.1), (10.0, 0.6), (20.0, 0.55), (30.0, 0.55)]

@@ -97,6 +97,27 @@ def test_mooncake_cached_tokens_are_the_seen_prefix(tmp_path: Path) -> None:
     assert moved[1]["submitted_at"] == origin + timedelta(milliseconds=5)
 
 
+def test_mooncake_turns_link_by_shared_prefix_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                mooncake_line(0, 1500, [0, 1, 2]),  # conversation A, turn 0
+                mooncake_line(1, 900, [0, 3]),  # only the system block shared: new conversation
+                mooncake_line(2, 2500, [0, 1, 2, 4, 5]),  # A, turn 1
+                "not json",
+                mooncake_line(3, 3000, [0, 1, 2, 4, 6]),  # A: the latest through [0,1,2,4]
+                mooncake_line(4, 1100, [0, 3, 8]),  # B, turn 1
+            ]
+        )
+        + "\n"
+    )
+    rows = read(MooncakeTraceImporter(), path, batch_rows=2).to_pylist()
+    a, b = "mooncake:trace:1", "mooncake:trace:2"
+    assert [r["workflow_id"] for r in rows] == [a, b, a, None, a, b]
+    assert [r["step"] for r in rows] == [0, 0, 1, None, 2, 1]
+
+
 @pytest.mark.shared_data
 def test_real_azure_trace() -> None:
     path = shared("traces/azure_llm_2023_conv.csv")
@@ -127,6 +148,10 @@ def test_real_mooncake_trace() -> None:
     )
     assert rows[-1]["submitted_at"] - rows[0]["submitted_at"] < timedelta(minutes=60)
     assert len({r["request_id"] for r in rows}) == 12_031
+    later = [r for r in rows if r["step"] > 0]
+    assert len(later) == 4_658  # 39% of the requests continue a conversation
+    first = {r["request_id"] for r in rows if r["step"] == 0}
+    assert all(r["workflow_id"] in first for r in later)
 
 
 @pytest.mark.shared_data
