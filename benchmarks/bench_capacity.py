@@ -2,9 +2,10 @@
 
 The Azure conversation trace (the replayed 60%, scaled to 80% of the starting
 cluster's capacity) runs on ``a100:6`` with the ``tail_aware`` router (P95) and the
-``forecast`` scaler adding ``h100`` replicas (at least the 6 starting replicas, at
-most 32; cold start 60 s; cooldown 120 s; scale-down stabilization 600 s; scale-downs
-give up cold-starting replicas first, then the newest, so the starting pool stays).
+``forecast`` scaler's look-ahead rule (``horizon_s`` = the 60 s cold start) adding
+``h100`` replicas (at least the 6 starting replicas, at most 32; cooldown 120 s;
+scale-down stabilization 600 s; scale-downs give up cold-starting replicas first,
+then the newest, so the starting pool stays; the look-ahead models the same order).
 A third of the way through, the a100 pool degrades: every a100 replica serves at 29%
 of its nominal speed, so the cluster loses 71% of its capacity
 (:func:`pipelines.capacity.degrade_event`). Three runs, same seed: no loss, loss
@@ -40,8 +41,12 @@ SCALER: dict[str, Any] = {
     "max_replicas": 32,
     "cooldown_s": 120.0,
     "stabilization_s": 600.0,
+    "horizon_s": 60.0,
 }
 POLICY = cap.RetrainPolicy(calibration_rows=100, retrain_s=120.0)
+OTHER_SEEDS = (1, 2)
+"""Seeds of the router's and scaler's draws also run with and without retraining (not
+used in the bar: the issue asks for one run)."""
 
 
 def scenario() -> job.Scenario:
@@ -69,16 +74,19 @@ def _plot(runs: dict[str, cap.CapacityRun], loss_s: float, pre: float) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
+    highest, lowest = 0.0, np.inf
     for name, run in runs.items():
         mids, p90 = cap.windowed_p90(run.result, WINDOW_S)
         ax.plot(mids / 3600.0, p90, label=name, linewidth=1.3, marker=".")
+        highest, lowest = max(highest, float(np.nanmax(p90))), min(lowest, float(np.nanmin(p90)))
     ax.axvline(loss_s / 3600.0, color="black", linestyle="--", linewidth=1, label="71% loss")
     for job_ in runs["loss, drift-triggered retraining"].jobs:
         ax.axvline(job_["swap_s"] / 3600.0, color="tab:green", linestyle=":", linewidth=1)
     ax.axhspan(0, 1.2 * pre, color="tab:green", alpha=0.08, label="within 20% of pre-loss")
     ax.set_xlabel("arrival time (h); dotted: retrained forecasts take over")
     ax.set_ylabel(f"P90 latency (s), {WINDOW_S / 60:.0f}-min windows")
-    ax.set_yscale("log")
+    if highest > 10 * lowest:  # spikes of minutes next to seconds
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -129,6 +137,18 @@ def run() -> str:
         seed=SEED,
     )
     sensitivity_s = time.perf_counter() - started
+    other_seeds: dict[int, tuple[float, float]] = {}
+    for seed in OTHER_SEEDS:
+        kept, refit = (
+            cap.recovery(
+                cap.run_capacity(
+                    sc, event, retrain=retrain, scaler_options=SCALER, policy=POLICY, seed=seed
+                ).result,
+                loss_s,
+            ).ratio
+            for retrain in (False, True)
+        )
+        other_seeds[seed] = (refit, kept)
     rec = {name: cap.recovery(r.result, loss_s) for name, r in runs.items()}
     pre = rec["loss, no retraining"].pre_p90
     _plot(runs, loss_s, pre)
@@ -193,8 +213,12 @@ def run() -> str:
         f"- sensitivity: the same retraining run with a 300 s scale-down stabilization "
         f"(the scaler's default) ends at {sens.late_p90:.1f} s = {sens.ratio:.2f} x "
         f"({'within' if sens.recovered else 'not within'} 20%; {len(sensitivity.jobs)} "
-        f"retrains; {sensitivity_s:.0f} s): the scaler then gives up the replicas it added "
-        "sooner and the cluster keeps oscillating",
+        f"retrains; {sensitivity_s:.0f} s)",
+        "- other seeds (late / pre-loss P90, with retraining vs without): "
+        + "; ".join(
+            f"seed {seed}: {refit:.2f} x vs {kept:.2f} x"
+            for seed, (refit, kept) in other_seeds.items()
+        ),
         f"- bar (recovers with retraining, not without): {'met' if ok else 'not met'}",
         "",
     ]

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
@@ -27,6 +27,10 @@ class ScalingView:
         recent: Ids of requests that arrived in the recent window.
         utilization: Busy slots / slots of the serving replicas, time-averaged over the
             recent window (``None``: unknown; scalers then read the instant state).
+        scale_down: Which replicas the cluster gives up on a scale-down (``replicas``
+            are in order of addition): ``least_loaded`` (the fewest outstanding
+            requests), ``newest`` (cold-starting ones, then the most recently added) or
+            ``pending_first`` (cold-starting ones, then the least loaded).
     """
 
     now: float
@@ -38,6 +42,7 @@ class ScalingView:
     book: ForecastBook | None = None
     recent: Sequence[int] = ()
     utilization: float | None = None
+    scale_down: Literal["least_loaded", "newest", "pending_first"] = "least_loaded"
 
 
 class Scaler(ABC):

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
 from scheduler_hooks.scaling._base import Scaler, ScalingView
 from scheduler_hooks.scaling._lookahead import F64, Lookahead
@@ -40,12 +41,15 @@ class ForecastScaler(Scaler):
     common random numbers across candidate counts): every slot starts from the draws of
     its running request's remaining work (conditional on the time already served) and
     of its replica's queued requests' work; Poisson arrivals at the rate of the last
-    ``rate_window_s`` seconds bring draws of recent requests' forecasts (on the scale-up
-    device type); replicas added now serve from ``horizon_s`` on, replicas already
-    cold-starting from when they were asked for plus ``horizon_s``, and a smaller count
-    drops the least-loaded replicas at once. Arrivals before ``horizon_s`` count only
-    for candidates that do not add replicas (a scale-up cannot help them). Scale-downs
-    still go through the base class's stabilization window and cooldown.
+    ``rate_window_s`` seconds bring draws of recent requests' forecasts, each served on
+    the slot where it would finish first for its draw on that slot's device type
+    (replicas added or cold-starting are of the scale-up type); replicas added now
+    serve from ``horizon_s`` on, replicas already cold-starting from when they were
+    asked for plus ``horizon_s``, and a smaller count drops replicas at once in the
+    order the cluster would (``view.scale_down``: the least loaded, or cold-starting
+    ones first and then the newest or least loaded). Arrivals before ``horizon_s``
+    count only for candidates that do not add replicas (a scale-up cannot help them).
+    Scale-downs still go through the base class's stabilization window and cooldown.
 
     **Steady-state rule** (``horizon_s=None``, the KEDA/Ray hooks' plan, which know a
     rate and one forecast but no queues): two needs, the larger wins:
@@ -100,6 +104,7 @@ class ForecastScaler(Scaler):
         self._seen: set[int] = set()
         self._arrived: deque[tuple[float, int]] = deque()
         self._pool: dict[int, F64] = {}
+        self._pool_book: ForecastBook | None = None
 
     def desired(self, view: ScalingView) -> int:
         """As :meth:`Scaler.desired`; remembers when the replicas it adds will serve."""
@@ -145,7 +150,10 @@ class ForecastScaler(Scaler):
         book = view.book
         assert book is not None
         paths = min(self.paths, book.n_samples)
-        order = sorted(view.replicas, key=lambda r: r.outstanding)
+        if view.scale_down == "newest":
+            order = list(view.replicas)[::-1]
+        else:
+            order = sorted(view.replicas, key=lambda r: r.outstanding)
         serving = np.stack([self._slot_free(view, rep, paths) for rep in order])
         future = sorted(t for t in self._ready if t > view.now)
         self._ready = future[len(future) - view.pending :] if view.pending else []
@@ -163,20 +171,37 @@ class ForecastScaler(Scaler):
         arrivals[np.arange(k)[None, :] >= counts[:, None]] = np.inf
         arrivals.sort(axis=1)
         recent = list(view.recent)[-self.max_recent :]
+        n_devices = book.samples(recent[-1]).shape[0] if recent else 1
         if recent:
-            pool = np.concatenate([self._draws(view, r) for r in recent])
-            work = pool[rng.integers(0, len(pool), size=(paths, k))]
+            pool = np.concatenate([self._draws(view, r) for r in recent], axis=1)  # (D, N*S)
+            work = pool[:, rng.integers(0, pool.shape[1], size=(paths, k))]
         else:
             counts[:] = 0
-            work = np.zeros((paths, k))
-        return Lookahead(serving, np.array(pending), arrivals, counts, work, horizon_s)
+            work = np.zeros((n_devices, paths, k))
+        devices = np.array([rep.device for rep in order], dtype=np.int64)
+        return Lookahead(
+            serving,
+            np.array(pending),
+            arrivals,
+            counts,
+            work,
+            horizon_s,
+            devices=devices,
+            scale_device=view.device,
+            pending_first=view.scale_down != "least_loaded",
+        )
 
     def _draws(self, view: ScalingView, request: int) -> F64:
-        """A recent request's service draws on the scale-up device (kept after the book forgets)."""
+        """A recent request's service draws on every device type ``(D, S)``.
+
+        Kept after the book forgets the request; dropped when the book is swapped.
+        """
+        if view.book is not self._pool_book:
+            self._pool, self._pool_book = {}, view.book
         draws = self._pool.get(request)
         if draws is None:
             assert view.book is not None
-            draws = self._pool[request] = view.book.samples(request)[view.device]
+            draws = self._pool[request] = view.book.samples(request)
         if len(self._pool) > 4 * self.max_recent:
             keep = set(list(view.recent)[-self.max_recent :])
             self._pool = {r: d for r, d in self._pool.items() if r in keep}

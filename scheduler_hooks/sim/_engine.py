@@ -368,6 +368,7 @@ class Simulator:
             book=self.book,
             recent=[r for _, r in self._recent],
             utilization=self._utilization(now),
+            scale_down=self.config.scale_down,
         )
         want = self.scaler.desired(view)
         current = len(serving) + pending

@@ -95,6 +95,24 @@ def test_forecast_lookahead_remembers_when_its_scale_ups_serve() -> None:
     assert la.pending[:, 0, 0].tolist() == [10.0, 10.0, 10.0]
 
 
+def test_forecast_lookahead_serves_arrivals_at_each_replicas_device_speed() -> None:
+    # every request ~2 s on device 0 (the scale-up type) and ~8 s on device 1
+    table = np.tile(np.array([[[1.9, 2.0, 2.1], [7.6, 8.0, 8.4]]]), (200, 1, 1))
+    recent = list(range(60))  # 1 request/s once the rate window has filled
+
+    def need(device: int) -> int:
+        scaler = ForecastScaler(max_replicas=16, cooldown_s=0.0, slo_s=12.0, horizon_s=20.0)
+        serving = [ReplicaState(device) for _ in range(4)]
+        scaler._first = 0.0  # watched long enough: the rate is 60 arrivals / 60 s
+        return scaler.target(view(serving, now=60.0, recent=recent, book=book(table)))
+
+    # 1 request/s of 2 s work: three fast replicas meet the SLO (one may go); on four
+    # slow ones it is 8 s of work a second (twice their capacity): two fast ones are
+    # added and take most arrivals (a device-blind look-ahead would see the fast case
+    # and answer 3 for both)
+    assert (need(0), need(1)) == (3, 6)
+
+
 def test_make_scaler_passes_the_lookahead_options() -> None:
     scaler = make_scaler("forecast", horizon_s=60.0, quantile=0.8, window_s=30.0, target=0.5)
     assert isinstance(scaler, ForecastScaler)
