@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from core import Settings, TailcastError
+from pipelines.cli import _simulate_capacity as capacity
 from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 ROUTER_NAMES = (
@@ -72,12 +73,46 @@ def simulate(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Latency-over-time PNG (default under home).")
     ] = None,
+    scale_device: Annotated[
+        str | None,
+        typer.Option(
+            "--scale-device", help="Device type scale-ups add (default: cluster's first)."
+        ),
+    ] = None,
+    loss_at: Annotated[
+        float | None,
+        typer.Option("--loss-at", help="Simulated second capacity is lost at (default: no loss)."),
+    ] = None,
+    loss_fraction: Annotated[
+        float,
+        typer.Option(
+            "--loss-fraction",
+            help="In (0, 1): degrade: speed lost by the pool; slow/remove: replicas hit.",
+        ),
+    ] = 0.71,
+    loss_kind: Annotated[
+        str,
+        typer.Option("--loss-kind", help="degrade, slow (hit replicas at 25% speed) or remove."),
+    ] = "degrade",
+    loss_devices: Annotated[
+        str | None,
+        typer.Option("--loss-devices", help="Device types a degrade hits, e.g. a100 (all)."),
+    ] = None,
+    drift_retrain: Annotated[
+        bool,
+        typer.Option(
+            "--drift-retrain/--no-drift-retrain",
+            help="Recalibrate forecasts when the drift monitor alarms.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replay a trace on a simulated heterogeneous cluster; print latency, SLO, cost.
 
     A predictor of per-request service time is trained on the part of the trace that
     is not replayed (cached under the tailcast home) when a policy needs forecasts.
+    With --loss-at or --drift-retrain a drift monitor watches the completions; with a
+    loss, the P90 before it and late after it are printed too.
     """
     _check("router", router, ROUTER_NAMES)
     _check("scaler", scaler, SCALER_NAMES)
@@ -85,18 +120,24 @@ def simulate(
     from pipelines import simulate as job
     from scheduler_hooks.sim import SimConfig, parse_cluster
 
+    loss = capacity.LossOptions(loss_at, loss_fraction, loss_kind, loss_devices, drift_retrain)
+
     settings = Settings()
     started = time.perf_counter()
     try:
         kind = detect_format(trace) if fmt == "auto" else fmt
         spec = parse_cluster(cluster)
         devices = tuple(dict.fromkeys(name for name, _ in spec))
+        scale_to = capacity.scale_device(scale_device, tuple(job.HARDWARE))
+        forecasts = bool({router, scaler} & FORECAST_POLICIES)
+        event = capacity.loss_event(loss, devices, forecasts, router, scaler)
+        devices = tuple(dict.fromkeys((*devices, scale_to or devices[0])))
         data = job.load_trace(trace, kind, train_fraction)
         work = job.service_times(data, devices, slots=slots, seed=seed)
     except (TailcastError, ValueError, OSError) as exc:
         fail(str(exc))
     with progress_bar(hidden=as_json) as bar:
-        if {router, scaler} & FORECAST_POLICIES:
+        if forecasts:
             task = bar.add_task("train predictor", total=trials)
             out = job.cache_dir(settings.home, trace, kind, devices, slots, seed)
             try:
@@ -115,7 +156,9 @@ def simulate(
             quantiles, levels = job.forecast_table(predictor, data, devices), predictor.spec.levels
         else:  # policies without forecasts: a placeholder grid the book never reads
             quantiles, levels = job.placeholder_forecasts(work)
-        config = SimConfig(cluster=spec, slots=slots, cold_start_s=cold_start, seed=seed)
+        config = SimConfig(
+            cluster=spec, slots=slots, cold_start_s=cold_start, seed=seed, scale_device=scale_to
+        )
         scenario = job.build_scenario(
             data, work, quantiles, levels, config, devices, load, slo, limit
         )
@@ -125,17 +168,31 @@ def simulate(
             "max_replicas": max_replicas or 4 * sum(c for _, c in spec),
             "horizon_s": cold_start,  # the forecast scaler looks ahead over the cold start
         }
+        extra: dict[str, Any] = {}
         try:
-            result = job.run_policy(
-                scenario,
-                router,
-                scaler,
-                seed=seed,
-                quantile=quantile,
-                samples=samples,
-                scaler_options=scaling,
-                progress=lambda done: bar.update(sim_task, completed=done),
-            )
+            if loss.active:
+                result, extra = capacity.run(
+                    scenario,
+                    event,
+                    loss.retrain,
+                    router=router,
+                    scaler=scaler,
+                    scaler_options=scaling,
+                    seed=seed,
+                    quantile=quantile,
+                    samples=samples,
+                )
+            else:
+                result = job.run_policy(
+                    scenario,
+                    router,
+                    scaler,
+                    seed=seed,
+                    quantile=quantile,
+                    samples=samples,
+                    scaler_options=scaling,
+                    progress=lambda done: bar.update(sim_task, completed=done),
+                )
         except ValueError as exc:
             fail(str(exc))
         bar.update(sim_task, completed=scenario.workload.n)
@@ -151,6 +208,7 @@ def simulate(
         "cluster": cluster,
         "format": kind,
         "plot": str(png),
+        **extra,
         "seconds": round(time.perf_counter() - started, 1),
     }
     if as_json:
@@ -168,4 +226,6 @@ def simulate(
         f"{summary['replica_seconds']:,.0f}",
     )
     console.print(table)
+    if extra:
+        capacity.print_table(extra)
     console.print(f"{int(summary['requests']):,} requests; latency plot: {png}")

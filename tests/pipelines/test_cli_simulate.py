@@ -77,3 +77,77 @@ def test_simulate_names_bad_input(azure_slice: Path, tmp_path: Path) -> None:
     out = tailcast(*args, "--cluster", "tpu:2", "--router", "po2", home=tmp_path)
     assert out.returncode == 2
     assert "no measurements for device 'tpu'" in out.stderr
+
+
+LOSS_KEYS = {"loss_at_s", "pre_loss_p90", "late_p90", "late_over_pre", "alarms", "retrains"}
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_simulate_capacity_loss_raises_the_late_tail(azure_slice: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    args = ("--router", "least_loaded", "--scaler", "none", "--limit", "200", "--samples", "32")
+    plain = run_json(azure_slice, home, *args, "--plot", str(tmp_path / "plain.png"))
+    assert not set(plain) & LOSS_KEYS
+    for kind in ("degrade", "slow"):
+        lost = run_json(
+            azure_slice,
+            home,
+            *args,
+            "--loss-at",
+            "300",
+            "--loss-kind",
+            kind,
+            "--plot",
+            str(tmp_path / f"{kind}.png"),
+        )
+        assert set(lost) >= KEYS | LOSS_KEYS
+        assert lost["loss_at_s"] == 300.0
+        assert lost["loss_fraction"] == 0.71
+        assert lost["loss_kind"] == kind
+        assert lost["requests"] == 200
+        assert 0 < lost["pre_loss_p90"] < lost["late_p90"]
+        assert lost["late_over_pre"] == pytest.approx(
+            lost["late_p90"] / lost["pre_loss_p90"], rel=1e-3
+        )
+        assert lost["late_over_pre"] > 1.0
+        assert lost["p95"] > plain["p95"]
+        assert lost["retrains"] == 0  # no --drift-retrain
+        assert isinstance(lost["alarms"], int)
+        assert lost["alarms"] >= 0
+    base = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2,h100:1"]
+    table = tailcast(*base, *args, "--loss-at", "300", "--plot", str(tmp_path / "t.png"), home=home)
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "late / pre" in table.stderr
+    assert "P95 s" in table.stderr
+
+
+@pytest.mark.shared_data
+def test_simulate_drift_retrain_needs_forecasts(azure_slice: Path, tmp_path: Path) -> None:
+    args = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2"]
+    out = tailcast(
+        *args, "--router", "round_robin", "--scaler", "none", "--drift-retrain", home=tmp_path
+    )
+    assert out.returncode != 0
+    assert "--drift-retrain" in out.stderr
+    assert "round_robin" in out.stderr
+    assert out.stdout == ""
+
+
+@pytest.mark.shared_data
+def test_simulate_names_bad_loss_options(azure_slice: Path, tmp_path: Path) -> None:
+    args = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2"]
+    out = tailcast(
+        *args, "--router", "po2", "--loss-at", "100", "--loss-devices", "h100", home=tmp_path
+    )
+    assert out.returncode != 0
+    assert "--loss-devices" in out.stderr
+    assert "h100 not in the cluster" in out.stderr
+    out = tailcast(
+        *args, "--router", "po2", "--loss-at", "100", "--loss-fraction", "1.5", home=tmp_path
+    )
+    assert out.returncode != 0
+    assert "--loss-fraction" in out.stderr
+    out = tailcast(*args, "--router", "po2", "--loss-at", "-1", home=tmp_path)
+    assert out.returncode != 0
+    assert "--loss-at" in out.stderr
