@@ -214,6 +214,25 @@ def _seed_check(scenario: job.Scenario) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _paired_seeds(name: str, scenario: job.Scenario, seed0: dict[str, dict[str, float]]) -> str:
+    """tail_aware / predicted_mean P95 under seeds 0-3 (is the gap more than noise?)."""
+    ratios = [seed0["tail_aware"]["p95"] / seed0["predicted_mean"]["p95"]]
+    for seed in (1, 2, 3):
+        tail, mean = (
+            job.run_policy(scenario, router, seed=seed, quantile=QUANTILE, samples=SAMPLES).summary(
+                scenario.slo_s
+            )["p95"]
+            for router in ("tail_aware", "predicted_mean")
+        )
+        ratios.append(tail / mean)
+    shown = ", ".join(f"{r:.3f}" for r in ratios)
+    return (
+        f"- {name}: tail_aware / predicted_mean P95, seeds 0-3: {shown} "
+        f"(geometric mean {float(np.exp(np.mean(np.log(ratios)))):.3f}; "
+        f"tail_aware lower in {sum(r < 1 for r in ratios)} of 4)"
+    )
+
+
 def run() -> str:
     """Every router on every trace in every setting; Markdown."""
     PLOTS.mkdir(parents=True, exist_ok=True)
@@ -222,7 +241,9 @@ def run() -> str:
         f"P{QUANTILE * 100:.0f} (its P50 and P80 rows are a sensitivity check, not used in "
         "the bars). Service times composed from splitwise Llama2-70B measurements (tensor "
         "parallel 8). Predictors: for Azure and Mooncake trained on the first 40% of the "
-        "trace, the other 60% replayed; the agentic sessions are replayed whole (149 tasks) "
+        "trace, the other 60% replayed (Mooncake's also reads each turn's depth in its "
+        "conversation and the previous turn's output length, conversations recovered from "
+        "the prompts' prefix blocks); the agentic sessions are replayed whole (149 tasks) "
         f"with out-of-fold forecasts ({FOLDS} folds by SWE-bench instance), because the "
         "held-out fold alone (19 tasks) kept the cluster only ~60% busy at nominal load 0.8. "
         "Simulated latencies are deterministic given the seed; the `sim s` wall times are "
@@ -245,6 +266,12 @@ def run() -> str:
             parts.append(text)
             summaries[name] = s
         parts.append(_bars(summaries))
+        paired = [
+            _paired_seeds(name, _scenario(p, f, cluster=cluster, slots=slots), summaries[name])
+            for name, (p, f) in TRACES.items()
+            if name != "agentic sessions"  # its own table follows
+        ]
+        parts += ["Other seeds (router randomness and Monte Carlo draws):", "", *paired, ""]
         path, fmt = TRACES["agentic sessions"]
         parts.append(_seed_check(_scenario(path, fmt, cluster=cluster, slots=slots)))
     return "\n".join(parts)
