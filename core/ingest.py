@@ -54,6 +54,9 @@ class IngestReport(BaseModel):
         duplicates: Valid records whose ``request_id`` was already stored, or repeated
             earlier in the same call; nothing was written for them.
         rejected: Inputs that failed validation, each with its reason.
+        duplicate_indices: 0-based positions of the duplicates among everything
+            submitted in the call (as :attr:`Rejection.index`), so a caller can act on
+            the newly stored records only (e.g. judge a retried completion once).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -61,6 +64,7 @@ class IngestReport(BaseModel):
     accepted: int = Field(ge=0)
     duplicates: int = Field(ge=0)
     rejected: tuple[Rejection, ...] = ()
+    duplicate_indices: tuple[int, ...] = ()
 
     @property
     def total(self) -> int:
@@ -72,4 +76,5 @@ class IngestReport(BaseModel):
             accepted=self.accepted + other.accepted,
             duplicates=self.duplicates + other.duplicates,
             rejected=self.rejected + other.rejected,
+            duplicate_indices=self.duplicate_indices + other.duplicate_indices,
         )

@@ -160,18 +160,32 @@ class DuckDBStore(DriftTables, RecordStore):
             "WHERE _reject_reason IS NULL AND prompt IS NOT NULL ON CONFLICT DO NOTHING"
         )
         cols = ", ".join(_STORED)
-        inserted = con.execute(
+        stored = con.execute(
             f"INSERT INTO records ({cols}, prompt_sha256, completed_at, source, ingested_at) "
             f"SELECT {cols}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END, "
             "submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS BIGINT)), ?, now() "
             "FROM _staged WHERE _reject_reason IS NULL "
             "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 "
-            "ON CONFLICT DO NOTHING",
+            "ON CONFLICT DO NOTHING RETURNING request_id",
             [source],
-        ).fetchone()
-        accepted = int(inserted[0]) if inserted else 0
+        ).fetchall()
+        con.register("_stored", pa.table({"request_id": [row[0] for row in stored]}))
+        try:  # duplicates: valid rows not stored now (stored before, or repeated in the call)
+            duplicates = con.execute(
+                "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
+                "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT min(_idx) "
+                "FROM _staged f WHERE f.request_id = s.request_id "
+                "AND f._reject_reason IS NULL)) ORDER BY _idx"
+            ).fetchall()
+        finally:
+            con.unregister("_stored")
         con.execute("DROP TABLE _staged")
-        return IngestReport(accepted=accepted, duplicates=valid - accepted, rejected=rejections)
+        return IngestReport(
+            accepted=len(stored),
+            duplicates=valid - len(stored),
+            rejected=rejections,
+            duplicate_indices=tuple(offset + int(i) for (i,) in duplicates),
+        )
 
     def put_embeddings(
         self, encoder_id: str, prompt_sha256: Sequence[str], vectors: npt.NDArray[np.float32]

@@ -93,7 +93,9 @@ class DriftService:
         on_retrain: Called as ``on_retrain(served_model, event)`` for a granted request.
         reports: Write a drift report for every OOD event.
         current_rows: Completions per served model kept for reports' current window.
-        seen_ids: Request ids remembered to skip completions re-sent after a retry.
+        seen_ids: Request ids remembered to skip completions re-sent after a retry
+            within this process (the route already skips those the store had: this
+            guards direct :meth:`submit` callers and concurrent retries).
     """
 
     def __init__(
@@ -352,12 +354,16 @@ def stop_drift(app: FastAPI) -> None:
         drift.stop()
 
 
-def feed_drift(app: FastAPI, rows: Sequence[Any], rejected_indices: Sequence[int]) -> None:
-    """Queue an accepted ``POST /v1/completions`` batch for the monitor (never blocks)."""
+def feed_drift(app: FastAPI, rows: Sequence[Any], skipped_indices: Sequence[int]) -> None:
+    """Queue a ``POST /v1/completions`` batch for the monitor (never blocks).
+
+    ``skipped_indices``: rows not to judge, those the store rejected or already had
+    (a client's retry), so the store's idempotency makes the judgement idempotent.
+    """
     drift: DriftService | None = getattr(app.state, "drift", None)
     if drift is None:
         return
     try:
-        drift.submit(rows, set(rejected_indices))
+        drift.submit(rows, set(skipped_indices))
     except RuntimeError:  # shutting down: the records are stored, only not judged
         logger.warning("drift monitor stopped; %d completions not judged", len(rows))

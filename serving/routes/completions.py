@@ -53,7 +53,9 @@ async def post_completions(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"nothing was stored, retry later: {exc}",
         ) from exc
-    feed_drift(request.app, body.completions, [r.index for r in report.rejected])
+    # only the records stored now: a retried batch is judged once, across restarts too
+    skipped = [r.index for r in report.rejected] + list(report.duplicate_indices)
+    feed_drift(request.app, body.completions, skipped)
     metrics.completions_accepted.inc(report.accepted)
     metrics.completions_duplicates.inc(report.duplicates)
     metrics.completions_rejected.inc(len(report.rejected))

@@ -34,14 +34,24 @@ def test_ingest_is_idempotent(store: RecordStore) -> None:
     assert (first.accepted, first.duplicates, first.rejected) == (5, 0, ())
     again = store.ingest_rows(rows)
     assert (again.accepted, again.duplicates) == (0, 5)
+    assert again.duplicate_indices == (0, 1, 2, 3, 4)
     assert store.stats().records == 5
 
 
 def test_duplicates_within_one_call_keep_the_first(store: RecordStore) -> None:
     report = store.ingest_rows([row(0, latency_s=1.0), row(0, latency_s=9.0), row(1)])
     assert (report.accepted, report.duplicates) == (2, 1)
+    assert report.duplicate_indices == (1,)
     frame = store.training_frame(columns=["request_id", "latency_s"])
     assert frame.column("latency_s").to_pylist() == [1.0, 2.0]
+
+
+def test_duplicate_indices_skip_rejected_rows_and_span_the_call(store: RecordStore) -> None:
+    store.ingest_rows([row(1)])
+    report = store.ingest_rows([row(0), row(1), row(2, latency_s=-1), row(0), row(3)])
+    assert (report.accepted, report.duplicates) == (2, 2)
+    assert report.duplicate_indices == (1, 3)
+    assert [r.index for r in report.rejected] == [2]
 
 
 def test_bad_rows_are_rejected_with_reasons_and_good_rows_kept(store: RecordStore) -> None:

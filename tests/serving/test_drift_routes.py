@@ -211,6 +211,29 @@ def test_acknowledgment_never_waits_for_the_drift_worker(
     store.close()
 
 
+def test_a_batch_retried_after_a_restart_is_judged_once(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    batch = [completion(f"r{i}") for i in range(3)]
+    first = create_app(_settings(tmp_path, registry, []), store=store, registry=registry)
+    with running(first) as url, httpx.Client(base_url=url, timeout=30) as client:
+        assert _post(client, batch)["accepted"] == 3
+        first.state.drift.flush()
+        assert client.get("/v1/drift").json()["observed"] == 3
+    # a new service process (its in-memory memory of ids is empty) gets the client's
+    # retry of the same batch plus one new completion: only the new one is judged
+    second = create_app(_settings(tmp_path, registry, []), store=store, registry=registry)
+    with running(second) as url, httpx.Client(base_url=url, timeout=30) as client:
+        body = _post(client, [*batch, completion("r3")])
+        assert (body["accepted"], body["duplicates"]) == (1, 3)
+        second.state.drift.flush()
+        view = client.get("/v1/drift").json()
+        assert view["observed"] == 1
+        assert [g["n"] for g in view["groups"]] == [1]
+    store.close()
+
+
 def _loaded(version: int, seed: int = 0) -> LoadedModel:
     mv = ModelVersion(
         name=f"tailcast-{SERVED}",
