@@ -169,16 +169,18 @@ class DuckDBStore(DriftTables, RecordStore):
             "ON CONFLICT DO NOTHING RETURNING request_id",
             [source],
         ).fetchall()
-        con.register("_stored", pa.table({"request_id": [row[0] for row in stored]}))
-        try:  # duplicates: valid rows not stored now (stored before, or repeated in the call)
-            duplicates = con.execute(
-                "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
-                "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT min(_idx) "
-                "FROM _staged f WHERE f.request_id = s.request_id "
-                "AND f._reject_reason IS NULL)) ORDER BY _idx"
-            ).fetchall()
-        finally:
-            con.unregister("_stored")
+        duplicates: list[tuple[int]] = []
+        if len(stored) < valid:  # valid rows not stored now: stored before or repeated
+            con.register("_stored", pa.table({"request_id": [row[0] for row in stored]}))
+            try:
+                duplicates = con.execute(
+                    "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
+                    "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT "
+                    "min(_idx) FROM _staged f WHERE f.request_id = s.request_id "
+                    "AND f._reject_reason IS NULL)) ORDER BY _idx"
+                ).fetchall()
+            finally:
+                con.unregister("_stored")
         con.execute("DROP TABLE _staged")
         return IngestReport(
             accepted=len(stored),
