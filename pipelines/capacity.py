@@ -258,10 +258,12 @@ def run_capacity(
     seed: int = 0,
     samples: int = 256,
     quantile: float = 0.95,
+    progress: Callable[[int], None] | None = None,
 ) -> CapacityRun:
     """Replay ``scenario`` with ``event`` (``None``: no loss), retraining on drift or not.
 
     The monitor runs in every case (without ``retrain`` its alarms are only recorded).
+    ``progress`` is called with the number of completed requests now and then.
     """
     policy = policy or RetrainPolicy()
     levels = scenario.levels
@@ -280,6 +282,7 @@ def run_capacity(
         make_router(router, **options),
         make_scaler(scaler, **{"slo_s": scenario.slo_s, **(scaler_options or {})}),
         book(table),
+        progress=progress,
         on_complete=hook,
     )
     hook.sim = sim

@@ -181,6 +181,7 @@ def simulate(
                     seed=seed,
                     quantile=quantile,
                     samples=samples,
+                    progress=lambda done: bar.update(sim_task, completed=done),
                 )
             else:
                 result = job.run_policy(

@@ -8,6 +8,7 @@ completions and, with ``--drift-retrain``, forecasts recalibrated on an alarm) w
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,7 @@ def run(
     seed: int,
     quantile: float,
     samples: int,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[SimResult, dict[str, Any]]:
     """Replay with the loss and the drift monitor: ``(result, extra JSON keys)``.
 
@@ -149,6 +151,7 @@ def run(
         seed=seed,
         samples=samples,
         quantile=quantile,
+        progress=progress,
     )
     extra: dict[str, Any] = {
         "drift_retrain": retrain,

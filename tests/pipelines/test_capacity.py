@@ -89,8 +89,16 @@ def test_drift_triggered_refit_follows_a_degraded_pool() -> None:
 
 def test_no_loss_no_alarm() -> None:
     scenario = lognormal_scenario(n=1500)
+    seen: list[int] = []
     run = run_capacity(
-        scenario, None, retrain=True, router="least_loaded", scaler="none", samples=16
+        scenario,
+        None,
+        retrain=True,
+        router="least_loaded",
+        scaler="none",
+        samples=16,
+        progress=seen.append,
     )
     assert run.events == []
     assert run.jobs == []
+    assert seen == [500, 1000, 1500]  # completed requests, for the CLI's progress bar
