@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._report import save_png
 from core import Settings
 from pipelines import capacity as cap
 from pipelines import simulate as job
@@ -89,10 +90,7 @@ def _plot(runs: dict[str, cap.CapacityRun], loss_s: float, pre: float) -> None:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
-    plt.close(fig)
+    save_png(fig, PLOT)
 
 
 def _settled(run: cap.CapacityRun, loss_s: float, pre: float) -> str:

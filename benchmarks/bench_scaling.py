@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._report import save_png
 from core import Settings
 from pipelines import simulate as job
 from scheduler_hooks.sim import SimConfig, SimResult, parse_cluster
@@ -231,10 +232,8 @@ def _plot(name: str, rows: list[dict[str, Any]], load: float, slo: float) -> str
     top.legend(fontsize=7)
     bottom.legend(fontsize=7)
     top.set_title(f"{name}: load {load:.2f} x start capacity")
-    fig.tight_layout()
     slug = name.split()[0]
-    fig.savefig(PLOTS / f"scaling_{slug}.png", dpi=100)
-    plt.close(fig)
+    save_png(fig, PLOTS / f"scaling_{slug}.png", dpi=100)
     return f"![scaling {name}](benchmarks/plots/scaling_{slug}.png)"
 
 

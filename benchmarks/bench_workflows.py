@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._report import save_png
 from core.workflow import draw, sample
 from pipelines.workflows import embed_tasks, fit_workflows, score_workflows
 from training.workflow import (
@@ -176,11 +177,7 @@ def _plot_cohorts(cohorts: dict[int, dict[float, dict[str, float]]], path: Path)
     ax2.set_xlabel("calls completed (k)")
     ax2.set_ylabel("coverage")
     ax2.legend(loc="lower left", fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _plot(curve: dict[float, dict[str, float]], path: Path) -> Path:
@@ -220,11 +217,7 @@ def _plot(curve: dict[float, dict[str, float]], path: Path) -> Path:
     ax2.set_xlabel("calls completed (k)")
     ax2.set_ylabel("coverage")
     ax2.legend(loc="lower left", fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _timing(fitted: Any, tasks: Any) -> dict[str, float]:

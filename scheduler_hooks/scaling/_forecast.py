@@ -171,13 +171,12 @@ class ForecastScaler(Scaler):
         arrivals[np.arange(k)[None, :] >= counts[:, None]] = np.inf
         arrivals.sort(axis=1)
         recent = list(view.recent)[-self.max_recent :]
-        n_devices = book.samples(recent[-1]).shape[0] if recent else 1
         if recent:
             pool = np.concatenate([self._draws(view, r) for r in recent], axis=1)  # (D, N*S)
             work = pool[:, rng.integers(0, pool.shape[1], size=(paths, k))]
         else:
             counts[:] = 0
-            work = np.zeros((n_devices, paths, k))
+            work = np.zeros((1, paths, k))  # no arrival is drawn: counts are 0
         devices = np.array([rep.device for rep in order], dtype=np.int64)
         return Lookahead(
             serving,
