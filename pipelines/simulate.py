@@ -544,9 +544,15 @@ def run_policy(
     samples: int = 256,
     scaler_options: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    percentiles: str = "shared",
 ) -> SimResult:
-    """Replay the scenario under one router and scaler (same seed -> same randomness)."""
-    options: dict[str, Any] = {"quantile": quantile} if router == "tail_aware" else {}
+    """Replay the scenario under one router and scaler (same seed -> same randomness).
+
+    ``quantile`` and ``percentiles`` configure ``tail_aware`` (ignored by the others).
+    """
+    options: dict[str, Any] = (
+        {"quantile": quantile, "percentiles": percentiles} if router == "tail_aware" else {}
+    )
     scaling = {"slo_s": scenario.slo_s, **(scaler_options or {})}
     return simulate(
         scenario.workload,

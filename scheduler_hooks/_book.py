@@ -6,8 +6,9 @@ Carlo draws by inverse-transform sampling (:func:`core.quantiles.ppf_rows`). The
 draws of one request use ONE vector of uniforms for every device type: the same
 random percentiles are shared by every candidate replica (common random numbers), so
 comparing replicas compares forecasts, not sampling noise. Different requests get
-independent uniforms (seeded by ``(seed, request)``), so sums of queued work are
-not artificially comonotonic.
+independent uniforms (seeded by ``(seed, request)``); a policy that wants one
+percentile shared by every request in a draw (comonotone draws, as ``tail_aware``
+does by default) indexes :meth:`ForecastBook.sorted_samples` by column instead.
 
 >>> import numpy as np
 >>> levels = np.array([0.1, 0.5, 0.9])
@@ -116,12 +117,21 @@ class ForecastBook:
             rem[beyond] = -np.maximum(tails[beyond], 1e-6)[:, None] * np.log(u[beyond])
         return np.maximum(rem, 0.0)
 
-    def _sorted_row(self, request: int, device: int) -> F64:
+    def sorted_samples(self, request: int) -> F64:
+        """The request's draws sorted on every device type, ``(D, S)`` seconds.
+
+        Column ``s`` is then (about) the ``(s + 0.5) / S`` quantile of every request's
+        service: indexing all requests' sorted draws by the same column shares one
+        percentile between them (comonotone draws).
+        """
         rows = self._sorted.get(request)
         if rows is None:
             rows = np.sort(self.samples(request), axis=1)
             self._sorted[request] = rows
-        row: F64 = rows[device]
+        return rows
+
+    def _sorted_row(self, request: int, device: int) -> F64:
+        row: F64 = self.sorted_samples(request)[device]
         return row
 
     def forget(self, request: int) -> None:

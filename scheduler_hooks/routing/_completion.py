@@ -47,7 +47,12 @@ def slot_completion(free: F64, queued: Sequence[F64], own: F64) -> F64:
 
 
 def forecast_completion(
-    request: int, replicas: Sequence[ReplicaState], book: ForecastBook, now: float
+    request: int,
+    replicas: Sequence[ReplicaState],
+    book: ForecastBook,
+    now: float,
+    *,
+    shared: bool = False,
 ) -> F64:
     """Draws of the new request's completion time on every replica, ``(R, S)`` seconds.
 
@@ -55,6 +60,16 @@ def forecast_completion(
     (:meth:`ForecastBook.remaining`); queued requests and the new one use their
     draws on the replica's device type. Speed changes are invisible here: a
     forecast describes nominal service.
+
+    Args:
+        request: The new request.
+        replicas: The candidates.
+        book: Forecast draws.
+        now: Current time, seconds.
+        shared: Share one random percentile between every request in a draw
+            (comonotone: draw ``s`` is every request's ``s``-th smallest draw), so
+            the spread of a queue's work grows with its length like the spread of a
+            single request's. ``False``: each request's own independent percentiles.
     """
     s = book.n_samples
     reqs: list[int] = []
@@ -65,7 +80,10 @@ def forecast_completion(
         devs.extend([rep.device] * len(rep.running))
         done.extend(now - t for t in rep.started)
     rem = book.remaining(reqs, devs, np.asarray(done, dtype=np.float64))
-    own = book.samples(request)
+    draws = book.sorted_samples if shared else book.samples
+    if shared:
+        rem = np.sort(rem, axis=1)
+    own = draws(request)
     out = np.empty((len(replicas), s))
     row = 0
     for i, rep in enumerate(replicas):
@@ -73,6 +91,6 @@ def forecast_completion(
         n = len(rep.running)
         free[:n] = rem[row : row + n]
         row += n
-        queued = [book.samples(q)[rep.device] for q in rep.queue]
+        queued = [draws(q)[rep.device] for q in rep.queue]
         out[i] = slot_completion(free, queued, own[rep.device])
     return out

@@ -18,6 +18,7 @@ from scheduler_hooks.routing import (
     RoundRobinRouter,
     RoutingContext,
     TailAwareRouter,
+    forecast_completion,
     make_router,
     slot_completion,
 )
@@ -177,3 +178,25 @@ def test_tail_aware_prefers_the_faster_device_for_long_requests() -> None:
     reps = [ReplicaState(0), ReplicaState(1)]
     assert TailAwareRouter().choose(0, reps, ctx(book=_book(table, 256))) == 1
     assert PredictedMeanRouter().choose(0, reps, ctx(book=_book(table, 256))) == 1
+
+
+def test_shared_percentiles_price_a_queue_at_the_sum_of_its_quantiles() -> None:
+    # Device 1 is 2.5x faster. Replica 0 (device 1) runs one request (just started)
+    # and queues another; replica 1 (device 0) is idle. Every request has the same
+    # forecast, P95 10 s on device 1 and 25 s on device 0.
+    fast = [1.0, 2.0, 10.0]
+    table = np.array([[[2.5 * x for x in fast], fast]] * 3)
+    reps = [ReplicaState(1, running=[0], started=[0.0], queue=deque([1])), ReplicaState(0)]
+    book = _book(table)
+    shared = np.quantile(forecast_completion(2, reps, book, 0.0, shared=True), 0.95, axis=1)
+    independent = np.quantile(forecast_completion(2, reps, book, 0.0), 0.95, axis=1)
+    # comonotone draws: the P95 of three requests in a row is the sum of their P95s
+    assert shared == pytest.approx([30.0, 25.0], abs=0.05)
+    # independent draws: the sum's spread shrinks, and the fast replica looks better
+    assert independent[0] == pytest.approx(23.61, abs=0.01)
+    assert independent[1] == pytest.approx(shared[1])
+    c = ctx(book=book)
+    assert TailAwareRouter().choose(2, reps, c) == 1
+    assert TailAwareRouter(percentiles="independent").choose(2, reps, c) == 0
+    with pytest.raises(ValueError, match="percentiles"):
+        TailAwareRouter(percentiles="comonotone")  # type: ignore[arg-type]
