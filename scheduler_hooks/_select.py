@@ -88,6 +88,23 @@ class _GatewayBook(ForecastBook):
             (self._own.shape[0], row.shape[0]), np.float64, buffer=row, strides=(0, row.strides[0])
         )
 
+    def sorted_samples(self, request: int) -> F64:
+        """Sorted draws ``(C, S)``; an outstanding request's row sorted once, on every index."""
+        rows = self._sorted.get(request)
+        if rows is None:
+            if request == 0:
+                rows = np.sort(self._own, axis=1)
+            else:
+                row = np.sort(self._bg[request - 1])
+                rows = np.ndarray(
+                    (self._own.shape[0], row.shape[0]),
+                    np.float64,
+                    buffer=row,
+                    strides=(0, row.strides[0]),
+                )
+            self._sorted[request] = rows
+        return rows
+
     def remaining(self, requests: Sequence[int], devices: Sequence[int], done: F64) -> F64:
         """Full draws of the outstanding requests (their elapsed time is taken as 0)."""
         if not requests:

@@ -13,7 +13,7 @@ forecast-driven routers, one exact value (``S = 1``) for the oracle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,7 @@ def forecast_completion(
     now: float,
     *,
     shared: bool = False,
+    columns: Sequence[int] | None = None,
 ) -> F64:
     """Draws of the new request's completion time on every replica, ``(R, S)`` seconds.
 
@@ -70,6 +71,12 @@ def forecast_completion(
             (comonotone: draw ``s`` is every request's ``s``-th smallest draw), so
             the spread of a queue's work grows with its length like the spread of a
             single request's. ``False``: each request's own independent percentiles.
+        columns: With ``shared``, only these draws (columns of the sorted draws);
+            the completion time is nondecreasing in every request's service, so
+            column ``s`` of the result is still its ``s``-th smallest draw.
+
+    Returns:
+        ``(R, S)`` seconds, or ``(R, len(columns))``.
     """
     s = book.n_samples
     reqs: list[int] = []
@@ -80,9 +87,13 @@ def forecast_completion(
         devs.extend([rep.device] * len(rep.running))
         done.extend(now - t for t in rep.started)
     rem = book.remaining(reqs, devs, np.asarray(done, dtype=np.float64))
-    draws = book.sorted_samples if shared else book.samples
+    draws: Callable[[int], F64] = book.sorted_samples if shared else book.samples
     if shared:
         rem = np.sort(rem, axis=1)
+        if columns is not None:
+            cols = list(columns)
+            rem, s = rem[:, cols], len(cols)
+            draws = lambda r: book.sorted_samples(r)[:, cols]  # noqa: E731
     own = draws(request)
     out = np.empty((len(replicas), s))
     row = 0

@@ -59,7 +59,16 @@ class TailAwareRouter(Router):
         """
         if ctx.book is None:
             raise ValueError(f"{self.name} needs forecasts (ctx.book)")
-        draws = forecast_completion(
-            request, replicas, ctx.book, ctx.now, shared=self.percentiles == "shared"
+        if self.percentiles == "independent":
+            draws = forecast_completion(request, replicas, ctx.book, ctx.now)
+            return argmin_first(np.quantile(draws, self.quantile, axis=1))
+        # Comonotone draws: a replica's completion is nondecreasing in the shared
+        # percentile, so its quantile (linear interpolation, as np.quantile) needs only
+        # the two sorted draws around position quantile * (S - 1).
+        pos = self.quantile * (ctx.book.n_samples - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, ctx.book.n_samples - 1)
+        two = forecast_completion(
+            request, replicas, ctx.book, ctx.now, shared=True, columns=(lo, hi)
         )
-        return argmin_first(np.quantile(draws, self.quantile, axis=1))
+        return argmin_first(two[:, 0] + (pos - lo) * (two[:, 1] - two[:, 0]))

@@ -200,3 +200,34 @@ def test_shared_percentiles_price_a_queue_at_the_sum_of_its_quantiles() -> None:
     assert TailAwareRouter(percentiles="independent").choose(2, reps, c) == 0
     with pytest.raises(ValueError, match="percentiles"):
         TailAwareRouter(percentiles="comonotone")  # type: ignore[arg-type]
+
+
+def test_shared_quantile_from_two_sorted_draws_equals_the_full_monte_carlo() -> None:
+    # Completion is nondecreasing in the shared percentile, slots or not, so the two
+    # draws around quantile * (S - 1) give np.quantile over all S draws exactly.
+    rng = np.random.default_rng(7)
+    n = 40
+    table = np.sort(rng.gamma(2.0, 3.0, (n, 2, 3)), axis=2)
+    book = _book(table, 256)
+    for trial in range(30):
+        reps = []
+        ids = iter(rng.permutation(n - 1).tolist())
+        for _ in range(3):
+            slots = int(rng.integers(1, 4))
+            running = [next(ids) for _ in range(int(rng.integers(0, slots + 1)))]
+            queue = deque(next(ids) for _ in range(int(rng.integers(0, 4))))
+            started = rng.uniform(0.0, 10.0, len(running)).tolist()
+            device = int(rng.integers(0, 2))
+            reps.append(ReplicaState(device, slots, running=running, started=started, queue=queue))
+        full = forecast_completion(n - 1, reps, book, 10.0, shared=True)
+        assert np.all(np.diff(full, axis=1) >= -1e-9), trial  # nondecreasing per replica
+        for q in (0.5, 0.95):
+            pos = q * 255
+            two = forecast_completion(
+                n - 1, reps, book, 10.0, shared=True, columns=(int(pos), int(pos) + 1)
+            )
+            fast = two[:, 0] + (pos - int(pos)) * (two[:, 1] - two[:, 0])
+            np.testing.assert_allclose(fast, np.quantile(full, q, axis=1), rtol=1e-12)
+            target = np.quantile(full, q, axis=1)
+            pick = TailAwareRouter(q).choose(n - 1, reps, ctx(book=book))
+            assert target[pick] == pytest.approx(target.min(), rel=1e-12)  # ties may differ
