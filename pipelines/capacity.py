@@ -259,10 +259,12 @@ def run_capacity(
     samples: int = 256,
     quantile: float = 0.95,
     progress: Callable[[int], None] | None = None,
+    percentiles: str = "shared",
 ) -> CapacityRun:
     """Replay ``scenario`` with ``event`` (``None``: no loss), retraining on drift or not.
 
     The monitor runs in every case (without ``retrain`` its alarms are only recorded).
+    ``quantile`` and ``percentiles`` configure ``tail_aware`` (ignored by other routers).
     ``progress`` is called with the number of completed requests now and then.
     """
     policy = policy or RetrainPolicy()
@@ -275,7 +277,9 @@ def run_capacity(
     hook = DriftRetrainer(
         table, levels, scenario.workload.devices, served_model, policy, retrain, book
     )
-    options: dict[str, Any] = {"quantile": quantile} if router == "tail_aware" else {}
+    options: dict[str, Any] = (
+        {"quantile": quantile, "percentiles": percentiles} if router == "tail_aware" else {}
+    )
     sim = Simulator(
         scenario.workload,
         replace(scenario.config, seed=seed, capacity_event=event),

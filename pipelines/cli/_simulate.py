@@ -26,9 +26,9 @@ SCALER_NAMES = ("none", "utilization", "forecast")
 FORECAST_POLICIES = {"predicted_mean", "tail_aware", "forecast"}
 
 
-def _check(name: str, value: str, known: tuple[str, ...]) -> None:
+def _check(name: str, value: str, known: tuple[str, ...], what: str = "policy") -> None:
     if value not in known:
-        fail(f"--{name} {value!r} is not a known policy; choose one of: {', '.join(known)}")
+        fail(f"--{name} {value!r} is not a known {what}; choose one of: {', '.join(known)}")
 
 
 def simulate(
@@ -57,6 +57,14 @@ def simulate(
     quantile: Annotated[
         float, typer.Option("--quantile", help="Level tail_aware minimises.")
     ] = 0.95,
+    percentiles: Annotated[
+        str,
+        typer.Option(
+            "--percentiles",
+            help="tail_aware's draws: shared (one percentile per draw for every request) "
+            "or independent.",
+        ),
+    ] = "shared",
     samples: Annotated[int, typer.Option("--samples", min=16, help="Monte Carlo draws.")] = 256,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Simulate at most this many requests.")
@@ -116,6 +124,7 @@ def simulate(
     """
     _check("router", router, ROUTER_NAMES)
     _check("scaler", scaler, SCALER_NAMES)
+    _check("percentiles", percentiles, ("shared", "independent"), "mode")
     from feature_store.importers import detect_format
     from pipelines import simulate as job
     from scheduler_hooks.sim import SimConfig, parse_cluster
@@ -180,6 +189,7 @@ def simulate(
                     scaler_options=scaling,
                     seed=seed,
                     quantile=quantile,
+                    percentiles=percentiles,
                     samples=samples,
                     progress=lambda done: bar.update(sim_task, completed=done),
                 )
@@ -190,6 +200,7 @@ def simulate(
                     scaler,
                     seed=seed,
                     quantile=quantile,
+                    percentiles=percentiles,
                     samples=samples,
                     scaler_options=scaling,
                     progress=lambda done: bar.update(sim_task, completed=done),

@@ -127,6 +127,7 @@ def run(
     quantile: float,
     samples: int,
     progress: Callable[[int], None] | None = None,
+    percentiles: str = "shared",
 ) -> tuple[SimResult, dict[str, Any]]:
     """Replay with the loss and the drift monitor: ``(result, extra JSON keys)``.
 
@@ -152,6 +153,7 @@ def run(
         samples=samples,
         quantile=quantile,
         progress=progress,
+        percentiles=percentiles,
     )
     extra: dict[str, Any] = {
         "drift_retrain": retrain,

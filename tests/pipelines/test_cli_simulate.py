@@ -60,6 +60,8 @@ def test_simulate_prints_latency_slo_and_cost(azure_slice: Path, tmp_path: Path)
     assert set(tail) >= KEYS
     assert tail["p95"] < po2["p95"]
     assert Path(tail["plot"]).exists()
+    indep = run_json(azure_slice, home, "--router", "tail_aware", "--percentiles", "independent")
+    assert set(indep) >= KEYS  # the other draw mode runs on the cached predictor
     scaled = run_json(azure_slice, home, "--router", "least_loaded", "--scaler", "utilization")
     assert scaled["replica_seconds"] != po2["replica_seconds"]
 
@@ -77,6 +79,9 @@ def test_simulate_names_bad_input(azure_slice: Path, tmp_path: Path) -> None:
     out = tailcast(*args, "--cluster", "tpu:2", "--router", "po2", home=tmp_path)
     assert out.returncode == 2
     assert "no measurements for device 'tpu'" in out.stderr
+    out = tailcast(*args, "--cluster", "a100:2", "--percentiles", "comonotone", home=tmp_path)
+    assert out.returncode == 2
+    assert "--percentiles 'comonotone' is not a known mode" in out.stderr
 
 
 LOSS_KEYS = {"loss_at_s", "pre_loss_p90", "late_p90", "late_over_pre", "alarms", "retrains"}
