@@ -3,14 +3,14 @@
 The real hooks (AIBrix, LiteLLM, Ray Serve) see candidates as a list with a load
 count each (requests running or waiting) and get, from tailcast, a quantile
 forecast of this request's latency on each candidate. :func:`tail_aware_choice`
-builds the policy's view from that: a :class:`~scheduler_hooks.ForecastBook` whose
-"device" axis is the candidate list (each candidate has its own forecast row, so
-its runtime state and device type both count) and one
-:class:`~scheduler_hooks.ReplicaState` per candidate whose outstanding requests are
-unknown requests of the same served model (their work is drawn from the candidate's
-``background`` row, started now: elapsed times are not known to a gateway). Then
-:class:`~scheduler_hooks.routing.TailAwareRouter` picks the candidate whose
-``quantile`` of completion time is smallest.
+reasons as :class:`~scheduler_hooks.routing.TailAwareRouter` does, over a view built
+from that: each candidate has its own forecast row (so its runtime state and device
+type both count), and its outstanding requests are unknown requests of the same
+served model (their work follows the candidate's ``background`` row, started now:
+elapsed times are not known to a gateway). With the router's default shared
+percentiles that view has a closed form (one inverse transform per candidate); with
+independent percentiles a :class:`~scheduler_hooks.ForecastBook` over the candidates
+feeds the router's Monte Carlo.
 
 >>> levels = [0.1, 0.5, 0.9]
 >>> rows = np.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
@@ -32,11 +32,12 @@ from core.quantiles import ppf_rows
 from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
 from scheduler_hooks.routing import RoutingContext, TailAwareRouter
+from scheduler_hooks.routing._tail_aware import Percentiles
 
 F64 = npt.NDArray[np.float64]
 _TINY = float(np.nextafter(0.0, 1.0))
 
-#: Outstanding requests modelled per candidate (more only adds cost, not information).
+#: Outstanding requests modelled per candidate by the Monte Carlo (``"independent"``).
 MAX_MODELED = 32
 
 
@@ -88,23 +89,6 @@ class _GatewayBook(ForecastBook):
             (self._own.shape[0], row.shape[0]), np.float64, buffer=row, strides=(0, row.strides[0])
         )
 
-    def sorted_samples(self, request: int) -> F64:
-        """Sorted draws ``(C, S)``; an outstanding request's row sorted once, on every index."""
-        rows = self._sorted.get(request)
-        if rows is None:
-            if request == 0:
-                rows = np.sort(self._own, axis=1)
-            else:
-                row = np.sort(self._bg[request - 1])
-                rows = np.ndarray(
-                    (self._own.shape[0], row.shape[0]),
-                    np.float64,
-                    buffer=row,
-                    strides=(0, row.strides[0]),
-                )
-            self._sorted[request] = rows
-        return rows
-
     def remaining(self, requests: Sequence[int], devices: Sequence[int], done: F64) -> F64:
         """Full draws of the outstanding requests (their elapsed time is taken as 0)."""
         if not requests:
@@ -122,8 +106,19 @@ def tail_aware_choice(
     quantile: float = 0.95,
     samples: int = 128,
     seed: int = 0,
+    percentiles: Percentiles = "shared",
 ) -> int:
     """Index of the candidate where the request's ``quantile`` completion time is smallest.
+
+    With ``percentiles="shared"`` (the router's default) every request's service is
+    taken at the same percentile, and a gateway's outstanding requests on a candidate
+    all share its ``background`` forecast, so FCFS on ``s`` slots has a closed form:
+    with ``n`` outstanding requests started now, the new one starts after
+    ``floor(n / s)`` rounds of the background's ``quantile`` and its completion is
+    ``floor(n / s) * Q_bg(quantile) + Q_own(quantile)``: no sampling, no cap on
+    ``n``, ``O(C K)``. ``"independent"`` runs the Monte Carlo of
+    :class:`~scheduler_hooks.routing.TailAwareRouter` over a gateway book (at most
+    :data:`MAX_MODELED` outstanding requests per candidate).
 
     Args:
         levels: Quantile levels of the forecasts ``(K,)``, increasing in (0, 1).
@@ -133,11 +128,12 @@ def tail_aware_choice(
         background: Latency quantiles of an outstanding request on each candidate
             ``(C, K)``; default ``own``.
         quantile: The level minimised (P95 by default).
-        samples: Monte Carlo draws.
-        seed: Seed of the shared random percentiles.
+        samples: Monte Carlo draws (``"independent"`` only).
+        seed: Seed of the random percentiles (``"independent"`` only).
+        percentiles: ``"shared"`` or ``"independent"`` (see above).
 
     Raises:
-        ValueError: Shapes disagree or there is no candidate.
+        ValueError: Shapes disagree, there is no candidate, or an option is unknown.
     """
     own = np.asarray(own, dtype=np.float64)
     c = own.shape[0]
@@ -145,6 +141,21 @@ def tail_aware_choice(
         raise ValueError(f"need (C, K) forecasts and C loads, got {own.shape} and {len(load)}")
     bg = own if background is None else np.asarray(background, dtype=np.float64)
     per = [slots] * c if isinstance(slots, int) else list(slots)
+    if len(per) != c:
+        raise ValueError(f"need one slot count or C of them, got {len(per)} for {c} candidates")
+    if percentiles not in ("shared", "independent"):
+        raise ValueError(f"percentiles must be 'shared' or 'independent', got {percentiles!r}")
+    if percentiles == "shared":
+        grid = np.asarray(levels, dtype=np.float64)
+        at = np.array([quantile])
+        rounds = np.array(
+            [max(int(n), 0) // max(int(s), 1) for n, s in zip(load, per, strict=True)]
+        )
+        done = (
+            rounds * ppf_rows(grid, bg, at, lower=0.0)[:, 0]
+            + ppf_rows(grid, own, at, lower=0.0)[:, 0]
+        )
+        return int(np.argmin(done))
     counts = [min(max(int(n), 0), MAX_MODELED) for n in load]
     book = _GatewayBook(levels, own, bg, counts, samples, seed)
     replicas: list[ReplicaState] = []
@@ -163,4 +174,4 @@ def tail_aware_choice(
             )
         )
     ctx = RoutingContext(now=0.0, rng=np.random.default_rng(seed), book=book)
-    return TailAwareRouter(quantile).choose(0, replicas, ctx)
+    return TailAwareRouter(quantile, percentiles).choose(0, replicas, ctx)
