@@ -103,16 +103,24 @@ def run() -> str:
             rows_q = np.array([list(f["quantiles"].values()) for f in answers])
             loads = [load + i % 3 for i in range(c)]
             choice = _time_ms(lambda r=rows_q, ld=loads: tail_aware_choice(GRID, r, ld, 4), CALLS)
+            mc = _time_ms(
+                lambda r=rows_q, ld=loads: tail_aware_choice(
+                    GRID, r, ld, 4, percentiles="independent"
+                ),
+                CALLS,
+            )
             rows += [
                 _row(f"forecasts only, {c} candidates x {load} running", base, None),
                 _row(f"aibrix select, {c} candidates x {load} running", hook, base),
                 _row(f"tail_aware_choice alone, {c} x {load}", choice, None),
+                _row(f"same, independent percentiles (Monte Carlo), {c} x {load}", mc, choice),
             ]
     return "\n".join(
         [
             f"Sequential calls over loopback, {CALLS} per row, one uvicorn worker in the "
             "benchmark's process; times in ms; `ratio` is the P50 over the same-shape "
-            "`/v1/forecasts` baseline. AIBrix's default exchange timeout is 10 ms. "
+            "`/v1/forecasts` baseline (for the Monte Carlo row: over the shared-percentile "
+            "closed form that the hooks use). AIBrix's default exchange timeout is 10 ms. "
             f"Load average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} "
             "after on this 2-core machine: above 2, other work shared the CPU and the "
             "figures are provisional.",
