@@ -25,6 +25,7 @@ class ScalingView:
         device: Device type index a scale-up adds.
         book: Forecast draws (the ``forecast`` scaler); ``None`` when absent.
         recent: Ids of requests that arrived in the recent window.
+        recent_arrivals: Their arrival times, seconds (same order; may be empty).
         utilization: Busy slots / slots of the serving replicas, time-averaged over the
             recent window (``None``: unknown; scalers then read the instant state).
         scale_down: Which replicas the cluster gives up on a scale-down (``replicas``
@@ -41,6 +42,7 @@ class ScalingView:
     device: int
     book: ForecastBook | None = None
     recent: Sequence[int] = ()
+    recent_arrivals: Sequence[float] = ()
     utilization: float | None = None
     scale_down: Literal["least_loaded", "newest", "pending_first"] = "least_loaded"
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
+from scheduler_hooks.scaling._arrivals import burst_sizes, draw_arrivals
 from scheduler_hooks.scaling._base import Scaler, ScalingView
 from scheduler_hooks.scaling._lookahead import F64, Lookahead
 
@@ -41,7 +42,9 @@ class ForecastScaler(Scaler):
     common random numbers across candidate counts): every slot starts from the draws of
     its running request's remaining work (conditional on the time already served) and
     of its replica's queued requests' work; Poisson arrivals at the rate of the last
-    ``rate_window_s`` seconds bring draws of recent requests' forecasts, each served on
+    ``rate_window_s`` seconds (Poisson *bursts* when recent requests came together,
+    sizes resampled from the last bursts seen: :mod:`~scheduler_hooks.scaling._arrivals`)
+    bring draws of recent requests' forecasts, each served on
     the slot where it would finish first for its draw on that slot's device type
     (replicas added or cold-starting are of the scale-up type); replicas added now
     serve from ``horizon_s`` on, replicas already cold-starting from when they were
@@ -75,6 +78,9 @@ class ForecastScaler(Scaler):
         paths: Look-ahead: Monte Carlo paths (at most the book's draws per request).
         seed: Look-ahead: seed of the arrival draws (mixed with the time).
         rate_window_s: Look-ahead: window of the arrival-rate estimate, seconds.
+        burst_gap_s: Look-ahead: arrivals this close (seconds) form one burst; the
+            sizes of the last ``max_recent`` bursts are resampled (needs
+            ``view.recent_arrivals``; without them, Poisson arrivals).
     """
 
     name: ClassVar[str] = "forecast"
@@ -94,11 +100,14 @@ class ForecastScaler(Scaler):
         paths: int = 64,
         seed: int = 0,
         rate_window_s: float = 300.0,
+        burst_gap_s: float = 0.001,
     ) -> None:
         super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.slo_s, self.quantile, self.max_recent = slo_s, quantile, max_recent
         self.horizon_s, self.window_s, self.paths, self.seed = horizon_s, window_s, paths, seed
-        self.rate_window_s = rate_window_s
+        self.rate_window_s, self.burst_gap_s = rate_window_s, burst_gap_s
+        self._times: deque[float] = deque(maxlen=32 * max_recent)
+        self._ids: deque[int] = deque(maxlen=max_recent)
         self._ready: list[float] = []
         self._first: float | None = None
         self._seen: set[int] = set()
@@ -165,12 +174,10 @@ class ForecastScaler(Scaler):
         rng = np.random.default_rng((self.seed, int(view.now * 1000)))
         span = horizon_s + self.window_s
         rate = self._rate(view)
-        counts = rng.poisson(rate * span, size=paths)
-        k = max(int(counts.max()), 1)
-        arrivals = rng.uniform(0.0, span, size=(paths, k))
-        arrivals[np.arange(k)[None, :] >= counts[:, None]] = np.inf
-        arrivals.sort(axis=1)
-        recent = list(view.recent)[-self.max_recent :]
+        sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
+        arrivals, counts = draw_arrivals(rng, rate, span, paths, sizes)
+        k = arrivals.shape[1]
+        recent = list(self._ids)  # the last requests seen, even before the view's window
         if recent:
             pool = np.concatenate([self._draws(view, r) for r in recent], axis=1)  # (D, N*S)
             work = pool[:, rng.integers(0, pool.shape[1], size=(paths, k))]
@@ -202,7 +209,7 @@ class ForecastScaler(Scaler):
             assert view.book is not None
             draws = self._pool[request] = view.book.samples(request)
         if len(self._pool) > 4 * self.max_recent:
-            keep = set(list(view.recent)[-self.max_recent :])
+            keep = set(self._ids)
             self._pool = {r: d for r, d in self._pool.items() if r in keep}
         return draws
 
@@ -216,6 +223,13 @@ class ForecastScaler(Scaler):
             self._first = view.now
         new = [r for r in view.recent if r not in self._seen]
         self._seen.update(new)
+        self._ids.extend(new)
+        if len(view.recent_arrivals) == len(view.recent):
+            fresh = set(new)
+            at = sorted(
+                t for r, t in zip(view.recent, view.recent_arrivals, strict=True) if r in fresh
+            )
+            self._times.extend(at)
         self._arrived.append((view.now, len(new)))
         while self._arrived and self._arrived[0][0] <= view.now - self.rate_window_s:
             self._arrived.popleft()

@@ -367,6 +367,7 @@ class Simulator:
             device=self._scale_device,
             book=self.book,
             recent=[r for _, r in self._recent],
+            recent_arrivals=[t for t, _ in self._recent],
             utilization=self._utilization(now),
             scale_down=self.config.scale_down,
         )

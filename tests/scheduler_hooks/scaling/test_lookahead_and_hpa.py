@@ -63,7 +63,10 @@ def test_forecast_lookahead_scales_for_backlog_and_rate_and_down_when_idle() -> 
     # 1 running + 29 queued x 2 s on one replica: queued requests stay where they are
     # (as in the simulator), so more replicas only help the arrivals
     backlog = [ReplicaState(0, running=[0], started=[95.0], queue=deque(range(1, 30)))]
-    assert scaler.target(view(backlog, recent=[], book=book(steady))) == 1
+    fresh = ForecastScaler(max_replicas=16, cooldown_s=0.0, slo_s=10.0, horizon_s=20.0)
+    assert fresh.target(view(backlog, recent=[], book=book(steady))) == 1  # no arrival seen
+    # the first scaler remembers request 0 (1 per 100 s): an arrival may come and wait
+    assert scaler.target(view(backlog, recent=[], book=book(steady))) == 2
     # 30 arrivals in the first minute: 0.5 requests/s of ~2 s work
     assert scaler.target(view(backlog, recent=list(range(30)), book=book(steady))) == 3
     # a steady 2 requests/s of 2 s work is 4 busy replicas: more are needed for the SLO
