@@ -50,7 +50,7 @@ TRACES: dict[str, tuple[Path, str, float, tuple[int, ...]]] = {
         SHARED / "traces" / "mooncake_fast25_conversation_trace.jsonl",
         "mooncake",
         2.5,
-        (0, 1, 5, 6, 8),
+        tuple(range(10)),
     ),
 }
 #: (label, scaler, options, starting cluster)
