@@ -177,7 +177,9 @@ class ForecastScaler(Scaler):
         sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
         arrivals, counts = draw_arrivals(rng, rate, span, paths, sizes)
         k = arrivals.shape[1]
-        recent = list(self._ids)  # the last requests seen, even before the view's window
+        # the view's window describes the current service; when it is empty (a quiet
+        # spell between bursts) the last requests seen still say what will come
+        recent = list(view.recent)[-self.max_recent :] or list(self._ids)
         if recent:
             pool = np.concatenate([self._draws(view, r) for r in recent], axis=1)  # (D, N*S)
             work = pool[:, rng.integers(0, pool.shape[1], size=(paths, k))]
