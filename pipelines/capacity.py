@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from core.drift import DriftGroup, DriftObservation, pit_and_pinball
 from drift import DriftMonitor, MonitorConfig
-from pipelines.simulate import Scenario
+from pipelines.simulate import Scenario, router_options
 from scheduler_hooks import ForecastBook
 from scheduler_hooks.routing import make_router
 from scheduler_hooks.scaling import make_scaler
@@ -277,13 +277,10 @@ def run_capacity(
     hook = DriftRetrainer(
         table, levels, scenario.workload.devices, served_model, policy, retrain, book
     )
-    options: dict[str, Any] = (
-        {"quantile": quantile, "percentiles": percentiles} if router == "tail_aware" else {}
-    )
     sim = Simulator(
         scenario.workload,
         replace(scenario.config, seed=seed, capacity_event=event),
-        make_router(router, **options),
+        make_router(router, **router_options(router, quantile, percentiles)),
         make_scaler(scaler, **{"slo_s": scenario.slo_s, **(scaler_options or {})}),
         book(table),
         progress=progress,

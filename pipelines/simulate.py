@@ -534,6 +534,11 @@ def _whole_sessions(trace: TraceData, rows: I64, limit: int) -> I64:
     return np.asarray(sorted(keep), dtype=np.int64)
 
 
+def router_options(router: str, quantile: float, percentiles: str) -> dict[str, Any]:
+    """Constructor options of ``router``: ``tail_aware`` takes its level and draw mode."""
+    return {"quantile": quantile, "percentiles": percentiles} if router == "tail_aware" else {}
+
+
 def run_policy(
     scenario: Scenario,
     router: str,
@@ -550,14 +555,11 @@ def run_policy(
 
     ``quantile`` and ``percentiles`` configure ``tail_aware`` (ignored by the others).
     """
-    options: dict[str, Any] = (
-        {"quantile": quantile, "percentiles": percentiles} if router == "tail_aware" else {}
-    )
     scaling = {"slo_s": scenario.slo_s, **(scaler_options or {})}
     return simulate(
         scenario.workload,
         replace(scenario.config, seed=seed),
-        make_router(router, **options),
+        make_router(router, **router_options(router, quantile, percentiles)),
         make_scaler(scaler, **scaling),
         scenario.book(seed, samples),
         progress,

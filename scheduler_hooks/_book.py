@@ -103,7 +103,7 @@ class ForecastBook:
         u = np.empty((m, s))
         tails = np.empty(m)
         for row, (r, d) in enumerate(zip(requests, devices, strict=True)):
-            xs[row] = self._sorted_row(r, d)
+            xs[row] = self.sorted_samples(r)[d]
             u[row] = self.uniforms(r)
             tails[row] = self._tails[r][d]
         done = np.asarray(done, dtype=np.float64)
@@ -129,10 +129,6 @@ class ForecastBook:
             rows = np.sort(self.samples(request), axis=1)
             self._sorted[request] = rows
         return rows
-
-    def _sorted_row(self, request: int, device: int) -> F64:
-        row: F64 = self.sorted_samples(request)[device]
-        return row
 
     def forget(self, request: int) -> None:
         """Drop a finished request's draws (keeps memory flat over long traces)."""

@@ -143,8 +143,7 @@ def tail_aware_choice(
     per = [slots] * c if isinstance(slots, int) else list(slots)
     if len(per) != c:
         raise ValueError(f"need one slot count or C of them, got {len(per)} for {c} candidates")
-    if percentiles not in ("shared", "independent"):
-        raise ValueError(f"percentiles must be 'shared' or 'independent', got {percentiles!r}")
+    router = TailAwareRouter(quantile, percentiles)  # checks both options
     if percentiles == "shared":
         grid = np.asarray(levels, dtype=np.float64)
         at = np.array([quantile])
@@ -174,4 +173,4 @@ def tail_aware_choice(
             )
         )
     ctx = RoutingContext(now=0.0, rng=np.random.default_rng(seed), book=book)
-    return TailAwareRouter(quantile, percentiles).choose(0, replicas, ctx)
+    return router.choose(0, replicas, ctx)

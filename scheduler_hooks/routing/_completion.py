@@ -78,7 +78,6 @@ def forecast_completion(
     Returns:
         ``(R, S)`` seconds, or ``(R, len(columns))``.
     """
-    s = book.n_samples
     reqs: list[int] = []
     devs: list[int] = []
     done: list[float] = []
@@ -87,13 +86,12 @@ def forecast_completion(
         devs.extend([rep.device] * len(rep.running))
         done.extend(now - t for t in rep.started)
     rem = book.remaining(reqs, devs, np.asarray(done, dtype=np.float64))
-    draws: Callable[[int], F64] = book.sorted_samples if shared else book.samples
+    draws: Callable[[int], F64] = book.samples
     if shared:
-        rem = np.sort(rem, axis=1)
-        if columns is not None:
-            cols = list(columns)
-            rem, s = rem[:, cols], len(cols)
-            draws = lambda r: book.sorted_samples(r)[:, cols]  # noqa: E731
+        cols = slice(None) if columns is None else list(columns)
+        rem = np.sort(rem, axis=1)[:, cols]
+        draws = lambda r: book.sorted_samples(r)[:, cols]  # noqa: E731
+    s = rem.shape[1]
     own = draws(request)
     out = np.empty((len(replicas), s))
     row = 0
