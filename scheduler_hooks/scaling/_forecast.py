@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
-from scheduler_hooks.scaling._arrivals import burst_sizes, draw_arrivals
+from scheduler_hooks.scaling._arrivals import (
+    burst_sizes,
+    burst_starts,
+    draw_arrivals,
+    draw_renewal,
+)
 from scheduler_hooks.scaling._base import Scaler, ScalingView
 from scheduler_hooks.scaling._lookahead import F64, Lookahead
 
@@ -81,6 +87,12 @@ class ForecastScaler(Scaler):
         burst_gap_s: Look-ahead: arrivals this close (seconds) form one burst; the
             sizes of the last ``max_recent`` bursts are resampled (needs
             ``view.recent_arrivals``; without them, Poisson arrivals).
+        arrival_model: Look-ahead: ``poisson`` (bursts at exponential gaps) or
+            ``renewal`` (gaps resampled from the last ``max_recent`` gaps between
+            bursts, the first one conditional on the time since the last burst:
+            :func:`~scheduler_hooks.scaling._arrivals.draw_renewal`; for regular
+            bursts, e.g. batch clients on a timer); renewal needs three recent bursts
+            and is Poisson until then.
     """
 
     name: ClassVar[str] = "forecast"
@@ -101,11 +113,15 @@ class ForecastScaler(Scaler):
         seed: int = 0,
         rate_window_s: float = 300.0,
         burst_gap_s: float = 0.001,
+        arrival_model: Literal["poisson", "renewal"] = "poisson",
     ) -> None:
+        if arrival_model not in ("poisson", "renewal"):
+            raise ValueError(f"arrival_model must be 'poisson' or 'renewal', got {arrival_model!r}")
         super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.slo_s, self.quantile, self.max_recent = slo_s, quantile, max_recent
         self.horizon_s, self.window_s, self.paths, self.seed = horizon_s, window_s, paths, seed
         self.rate_window_s, self.burst_gap_s = rate_window_s, burst_gap_s
+        self.arrival_model = arrival_model
         self._times: deque[float] = deque(maxlen=32 * max_recent)
         self._ids: deque[int] = deque(maxlen=max_recent)
         self._ready: list[float] = []
@@ -174,8 +190,7 @@ class ForecastScaler(Scaler):
         rng = np.random.default_rng((self.seed, int(view.now * 1000)))
         span = horizon_s + self.window_s
         rate = self._rate(view)
-        sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
-        arrivals, counts = draw_arrivals(rng, rate, span, paths, sizes)
+        arrivals, counts = self._arrivals(rng, rate, span, paths, view.now)
         k = arrivals.shape[1]
         # the view's window describes the current service; when it is empty (a quiet
         # spell between bursts) the last requests seen still say what will come
@@ -198,6 +213,20 @@ class ForecastScaler(Scaler):
             scale_device=view.device,
             pending_first=view.scale_down != "least_loaded",
         )
+
+    def _arrivals(
+        self, rng: np.random.Generator, rate: float, span: float, paths: int, now: float
+    ) -> tuple[F64, npt.NDArray[np.int64]]:
+        """The look-ahead's arrival times and counts (see ``arrival_model``)."""
+        sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
+        if self.arrival_model == "renewal":
+            starts = burst_starts(self._times, self.burst_gap_s)[-self.max_recent - 1 :]
+            if starts.size >= 3:  # at least two gaps
+                gaps = np.diff(starts)
+                if float(gaps.mean()) > 0:
+                    age = max(now - float(starts[-1]), 0.0)
+                    return draw_renewal(rng, span, paths, sizes, gaps, age)
+        return draw_arrivals(rng, rate, span, paths, sizes)
 
     def _draws(self, view: ScalingView, request: int) -> F64:
         """A recent request's service draws on every device type ``(D, S)``.
