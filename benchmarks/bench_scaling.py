@@ -244,6 +244,31 @@ def _below_range(name: str, slo: float) -> tuple[str, float]:
     return line, best
 
 
+def _below_found(name: str, row: dict[str, Any], slo: float) -> str:
+    """Whether a best setting also meets the target at the bisection grid's loads just below.
+
+    Bisection assumes that meeting the target is monotone in the load; on a bursty trace
+    it is not (at a lower load a scaler gives replicas back between bursts), so a found
+    load can be an island. The three grid points below it (0.055 apart) say which.
+    """
+    if not row["load"]:
+        return "-"
+    path, fmt, *_ = TRACES[name]
+    _, scaler, options, cluster = SETTINGS[row["index"]]
+    step = (HIGH - LOW) / 2**STEPS
+    marks = []
+    for k in (1, 2, 3):
+        x = row["load"] - k * step
+        if x < LOW - 1e-9:
+            break
+        s = _run(path, fmt, scaler, options, cluster, x, slo)[1]
+        marks.append(
+            f"{x:.2f} {'meets' if _meets(s, slo) else 'misses'} "
+            f"(P95 {s['p95']:.1f} s, {s['mean_replicas']:.2f} replicas)"
+        )
+    return ", ".join(marks)
+
+
 def _meets(s: dict[str, float], slo: float) -> bool:
     """The target: P95 within the SLO and mean replicas within the budget."""
     return s["p95"] <= slo and s["mean_replicas"] <= BUDGET
@@ -350,6 +375,8 @@ def _table(name: str, rows: list[dict[str, Any]]) -> tuple[str, float]:
         f"- **forecast / utilization sustained rate: {ratio(fore['load'], util['load'])}** "
         f"(bar: >= 1.5x; {verdict}); "
         f"forecast / fixed at budget: {ratio(fore['load'], fixed['load'])}",
+        f"- below the loads found (is the found load an island?): best baseline: "
+        f"{_below_found(name, util, slo)}; best forecast: {_below_found(name, fore, slo)}",
         "- clairvoyant bound (per window the fewest fixed replicas, chosen knowing the future, "
         "keeping the run-wide P95 within the SLO; free cold starts and changes): "
         + "; ".join(
