@@ -65,6 +65,14 @@ def simulate(
             "or independent.",
         ),
     ] = "shared",
+    arrivals: Annotated[
+        str,
+        typer.Option(
+            "--arrivals",
+            help="The forecast scaler's arrival model: poisson (bursts at exponential gaps) "
+            "or renewal (gaps resampled from recent ones; for regular bursts).",
+        ),
+    ] = "poisson",
     samples: Annotated[int, typer.Option("--samples", min=16, help="Monte Carlo draws.")] = 256,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Simulate at most this many requests.")
@@ -125,6 +133,7 @@ def simulate(
     _check("router", router, ROUTER_NAMES)
     _check("scaler", scaler, SCALER_NAMES)
     _check("percentiles", percentiles, ("shared", "independent"), "mode")
+    _check("arrivals", arrivals, ("poisson", "renewal"), "arrival model")
     from feature_store.importers import detect_format
     from pipelines import simulate as job
     from scheduler_hooks.sim import SimConfig, parse_cluster
@@ -176,6 +185,7 @@ def simulate(
             "min_replicas": 1,
             "max_replicas": max_replicas or 4 * sum(c for _, c in spec),
             "horizon_s": cold_start,  # the forecast scaler looks ahead over the cold start
+            "arrival_model": arrivals,
         }
         extra: dict[str, Any] = {}
         try:

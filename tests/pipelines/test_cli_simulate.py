@@ -82,6 +82,9 @@ def test_simulate_names_bad_input(azure_slice: Path, tmp_path: Path) -> None:
     out = tailcast(*args, "--cluster", "a100:2", "--percentiles", "comonotone", home=tmp_path)
     assert out.returncode == 2
     assert "--percentiles 'comonotone' is not a known mode" in out.stderr
+    out = tailcast(*args, "--cluster", "a100:2", "--arrivals", "hawkes", home=tmp_path)
+    assert out.returncode == 2
+    assert "--arrivals 'hawkes' is not a known arrival model" in out.stderr
 
 
 LOSS_KEYS = {"loss_at_s", "pre_loss_p90", "late_p90", "late_over_pre", "alarms", "retrains"}
@@ -156,3 +159,20 @@ def test_simulate_names_bad_loss_options(azure_slice: Path, tmp_path: Path) -> N
     out = tailcast(*args, "--router", "po2", "--loss-at", "-1", home=tmp_path)
     assert out.returncode != 0
     assert "--loss-at" in out.stderr
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_simulate_passes_the_arrival_model_to_the_forecast_scaler(
+    azure_slice: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    args = ("--router", "least_loaded", "--scaler", "forecast", "--trials", "1")
+    poisson = run_json(azure_slice, home, *args)
+    renewal = run_json(azure_slice, home, *args, "--arrivals", "renewal")
+    assert set(renewal) >= KEYS
+    # the option reaches the scaler (make_scaler drops keys a constructor does not take)
+    assert (renewal["p95"], renewal["replica_seconds"]) != (
+        poisson["p95"],
+        poisson["replica_seconds"],
+    )
