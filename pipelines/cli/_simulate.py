@@ -69,10 +69,11 @@ def simulate(
         str,
         typer.Option(
             "--arrivals",
-            help="The forecast scaler's arrival model: poisson (bursts at exponential gaps) "
-            "or renewal (gaps resampled from recent ones; for regular bursts).",
+            help="The forecast scaler's arrival model: poisson (bursts at exponential gaps), "
+            "renewal (gaps resampled from recent ones; for regular bursts) or auto "
+            "(renewal while recent gaps are regular).",
         ),
-    ] = "poisson",
+    ] = "auto",
     samples: Annotated[int, typer.Option("--samples", min=16, help="Monte Carlo draws.")] = 256,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Simulate at most this many requests.")
@@ -133,7 +134,7 @@ def simulate(
     _check("router", router, ROUTER_NAMES)
     _check("scaler", scaler, SCALER_NAMES)
     _check("percentiles", percentiles, ("shared", "independent"), "mode")
-    _check("arrivals", arrivals, ("poisson", "renewal"), "arrival model")
+    _check("arrivals", arrivals, ("auto", "poisson", "renewal"), "arrival model")
     from feature_store.importers import detect_format
     from pipelines import simulate as job
     from scheduler_hooks.sim import SimConfig, parse_cluster

@@ -16,9 +16,13 @@ from scheduler_hooks.scaling._arrivals import (
     burst_starts,
     draw_arrivals,
     draw_renewal,
+    is_regular,
 )
 from scheduler_hooks.scaling._base import Scaler, ScalingView
 from scheduler_hooks.scaling._lookahead import F64, Lookahead
+
+ARRIVAL_MODELS = ("auto", "poisson", "renewal")
+"""The look-ahead's arrival models (``ForecastScaler(arrival_model=...)``)."""
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -87,12 +91,13 @@ class ForecastScaler(Scaler):
         burst_gap_s: Look-ahead: arrivals this close (seconds) form one burst; the
             sizes of the last ``max_recent`` bursts are resampled (needs
             ``view.recent_arrivals``; without them, Poisson arrivals).
-        arrival_model: Look-ahead: ``poisson`` (bursts at exponential gaps) or
+        arrival_model: Look-ahead: ``poisson`` (bursts at exponential gaps),
             ``renewal`` (gaps resampled from the last ``max_recent`` gaps between
             bursts, the first one conditional on the time since the last burst:
             :func:`~scheduler_hooks.scaling._arrivals.draw_renewal`; for regular
-            bursts, e.g. batch clients on a timer); renewal needs three recent bursts
-            and is Poisson until then.
+            bursts, e.g. batch clients on a timer; Poisson until three bursts are
+            seen) or ``auto`` (renewal while the last gaps are regular, at least 8
+            with a coefficient of variation below 0.5, else Poisson).
     """
 
     name: ClassVar[str] = "forecast"
@@ -113,10 +118,12 @@ class ForecastScaler(Scaler):
         seed: int = 0,
         rate_window_s: float = 300.0,
         burst_gap_s: float = 0.001,
-        arrival_model: Literal["poisson", "renewal"] = "poisson",
+        arrival_model: Literal["auto", "poisson", "renewal"] = "auto",
     ) -> None:
-        if arrival_model not in ("poisson", "renewal"):
-            raise ValueError(f"arrival_model must be 'poisson' or 'renewal', got {arrival_model!r}")
+        if arrival_model not in ARRIVAL_MODELS:
+            raise ValueError(
+                f"arrival_model must be one of {', '.join(ARRIVAL_MODELS)}, got {arrival_model!r}"
+            )
         super().__init__(min_replicas, max_replicas, cooldown_s, stabilization_s)
         self.slo_s, self.quantile, self.max_recent = slo_s, quantile, max_recent
         self.horizon_s, self.window_s, self.paths, self.seed = horizon_s, window_s, paths, seed
@@ -219,13 +226,15 @@ class ForecastScaler(Scaler):
     ) -> tuple[F64, npt.NDArray[np.int64]]:
         """The look-ahead's arrival times and counts (see ``arrival_model``)."""
         sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
-        if self.arrival_model == "renewal":
+        if self.arrival_model != "poisson":
             starts = burst_starts(self._times, self.burst_gap_s)[-self.max_recent - 1 :]
-            if starts.size >= 3:  # at least two gaps
-                gaps = np.diff(starts)
-                if float(gaps.mean()) > 0:
-                    age = max(now - float(starts[-1]), 0.0)
-                    return draw_renewal(rng, span, paths, sizes, gaps, age)
+            gaps = np.diff(starts)
+            usable = gaps.size >= 2 and float(gaps.mean()) > 0
+            if self.arrival_model == "auto":
+                usable = is_regular(gaps)
+            if usable:
+                age = max(now - float(starts[-1]), 0.0)
+                return draw_renewal(rng, span, paths, sizes, gaps, age)
         return draw_arrivals(rng, rate, span, paths, sizes)
 
     def _draws(self, view: ScalingView, request: int) -> F64:

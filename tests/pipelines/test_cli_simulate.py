@@ -168,7 +168,7 @@ def test_simulate_passes_the_arrival_model_to_the_forecast_scaler(
 ) -> None:
     home = tmp_path / "home"
     args = ("--router", "least_loaded", "--scaler", "forecast", "--trials", "1")
-    poisson = run_json(azure_slice, home, *args)
+    poisson = run_json(azure_slice, home, *args, "--arrivals", "poisson")
     renewal = run_json(azure_slice, home, *args, "--arrivals", "renewal")
     assert set(renewal) >= KEYS
     # the option reaches the scaler (make_scaler drops keys a constructor does not take)

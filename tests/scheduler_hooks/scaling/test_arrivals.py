@@ -14,6 +14,7 @@ from scheduler_hooks.scaling._arrivals import (
     burst_starts,
     draw_arrivals,
     draw_renewal,
+    is_regular,
 )
 
 
@@ -95,7 +96,7 @@ def test_renewal_first_burst_is_a_residual_of_a_longer_gap_or_imminent() -> None
     assert set(overdue[:, 0].tolist()) == {0.0}
 
 
-def _periodic_target(model: Literal["poisson", "renewal"], until: float) -> int:
+def _periodic_target(model: Literal["auto", "poisson", "renewal"], until: float) -> int:
     """The look-ahead's wish at ``until`` after bursts of 10 every 200 s (0, 200, ...)."""
     levels = np.array([0.05, 0.5, 0.95])
     table = np.tile(np.array([[[8.0, 10.0, 12.0]]]), (400, 1, 1))  # ~10 s each
@@ -130,3 +131,20 @@ def test_renewal_scales_for_the_next_burst_only_when_it_is_due() -> None:
 def test_forecast_scaler_rejects_an_unknown_arrival_model() -> None:
     with pytest.raises(ValueError, match="arrival_model"):
         ForecastScaler(arrival_model="hawkes")  # type: ignore[arg-type]
+
+
+def test_regular_gaps_are_told_from_exponential_ones() -> None:
+    rng = np.random.default_rng(1)
+    assert is_regular(np.full(8, 58.4))
+    assert not is_regular(np.full(7, 58.4))  # too few to say
+    assert is_regular(58.4 + rng.normal(0.0, 5.0, 64))  # CV about 0.09
+    assert not is_regular(rng.exponential(3.0, 64))
+    assert not is_regular(np.zeros(10))
+
+
+def test_auto_uses_renewal_once_the_bursts_prove_regular() -> None:
+    # 20 s after the 11th burst of a 200 s period: auto has seen 10 regular gaps
+    assert _periodic_target("auto", 2020.0) == 1
+    assert _periodic_target("poisson", 2020.0) > 3
+    # after 3 bursts auto still has too few gaps and draws Poisson bursts
+    assert _periodic_target("auto", 420.0) == _periodic_target("poisson", 420.0) > 3
