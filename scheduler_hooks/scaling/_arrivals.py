@@ -27,6 +27,11 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
+def _firsts(t: F64, gap_s: float) -> I64:
+    """Index of each burst's first arrival in sorted times ``t`` (non-empty)."""
+    return np.flatnonzero(np.concatenate([[True], np.diff(t) > gap_s]))
+
+
 def burst_sizes(times: Sequence[float] | F64, gap_s: float) -> I64:
     """Sizes of the bursts in sorted arrival ``times``: runs whose gaps are at most ``gap_s``.
 
@@ -40,8 +45,7 @@ def burst_sizes(times: Sequence[float] | F64, gap_s: float) -> I64:
     t = np.asarray(times, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], np.diff(t) > gap_s]))
-    return np.diff(np.append(starts, t.size)).astype(np.int64)
+    return np.diff(np.append(_firsts(t, gap_s), t.size)).astype(np.int64)
 
 
 def burst_starts(times: Sequence[float] | F64, gap_s: float) -> F64:
@@ -53,7 +57,7 @@ def burst_starts(times: Sequence[float] | F64, gap_s: float) -> F64:
     t = np.asarray(times, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0)
-    return t[np.flatnonzero(np.concatenate([[True], np.diff(t) > gap_s]))]
+    return t[_firsts(t, gap_s)]
 
 
 REGULAR_CV = 0.5
