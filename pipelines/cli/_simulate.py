@@ -23,6 +23,10 @@ ROUTER_NAMES = (
     "oracle",
 )
 SCALER_NAMES = ("none", "utilization", "forecast")
+PERCENTILE_MODES = ("shared", "independent")
+ARRIVAL_MODELS = ("auto", "poisson", "renewal")
+"""Names the CLI checks before importing the policies (numpy-free start; a test keeps them
+equal to ``scheduler_hooks``' own)."""
 FORECAST_POLICIES = {"predicted_mean", "tail_aware", "forecast"}
 
 
@@ -133,8 +137,8 @@ def simulate(
     """
     _check("router", router, ROUTER_NAMES)
     _check("scaler", scaler, SCALER_NAMES)
-    _check("percentiles", percentiles, ("shared", "independent"), "mode")
-    _check("arrivals", arrivals, ("auto", "poisson", "renewal"), "arrival model")
+    _check("percentiles", percentiles, PERCENTILE_MODES, "mode")
+    _check("arrivals", arrivals, ARRIVAL_MODELS, "arrival model")
     from feature_store.importers import detect_format
     from pipelines import simulate as job
     from scheduler_hooks.sim import SimConfig, parse_cluster

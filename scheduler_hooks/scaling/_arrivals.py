@@ -27,37 +27,30 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-def _firsts(t: F64, gap_s: float) -> I64:
-    """Index of each burst's first arrival in sorted times ``t`` (non-empty)."""
-    return np.flatnonzero(np.concatenate([[True], np.diff(t) > gap_s]))
-
-
-def burst_sizes(times: Sequence[float] | F64, gap_s: float) -> I64:
-    """Sizes of the bursts in sorted arrival ``times``: runs whose gaps are at most ``gap_s``.
+def bursts(times: Sequence[float] | F64, gap_s: float) -> tuple[F64, I64]:
+    """The bursts in sorted arrival ``times``: runs whose gaps are at most ``gap_s``.
 
     Args:
         times: Arrival times, seconds, nondecreasing.
         gap_s: Largest gap inside a burst, seconds (0: only identical instants).
 
     Returns:
-        ``(B,)`` burst sizes in order (empty for no times).
+        ``(B,)`` start times and ``(B,)`` sizes of the bursts in order (empty for no times).
+
+    >>> starts, sizes = bursts([0.0, 0.0, 0.0, 5.0, 9.0, 9.0005], gap_s=0.001)
+    >>> starts.tolist(), sizes.tolist()
+    ([0.0, 5.0, 9.0], [3, 1, 2])
     """
     t = np.asarray(times, dtype=np.float64)
     if t.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.diff(np.append(_firsts(t, gap_s), t.size)).astype(np.int64)
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    firsts = np.flatnonzero(np.concatenate([[True], np.diff(t) > gap_s]))
+    return t[firsts], np.diff(np.append(firsts, t.size)).astype(np.int64)
 
 
-def burst_starts(times: Sequence[float] | F64, gap_s: float) -> F64:
-    """Start times of the bursts in sorted arrival ``times`` (as :func:`burst_sizes` groups them).
-
-    >>> burst_starts([0.0, 0.0, 0.0, 5.0, 9.0, 9.0005], gap_s=0.001).tolist()
-    [0.0, 5.0, 9.0]
-    """
-    t = np.asarray(times, dtype=np.float64)
-    if t.size == 0:
-        return np.zeros(0)
-    return t[_firsts(t, gap_s)]
+def burst_sizes(times: Sequence[float] | F64, gap_s: float) -> I64:
+    """Sizes of the bursts in sorted arrival ``times`` (see :func:`bursts`)."""
+    return bursts(times, gap_s)[1]
 
 
 REGULAR_CV = 0.5
@@ -119,15 +112,14 @@ def draw_renewal(
     >>> times[0, ::5].tolist(), counts.tolist()  # bursts of 5 every 10 s, the first in 6 s
     ([6.0, 16.0, 26.0, 36.0, 46.0], [25, 25])
     """
-    scaled = np.asarray(gaps, dtype=np.float64)
-    mean_gap = float(scaled.mean())
-    later = scaled[scaled > age]
+    g = np.asarray(gaps, dtype=np.float64)
+    later = g[g > age]
     # overdue (no recent gap is longer than the age): the next burst is imminent
     first = later[rng.integers(0, later.size, size=paths)] - age if later.size else np.zeros(paths)
     # enough gaps to pass ``span`` on every path: 3x the mean count, and at most what
     # the shortest gap needs
-    width = min(int(np.ceil(3.0 * span / mean_gap)) + 32, int(np.ceil(span / scaled.min())) + 1)
-    step = scaled[rng.integers(0, scaled.size, size=(paths, width))]
+    width = min(int(np.ceil(3.0 * span / float(g.mean()))) + 32, int(np.ceil(span / g.min())) + 1)
+    step = g[rng.integers(0, g.size, size=(paths, width))]
     step[:, 0] = first
     when = np.cumsum(step, axis=1)
     size = sizes[rng.integers(0, sizes.size, size=(paths, width))]

@@ -12,8 +12,7 @@ import numpy.typing as npt
 from scheduler_hooks._book import ForecastBook
 from scheduler_hooks._state import ReplicaState
 from scheduler_hooks.scaling._arrivals import (
-    burst_sizes,
-    burst_starts,
+    bursts,
     draw_arrivals,
     draw_renewal,
     is_regular,
@@ -225,9 +224,9 @@ class ForecastScaler(Scaler):
         self, rng: np.random.Generator, rate: float, span: float, paths: int, now: float
     ) -> tuple[F64, npt.NDArray[np.int64]]:
         """The look-ahead's arrival times and counts (see ``arrival_model``)."""
-        sizes = burst_sizes(self._times, self.burst_gap_s)[-self.max_recent :]
+        starts, sizes = bursts(self._times, self.burst_gap_s)
+        starts, sizes = starts[-self.max_recent - 1 :], sizes[-self.max_recent :]
         if self.arrival_model != "poisson":
-            starts = burst_starts(self._times, self.burst_gap_s)[-self.max_recent - 1 :]
             gaps = np.diff(starts)
             usable = gaps.size >= 2 and float(gaps.mean()) > 0
             if self.arrival_model == "auto":

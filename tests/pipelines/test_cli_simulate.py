@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -85,6 +85,19 @@ def test_simulate_names_bad_input(azure_slice: Path, tmp_path: Path) -> None:
     out = tailcast(*args, "--cluster", "a100:2", "--arrivals", "hawkes", home=tmp_path)
     assert out.returncode == 2
     assert "--arrivals 'hawkes' is not a known arrival model" in out.stderr
+
+
+def test_cli_names_match_the_policies() -> None:
+    from pipelines.cli import _simulate as cli
+    from scheduler_hooks.routing import ROUTERS
+    from scheduler_hooks.routing._tail_aware import Percentiles
+    from scheduler_hooks.scaling import SCALERS
+    from scheduler_hooks.scaling._forecast import ARRIVAL_MODELS
+
+    assert set(cli.ROUTER_NAMES) == set(ROUTERS)
+    assert set(cli.SCALER_NAMES) == set(SCALERS)
+    assert get_args(Percentiles) == cli.PERCENTILE_MODES
+    assert cli.ARRIVAL_MODELS == ARRIVAL_MODELS
 
 
 LOSS_KEYS = {"loss_at_s", "pre_loss_p90", "late_p90", "late_over_pre", "alarms", "retrains"}

@@ -11,7 +11,7 @@ from scheduler_hooks import ForecastBook, ReplicaState
 from scheduler_hooks.scaling import ForecastScaler, ScalingView
 from scheduler_hooks.scaling._arrivals import (
     burst_sizes,
-    burst_starts,
+    bursts,
     draw_arrivals,
     draw_renewal,
     is_regular,
@@ -74,8 +74,8 @@ def test_forecast_scaler_holds_more_replicas_for_bursty_arrivals() -> None:
 
 
 def test_burst_starts_are_the_first_arrival_of_each_burst() -> None:
-    assert burst_starts([], 0.001).tolist() == []
-    assert burst_starts([1.0, 1.0, 2.0, 2.0005, 2.0011], 0.001).tolist() == [1.0, 2.0]
+    assert bursts([], 0.001)[0].tolist() == []
+    assert bursts([1.0, 1.0, 2.0, 2.0005, 2.0011], 0.001)[0].tolist() == [1.0, 2.0]
 
 
 def test_renewal_keeps_the_phase_of_periodic_bursts() -> None:
