@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import ClassVar, Literal
 
@@ -19,26 +18,10 @@ from scheduler_hooks.scaling._arrivals import (
 )
 from scheduler_hooks.scaling._base import Scaler, ScalingView
 from scheduler_hooks.scaling._lookahead import F64, Lookahead
+from scheduler_hooks.scaling._steady import arrival_need, backlog_need
 
 ARRIVAL_MODELS = ("auto", "poisson", "renewal")
 """The look-ahead's arrival models (``ForecastScaler(arrival_model=...)``)."""
-
-
-def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue (Erlang C).
-
-    Args:
-        servers: ``c``.
-        offered: Offered load ``a = lambda / mu`` in servers (< ``servers``).
-
-    >>> round(erlang_c(1, 0.5), 3), round(erlang_c(2, 1.0), 3)
-    (0.5, 0.333)
-    """
-    blocking = 1.0
-    for k in range(1, servers + 1):
-        blocking = offered * blocking / (k + offered * blocking)
-    rho = offered / servers
-    return blocking / (1.0 - rho * (1.0 - blocking))
 
 
 class ForecastScaler(Scaler):
@@ -64,7 +47,8 @@ class ForecastScaler(Scaler):
     Scale-downs still go through the base class's stabilization window and cooldown.
 
     **Steady-state rule** (``horizon_s=None``, the KEDA/Ray hooks' plan, which know a
-    rate and one forecast but no queues): two needs, the larger wins:
+    rate and one forecast but no queues; :mod:`~scheduler_hooks.scaling._steady`): two
+    needs, the larger wins:
 
     * **arrivals**: the fewest replicas whose predicted ``quantile`` (P95) of latency
       for the recent arrival rate meets ``slo_s``. Service draws are the forecast
@@ -156,7 +140,17 @@ class ForecastScaler(Scaler):
             raise ValueError("the forecast scaler needs forecasts (view.book)")
         if self.horizon_s is not None:
             return self._lookahead_need(view, self.horizon_s)
-        return max(self._arrival_need(view), self._backlog_need(view))
+        return max(
+            arrival_need(
+                view,
+                self.slo_s,
+                self.quantile,
+                self.max_recent,
+                self.min_replicas,
+                self.max_replicas,
+            ),
+            backlog_need(view, self.slo_s, self.quantile),
+        )
 
     def _lookahead_need(self, view: ScalingView, horizon_s: float) -> int:
         """The fewest replicas whose look-ahead latency quantile meets the SLO."""
@@ -292,41 +286,3 @@ class ForecastScaler(Scaler):
             j = np.argmin(free, axis=0)
             free[j, cols] += book.samples(q)[rep.device][:paths]
         return free
-
-    def _arrival_need(self, view: ScalingView) -> int:
-        book = view.book
-        assert book is not None
-        recent = list(view.recent)[-self.max_recent :]
-        if not recent or view.arrival_rate <= 0:
-            return self.min_replicas
-        service = np.concatenate([book.samples(r)[view.device] for r in recent])
-        mean = float(service.mean())
-        cs2 = float(service.var()) / mean**2 if mean > 0 else 0.0
-        offered = view.arrival_rate * mean
-        rng = np.random.default_rng(0)
-        waits_u, wait_e = rng.random(len(service)), rng.exponential(1.0, len(service))
-        first = max(self.min_replicas, math.floor(offered / view.slots) + 1)
-        for n in range(first, self.max_replicas + 1):
-            servers = n * view.slots
-            p_wait = erlang_c(servers, offered)
-            rate = (servers / mean - view.arrival_rate) * 2.0 / (1.0 + cs2)
-            latency = service + np.where(waits_u < p_wait, wait_e / rate, 0.0)
-            if float(np.quantile(latency, self.quantile)) <= self.slo_s:
-                return n
-        return self.max_replicas
-
-    def _backlog_need(self, view: ScalingView) -> int:
-        book = view.book
-        assert book is not None
-        reqs: list[int] = []
-        devs: list[int] = []
-        done: list[float] = []
-        queued = np.zeros(book.n_samples)
-        for rep in view.replicas:
-            reqs.extend(rep.running)
-            devs.extend([rep.device] * len(rep.running))
-            done.extend(view.now - t for t in rep.started)
-            for q in rep.queue:
-                queued += book.samples(q)[rep.device]
-        total = queued + book.remaining(reqs, devs, np.asarray(done, dtype=np.float64)).sum(axis=0)
-        return math.ceil(float(np.quantile(total, self.quantile)) / (self.slo_s * view.slots))
