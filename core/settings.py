@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     Attributes:
         home: Directory for every embedded file (store, registry, studies, reports).
         store_path: DuckDB feature-store file; default ``<home>/store.duckdb``.
+        store_url: PostgreSQL feature store (``postgresql://user@host:port/db``); when
+            set it is used instead of ``store_path`` (several replicas share it).
         mlflow_tracking_uri: MLflow tracking/registry URI; default SQLite under home.
         optuna_storage: Optuna study storage URL; default SQLite under home.
         api_token: Bearer token the REST API requires when set (writes always check it).
@@ -42,6 +44,7 @@ class Settings(BaseSettings):
 
     home: Path = Path(".tailcast")
     store_path: Path | None = None
+    store_url: SecretStr | None = None
     mlflow_tracking_uri: str | None = None
     optuna_storage: str | None = None
     api_token: SecretStr | None = None

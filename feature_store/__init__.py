@@ -8,15 +8,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreStats
+from core import Settings
+from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreLock, StoreStats
 from feature_store._drift import DriftTables
 from feature_store._duckdb import DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
 
 
-def open_store(path: str | Path, *, read_only: bool = False) -> RecordStore:
-    """Open (creating if needed) the feature store at ``path``."""
-    return DuckDBStore(path, read_only=read_only)
+def open_store(target: str | Path | Settings, *, read_only: bool = False) -> RecordStore:
+    """Open (creating if needed) the feature store.
+
+    Args:
+        target: A DuckDB file path, or :class:`core.Settings`: its ``store_url``
+            (PostgreSQL) when set, else its DuckDB ``store_path``.
+        read_only: Open a DuckDB file without write access.
+    """
+    if isinstance(target, Settings):
+        if target.store_url is not None:
+            from feature_store._postgres import PostgresStore
+
+            return PostgresStore(target.store_url.get_secret_value())
+        target = target.resolved_store_path
+    return DuckDBStore(target, read_only=read_only)
 
 
 __all__ = [
@@ -27,6 +40,7 @@ __all__ = [
     "EndpointStats",
     "GroupStats",
     "RecordStore",
+    "StoreLock",
     "StoreStats",
     "open_store",
 ]

@@ -79,6 +79,31 @@ class EndpointStats(BaseModel):
 Progress = Callable[[int], None]
 
 
+class StoreLock(ABC):
+    """A named lock held through the store, shared by every process using it.
+
+    PostgreSQL holds a session advisory lock on a dedicated connection (the server
+    releases it when the holder's connection dies, e.g. on SIGKILL); the embedded
+    DuckDB store has one process, so its locks are in-process.
+    """
+
+    name: str
+
+    @abstractmethod
+    def held(self) -> bool:
+        """Whether the lock is still held (False once released or its connection died)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class RecordStore(ABC):
     """A durable, idempotent store of completion records.
 
@@ -176,6 +201,29 @@ class RecordStore(ABC):
     @abstractmethod
     def stats(self) -> StoreStats:
         """Summarize the store."""
+
+    # --- coordination between processes (see docs/decisions/2026-12-06-shared-store.md) ---
+    def try_lock(self, name: str) -> StoreLock | None:
+        """Take the named lock without waiting: a held :class:`StoreLock`, or ``None``."""
+        raise NotImplementedError
+
+    def drift_inbox_take(self, limit: int = 1000) -> pa.Table:
+        """The oldest completions not yet judged for drift, at most ``limit``.
+
+        Every ingest enqueues its newly stored records that carry a latency, in the
+        same transaction. Columns: every field of :class:`core.CompletionRecord`
+        (``prompt`` included), in enqueue order. Taking does not remove: a judge
+        acknowledges with :meth:`drift_inbox_ack` once it has acted on them.
+        """
+        raise NotImplementedError
+
+    def drift_inbox_ack(self, request_ids: Sequence[str]) -> int:
+        """Remove judged completions from the inbox; how many were removed."""
+        raise NotImplementedError
+
+    def drift_inbox_size(self) -> int:
+        """Completions waiting in the drift inbox."""
+        raise NotImplementedError
 
     @abstractmethod
     def close(self) -> None:
