@@ -14,6 +14,7 @@ the cheapest whose loss is within ``tolerance`` (2%) of the best.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -197,13 +198,7 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        load_if_exists=True,
-        directions=["minimize", "minimize"],
-        sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
-    )
+    study, created = _open_study(optuna, study_name, storage, seed)
     allowed = [
         v
         for v in space.text_variants
@@ -265,7 +260,7 @@ def run_search(
             on_trial(outcome)
         return val_loss, cost
 
-    if space.seed_text_variants and not study.trials:
+    if space.seed_text_variants and created:
         for key in variants:
             study.enqueue_trial({"text": key})
     study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
@@ -279,3 +274,42 @@ def run_search(
     if result.trials:
         result.selected = select(result.trials, max_cost_us=max_cost_us)
     return result
+
+
+def _open_study(optuna: Any, study_name: str, storage: str | None, seed: int) -> tuple[Any, bool]:
+    """Create the study, or join it when another worker did: (study, created here).
+
+    Creation is unique in the storage, so exactly one of several workers starting at
+    once learns ``created`` and seeds the study's first trials; the others join it
+    (a check of "no trials yet" would let each of them enqueue the seeds again).
+    """
+    kwargs = {
+        "study_name": study_name,
+        "storage": _storage(optuna, storage),
+        "directions": ["minimize", "minimize"],
+        "sampler": optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    }
+    try:
+        return optuna.create_study(load_if_exists=False, **kwargs), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.create_study(load_if_exists=True, **kwargs), False
+
+
+def _storage(optuna: Any, url: str | None, attempts: int = 5) -> Any:
+    """Optuna's storage for ``url`` (None: in memory), safe when workers start together.
+
+    The first workers on a fresh database race to create Optuna's tables (one of them
+    fails on a duplicate ``CREATE TABLE``); a retry finds the tables made by the other.
+    """
+    if url is None or not url.startswith(("postgresql", "mysql")):
+        return url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
