@@ -7,12 +7,16 @@ backend), :func:`open_store`, and the result types.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core import Settings
 from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreLock, StoreStats
 from feature_store._drift import DriftTables
 from feature_store._duckdb import DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
+
+if TYPE_CHECKING:
+    from feature_store._postgres import PostgresStore
 
 
 def open_store(target: str | Path | Settings, *, read_only: bool = False) -> RecordStore:
@@ -32,6 +36,15 @@ def open_store(target: str | Path | Settings, *, read_only: bool = False) -> Rec
     return DuckDBStore(target, read_only=read_only)
 
 
+def __getattr__(name: str) -> Any:
+    """Import :class:`PostgresStore` (and psycopg) only when it is used."""
+    if name == "PostgresStore":
+        from feature_store._postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ENDPOINT_FEATURES",
     "FRAME_COLUMNS",
@@ -39,6 +52,7 @@ __all__ = [
     "DuckDBStore",
     "EndpointStats",
     "GroupStats",
+    "PostgresStore",
     "RecordStore",
     "StoreLock",
     "StoreStats",

@@ -1,0 +1,142 @@
+"""Ingest into PostgreSQL: validate in an in-memory DuckDB, COPY, insert idempotently.
+
+Each raw batch is typed and validated by the embedded store's SQL
+(:func:`feature_store._validate.staging_sql`) in a private in-memory DuckDB, so both
+backends accept, reject and explain exactly alike. DuckDB also derives what the
+embedded store derives (``prompt_sha256`` = hex SHA-256 of the UTF-8 prompt,
+``completed_at`` = ``submitted_at + latency_s`` to the microsecond) and keeps the
+first of repeated ``request_id`` values. The valid rows then go to PostgreSQL with
+one ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT (request_id) DO
+NOTHING RETURNING request_id``, which also enqueues the newly stored rows that carry
+a latency in ``drift_inbox`` (same statement, so same transaction).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from psycopg import Cursor
+from psycopg.rows import TupleRow
+
+from core import IngestReport, Rejection, StoreError
+from feature_store._duckdb import _arrow_kind
+from feature_store._pg_arrow import copy_from_arrow
+from feature_store._pg_schema import PG_TYPES
+from feature_store._schema import STORED_FIELDS
+from feature_store._validate import staging_sql, unknown_columns
+from feature_store.importers._base import LINE
+
+_STORED = [s.name for s in STORED_FIELDS]
+_COLS = ", ".join(_STORED)
+_STAGE = "_tailcast_stage"
+_PROMPTS = "_tailcast_prompts"
+
+
+def create_staging_tables(cur: Cursor[TupleRow]) -> None:
+    """Create this transaction's temporary staging tables (dropped on commit)."""
+    typed = ", ".join(f"{s.name} {PG_TYPES[s.kind]}" for s in STORED_FIELDS)
+    cur.execute(
+        f"CREATE TEMP TABLE {_STAGE} ({typed}, prompt_sha256 text, completed_at timestamptz, "
+        "_idx bigint NOT NULL) ON COMMIT DROP"
+    )
+    cur.execute(f"CREATE TEMP TABLE {_PROMPTS} (sha256 text, text text) ON COMMIT DROP")
+
+
+def ingest_batch(
+    duck: duckdb.DuckDBPyConnection,
+    cur: Cursor[TupleRow],
+    batch: pa.Table,
+    source: str | None,
+    offset: int,
+) -> IngestReport:
+    """Validate one raw batch and store its valid records through ``cur``.
+
+    Args:
+        duck: An in-memory DuckDB connection (UTC) for validation.
+        cur: A PostgreSQL cursor inside the ingest's transaction, after
+            :func:`create_staging_tables`.
+        batch: A raw batch in the canonical layout (see :mod:`feature_store.importers`).
+        source: Label stored with each record.
+        offset: Inputs of the same call before this batch (for indices).
+
+    Raises:
+        StoreError: When the batch has unknown columns or no ``_line``.
+    """
+    unknown = unknown_columns(batch.column_names)
+    if unknown or LINE not in batch.column_names:
+        raise StoreError(f"raw batch has unknown columns {unknown} or no {LINE} column")
+    kinds = {f.name: _arrow_kind(f.type) for f in batch.schema}
+    batch = batch.append_column("_idx", pa.array(np.arange(batch.num_rows), pa.int64()))
+    duck.register("_raw", batch)
+    try:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_sql('_raw', kinds)}")
+    finally:
+        duck.unregister("_raw")
+    rejected = duck.execute(
+        "SELECT _idx, _line, _reject_field, _reject_reason FROM _staged "
+        "WHERE _reject_reason IS NOT NULL ORDER BY _idx"
+    ).fetchall()
+    rejections = tuple(
+        Rejection(index=offset + int(i), line=line, field=field, reason=reason)
+        for i, line, field, reason in rejected
+    )
+    valid = batch.num_rows - len(rejections)
+    rows = duck.sql(
+        f"SELECT {_COLS}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END "
+        "AS prompt_sha256, submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS "
+        "BIGINT)) AS completed_at, _idx FROM _staged WHERE _reject_reason IS NULL "
+        "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 ORDER BY _idx"
+    ).to_arrow_table()
+    prompts = duck.sql(
+        "SELECT DISTINCT sha256(prompt) AS sha256, prompt AS text FROM _staged "
+        "WHERE _reject_reason IS NULL AND prompt IS NOT NULL"
+    ).to_arrow_table()
+    stored = _store(cur, rows, prompts, source)
+    duplicates: list[tuple[int]] = []
+    if len(stored) < valid:  # valid rows not stored now: stored before or repeated
+        duck.register("_stored", pa.table({"request_id": pa.array(stored, pa.string())}))
+        try:
+            duplicates = duck.execute(
+                "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
+                "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT "
+                "min(_idx) FROM _staged f WHERE f.request_id = s.request_id "
+                "AND f._reject_reason IS NULL)) ORDER BY _idx"
+            ).fetchall()
+        finally:
+            duck.unregister("_stored")
+    duck.execute("DROP TABLE _staged")
+    return IngestReport(
+        accepted=len(stored),
+        duplicates=valid - len(stored),
+        rejected=rejections,
+        duplicate_indices=tuple(offset + int(i) for (i,) in duplicates),
+    )
+
+
+def _store(
+    cur: Cursor[TupleRow], rows: pa.Table, prompts: pa.Table, source: str | None
+) -> list[str]:
+    """Insert staged rows and prompts; the request ids newly stored."""
+    if rows.num_rows == 0:
+        return []
+    cur.execute(f"TRUNCATE {_STAGE}, {_PROMPTS}")
+    copy_from_arrow(cur, _PROMPTS, prompts)
+    copy_from_arrow(cur, _STAGE, rows)
+    # Keys are inserted in one global order (prompts, then records, each sorted by key)
+    # so concurrent ingests of overlapping keys wait for each other but never deadlock.
+    cur.execute(
+        f"INSERT INTO prompts (sha256, text) SELECT sha256, text FROM {_PROMPTS} "
+        'ORDER BY sha256 COLLATE "C" ON CONFLICT (sha256) DO NOTHING'
+    )
+    cur.execute(
+        f"WITH ins AS (INSERT INTO records ({_COLS}, prompt_sha256, completed_at, source, "
+        f"ingested_at) SELECT {_COLS}, prompt_sha256, completed_at, %s, now() FROM {_STAGE} "
+        'ORDER BY request_id COLLATE "C" ON CONFLICT (request_id) DO NOTHING '
+        "RETURNING request_id, latency_s), "
+        "inbox AS (INSERT INTO drift_inbox (request_id) SELECT s.request_id FROM "
+        f"{_STAGE} s JOIN ins ON ins.request_id = s.request_id WHERE ins.latency_s IS NOT NULL "
+        "ORDER BY s._idx ON CONFLICT (request_id) DO NOTHING) SELECT request_id FROM ins",
+        [source],
+    )
+    return [str(r[0]) for r in cur.fetchall()]

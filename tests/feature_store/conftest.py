@@ -1,0 +1,80 @@
+"""Feature-store fixtures: every backend, and fresh PostgreSQL databases.
+
+PostgreSQL is the server on 127.0.0.1:5432 (user ``postgres``, trust auth); each test
+gets a database of its own, created for it and dropped afterwards. A test that needs
+the server FAILS when it is down (it never skips). Nothing here reads ``TAILCAST_*``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from feature_store import DuckDBStore, PostgresStore, RecordStore
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+BACKENDS = [
+    pytest.param("duckdb"),
+    pytest.param("duckdb-memory"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+def _admin() -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(f"{PG_SERVER}/test", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER}: {exc}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = f"tailcast_fs_{uuid.uuid4().hex[:16]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with _admin() as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+Opener = Callable[[], RecordStore]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens (and later closes) stores of one backend, all on the same storage."""
+    opened: list[RecordStore] = []
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+
+        def open_one() -> RecordStore:
+            opened.append(PostgresStore(url, max_size=4))
+            return opened[-1]
+    else:
+        path = tmp_path / "store.duckdb" if request.param == "duckdb" else ":memory:"
+
+        def open_one() -> RecordStore:
+            opened.append(DuckDBStore(path))
+            return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(store_opener: Opener) -> RecordStore:
+    """Every RecordStore backend; the contract suite runs against each."""
+    return store_opener()
