@@ -19,7 +19,7 @@ from drift._adwin import AdwinDetector
 from drift._config import MonitorConfig, Trigger
 from drift._coverage import coverage_test
 from drift._debounce import RetrainDebouncer
-from drift._deliver import Deliverer
+from drift._deliver import Deliverer, replica_id
 from drift._group import GroupMonitor
 from drift._monitor import DriftMonitor
 from drift._outbox import AlertOutbox, DriftEventSink
@@ -53,6 +53,7 @@ __all__ = [
     "ks_uniform",
     "pinball_ratio",
     "pit_and_pinball",
+    "replica_id",
     "sign",
     "verify",
 ]

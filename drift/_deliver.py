@@ -1,11 +1,13 @@
 """Delivering the outbox: signed POSTs, exponential backoff, at least once.
 
 A :class:`Deliverer` drains the durable outbox (:class:`~drift._outbox.AlertOutbox`,
-implemented by the feature store): every due alert is POSTed with its signature; a 2xx
-marks it delivered, anything else (status, refused connection, timeout) logs the
-attempt and reschedules it ``base_delay_s * 2**(attempt - 1)`` later (capped at
-``max_delay_s``). Because the outbox lives in the store file, a new deliverer after a
-restart picks up whatever was still pending.
+implemented by the feature store): it claims due alerts for a lease (so deliverers of
+several replicas on one store never send the same alert at the same time), POSTs each
+with its signature; a 2xx marks it delivered, anything else (status, refused
+connection, timeout) logs the attempt and reschedules it ``base_delay_s * 2**(attempt -
+1)`` later (capped at ``max_delay_s``). Because the outbox lives in the store, a new
+deliverer after a restart picks up whatever was still pending, and an alert claimed by
+a deliverer that died is due again once its lease ends (delivery is at least once).
 
 Example:
     >>> [Deliverer.backoff(a, 2.0, 60.0) for a in (1, 2, 3, 6, 7)]
@@ -15,6 +17,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import socket
 import threading
 import time
 import urllib.error
@@ -33,6 +38,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def replica_id() -> str:
+    """A new id of this process among the store's users: ``hostname-pid-random``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 class Deliverer:
     """Sends the pending alerts of an outbox.
 
@@ -45,6 +55,10 @@ class Deliverer:
         max_attempts: Give up (the alert stays in the log, undelivered, no longer due)
             after this many attempts; ``None`` retries forever.
         clock: Source of "now" (UTC).
+        holder: Who claims the alerts (default: a new :func:`replica_id`).
+        lease_s: Seconds a claim lasts. Alerts are claimed a few at a time (at most
+            ``lease_s / (2 * timeout_s)``), so a claim never runs out while its alerts
+            wait for the ones before them.
     """
 
     def __init__(
@@ -57,6 +71,8 @@ class Deliverer:
         max_delay_s: float = 3600.0,
         max_attempts: int | None = None,
         clock: Clock = _utcnow,
+        holder: str | None = None,
+        lease_s: float = 60.0,
     ) -> None:
         self.outbox = outbox
         self.secret = secret
@@ -65,6 +81,8 @@ class Deliverer:
         self.max_delay_s = max_delay_s
         self.max_attempts = max_attempts
         self.clock = clock
+        self.holder = holder or replica_id()
+        self.lease_s = lease_s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,8 +138,16 @@ class Deliverer:
         return attempt
 
     def deliver_due(self, limit: int = 100) -> list[DeliveryAttempt]:
-        """One pass: attempt every alert due now; the attempts made."""
-        return [self.deliver(a) for a in self.outbox.pending_alerts(self.clock(), limit)]
+        """One pass: claim and attempt the alerts due now, at most ``limit``; the attempts."""
+        chunk = max(1, min(limit, int(self.lease_s / (2.0 * self.timeout_s))))
+        attempts: list[DeliveryAttempt] = []
+        while len(attempts) < limit:
+            n = min(chunk, limit - len(attempts))
+            claimed = self.outbox.claim_alerts(self.clock(), self.holder, self.lease_s, n)
+            attempts += [self.deliver(a) for a in claimed]
+            if len(claimed) < n:
+                break
+        return attempts
 
     # --- background thread --------------------------------------------------------
     def start(self, poll_s: float = 1.0) -> None:

@@ -25,16 +25,21 @@ class DriftEventSink(Protocol):
 
 
 class AlertOutbox(Protocol):
-    """The durable outbox a :class:`~drift._deliver.Deliverer` drains."""
+    """The durable outbox deliverers drain (:class:`~drift._deliver.Deliverer`), one claim each."""
 
-    def pending_alerts(self, now: datetime, limit: int = 100) -> list[AlertMessage]:
-        """Undelivered alerts due at ``now`` (``next_attempt_at <= now``), oldest first."""
+    def claim_alerts(
+        self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
+    ) -> list[AlertMessage]:
+        """Claim due alerts for ``holder`` until ``now + lease_s`` (oldest due first).
+
+        Due: undelivered, ``next_attempt_at <= now``, unclaimed or with an expired lease.
+        """
         ...
 
     def record_attempt(self, attempt: DeliveryAttempt, next_attempt_at: datetime | None) -> None:
-        """Log ``attempt``; on failure reschedule the alert at ``next_attempt_at``."""
+        """Log ``attempt`` and end its claim; on failure reschedule it at ``next_attempt_at``."""
         ...
 
     def mark_delivered(self, alert_id: str, at: datetime) -> None:
-        """Mark the alert delivered (it leaves the pending set)."""
+        """Mark the alert delivered (it leaves the pending set; its claim ends)."""
         ...

@@ -17,6 +17,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from core import CompletionRecord, IngestReport
+from core.drift import AlertMessage
 
 
 class GroupStats(BaseModel):
@@ -203,10 +204,15 @@ class RecordStore(ABC):
         """Summarize the store."""
 
     # --- coordination between processes (see docs/decisions/2026-12-06-shared-store.md) ---
+    @abstractmethod
     def try_lock(self, name: str) -> StoreLock | None:
-        """Take the named lock without waiting: a held :class:`StoreLock`, or ``None``."""
-        raise NotImplementedError
+        """Take the named lock without waiting: a held :class:`StoreLock`, or ``None``.
 
+        Names in use: ``drift-judge`` (the replica that judges drift) and
+        ``retrain:<served_model>`` (a retraining job of that served model).
+        """
+
+    @abstractmethod
     def drift_inbox_take(self, limit: int = 1000) -> pa.Table:
         """The oldest completions not yet judged for drift, at most ``limit``.
 
@@ -215,15 +221,26 @@ class RecordStore(ABC):
         (``prompt`` included), in enqueue order. Taking does not remove: a judge
         acknowledges with :meth:`drift_inbox_ack` once it has acted on them.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def drift_inbox_ack(self, request_ids: Sequence[str]) -> int:
         """Remove judged completions from the inbox; how many were removed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def drift_inbox_size(self) -> int:
         """Completions waiting in the drift inbox."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def claim_alerts(
+        self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
+    ) -> list[AlertMessage]:
+        """Claim up to ``limit`` due alerts of the outbox for ``holder`` for ``lease_s`` seconds.
+
+        Due: pending, ``next_attempt_at <= now``, unclaimed or with an expired lease;
+        oldest due first. No other claim returns an alert while its lease runs;
+        recording an attempt or marking it delivered ends the claim. An alert whose
+        deliverer died is due again when the lease ends (delivery is at least once).
+        """
 
     @abstractmethod
     def close(self) -> None:

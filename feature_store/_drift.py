@@ -6,6 +6,8 @@ feature store never imports drift). Every write is idempotent: events by
 ``event_id``, alerts by ``alert_id`` (event x url), attempts by (alert, attempt).
 Because the outbox is a table in the store file, alerts queued before a crash or a
 restart are still pending afterwards; the next deliverer sends them (at least once).
+Deliverers take alerts with :meth:`DriftTables.claim_alerts`, which hands each due alert
+to one of them for a lease, so several deliverers never send an alert at the same time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -156,6 +158,46 @@ class DriftTables:
         )
         return [_alert(r) for r in rows]
 
+    def claim_alerts(
+        self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
+    ) -> list[AlertMessage]:
+        """Claim up to ``limit`` due alerts for ``holder`` until ``now + lease_s``.
+
+        Due: pending, ``next_attempt_at <= now``, and unclaimed or with an expired lease
+        (its deliverer died or stalled), oldest due first. While the lease runs no other
+        claim returns the alert; :meth:`record_attempt` and :meth:`mark_delivered` end it.
+
+        Args:
+            now: The current time (UTC).
+            holder: Who claims (a replica id, e.g. ``hostname-pid-random``).
+            lease_s: Seconds the claim lasts; longer than one delivery attempt.
+            limit: Alerts claimed at most.
+        """
+        until = now + timedelta(seconds=lease_s)
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("SET TimeZone = 'UTC'")
+                cur.execute("BEGIN TRANSACTION")
+                rows = cur.execute(
+                    f"SELECT {_ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
+                    "AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) "
+                    "ORDER BY next_attempt_at, created_at, alert_id LIMIT ?",
+                    [now, now, limit],
+                ).fetchall()
+                cur.execute(
+                    "UPDATE alert_outbox SET claimed_by = ?, claimed_until = ? "
+                    "WHERE list_contains(?, alert_id)",
+                    [holder, until, [r[0] for r in rows]],
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return [_alert(r) for r in rows]
+
     def alerts(self, status: str | None = None, event_id: str | None = None) -> list[AlertMessage]:
         """Every alert in the outbox (``status``: pending, delivered or failed)."""
         where, params = _filters(status=status, event_id=event_id)
@@ -166,7 +208,10 @@ class DriftTables:
         return [_alert(r) for r in rows]
 
     def record_attempt(self, attempt: DeliveryAttempt, next_attempt_at: datetime | None) -> None:
-        """Log ``attempt``; a failed one is rescheduled, or parked as failed without a next."""
+        """Log ``attempt`` and end its claim; a failed one is rescheduled, or parked as failed.
+
+        A failed attempt without ``next_attempt_at`` parks the alert as failed.
+        """
         a = attempt
         with self._write_lock:
             cur = self._con.cursor()
@@ -189,7 +234,8 @@ class DriftTables:
                 cur.execute(
                     "UPDATE alert_outbox SET attempts = greatest(attempts, ?), "
                     "next_attempt_at = ?, status = CASE WHEN status = 'delivered' "
-                    "THEN status ELSE ? END WHERE alert_id = ?",
+                    "THEN status ELSE ? END, claimed_by = NULL, claimed_until = NULL "
+                    "WHERE alert_id = ?",
                     [a.attempt, next_attempt_at, status, a.alert_id],
                 )
                 cur.execute("COMMIT")
@@ -200,10 +246,11 @@ class DriftTables:
                 cur.close()
 
     def mark_delivered(self, alert_id: str, at: datetime) -> None:
-        """Mark the alert delivered (it leaves the pending set)."""
+        """Mark the alert delivered (it leaves the pending set; its claim ends)."""
         self._drift_write(
-            "UPDATE alert_outbox SET status = 'delivered', "
-            "delivered_at = coalesce(delivered_at, ?), next_attempt_at = NULL WHERE alert_id = ?",
+            "UPDATE alert_outbox SET status = 'delivered', delivered_at = coalesce(delivered_at, "
+            "?), next_attempt_at = NULL, claimed_by = NULL, claimed_until = NULL "
+            "WHERE alert_id = ?",
             [at, alert_id],
         )
 

@@ -3,10 +3,11 @@
 Concurrency model: the process that opens the file read-write is its only writer
 (DuckDB locks the file); inside that process every write runs under one lock, and
 every read gets its own cursor, so readers run concurrently with each other and
-see only committed data. Another process may open the same file ``read_only=True``
-while no writer holds it. Scaling beyond one writer goes through the tailcast API
-(the service owns the store) or through exported Parquet snapshots; see
-``docs/feature_store.md``.
+see only committed data. Named locks (:meth:`DuckDBStore.try_lock`) are therefore
+in-process, and every ingest fills the drift inbox in its own transaction. Another
+process may open the same file ``read_only=True`` while no writer holds it. Scaling
+beyond one writer goes through the tailcast API (the service owns the store) or
+through exported Parquet snapshots; see ``docs/feature_store.md``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ import pyarrow as pa
 from core import IngestReport, Rejection, StoreError, field_specs
 from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._coordination import InboxTables, enqueue_stored, lock_table
 from feature_store._drift import DriftTables
 from feature_store._prefetch import prefetch
-from feature_store._schema import DDL, DRIFT_DDL, SCHEMA_VERSION, STORED_FIELDS
+from feature_store._schema import (
+    COORDINATION_DDL,
+    DDL,
+    DRIFT_DDL,
+    SCHEMA_VERSION,
+    STORED_FIELDS,
+)
 from feature_store._stats import store_stats
 from feature_store._validate import staging_sql, unknown_columns
 from feature_store.importers._base import LINE
@@ -43,7 +51,7 @@ def _arrow_kind(t: pa.DataType) -> str:
     return "other"
 
 
-class DuckDBStore(DriftTables, RecordStore):
+class DuckDBStore(InboxTables, DriftTables, RecordStore):
     """A :class:`RecordStore` in one DuckDB file (or in memory with ``":memory:"``).
 
     Args:
@@ -61,12 +69,16 @@ class DuckDBStore(DriftTables, RecordStore):
             raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
         self._con.execute("SET TimeZone = 'UTC'")
         self._write_lock = threading.Lock()
+        self._locks = lock_table(self.path)
+        self._taken = []
         if not read_only:
             with self._write_lock:
-                for statement in (*DDL, *DRIFT_DDL):
+                for statement in (*DDL, *DRIFT_DDL, *COORDINATION_DDL):
                     self._con.execute(statement)
                 self._con.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = CAST(greatest(CAST(meta.value AS BIGINT), "
+                    "CAST(excluded.value AS BIGINT)) AS VARCHAR)",
                     [str(SCHEMA_VERSION)],
                 )
 
@@ -170,17 +182,20 @@ class DuckDBStore(DriftTables, RecordStore):
             [source],
         ).fetchall()
         duplicates: list[tuple[int]] = []
-        if len(stored) < valid:  # valid rows not stored now: stored before or repeated
-            con.register("_stored", pa.table({"request_id": [row[0] for row in stored]}))
-            try:
+        con.register(
+            "_stored", pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
+        )
+        try:
+            enqueue_stored(con)  # the drift judge's inbox, in this same transaction
+            if len(stored) < valid:  # valid rows not stored now: stored before or repeated
                 duplicates = con.execute(
                     "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
                     "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT "
                     "min(_idx) FROM _staged f WHERE f.request_id = s.request_id "
                     "AND f._reject_reason IS NULL)) ORDER BY _idx"
                 ).fetchall()
-            finally:
-                con.unregister("_stored")
+        finally:
+            con.unregister("_stored")
         con.execute("DROP TABLE _staged")
         return IngestReport(
             accepted=len(stored),
@@ -300,7 +315,8 @@ class DuckDBStore(DriftTables, RecordStore):
             cur.close()
 
     def close(self) -> None:
-        """See :meth:`RecordStore.close`."""
+        """See :meth:`RecordStore.close`; the store's named locks stop being held."""
+        self._release_locks()
         with self._write_lock:
             self._con.close()
 

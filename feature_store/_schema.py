@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from core import FieldSpec, field_specs
 
-SCHEMA_VERSION = 1
+#: 2: the drift inbox and alert claims (:data:`COORDINATION_DDL`), added to older files.
+SCHEMA_VERSION = 2
 
 DUCKDB_TYPES: dict[str, str] = {
     "str": "VARCHAR",
@@ -107,4 +108,19 @@ DRIFT_DDL: tuple[str, ...] = (
     mlflow_run_id VARCHAR,
     summary VARCHAR NOT NULL
 )""",
+)
+
+#: Coordination between processes (feature_store/_coordination.py): the drift inbox (every
+#: newly stored completion with a latency, enqueued by its ingest, until a judge acks it)
+#: and the claim columns of the alert outbox. Runs after :data:`DRIFT_DDL` on every open,
+#: so a version-1 file gains them in place.
+COORDINATION_DDL: tuple[str, ...] = (
+    "CREATE SEQUENCE IF NOT EXISTS drift_inbox_seq",
+    """CREATE TABLE IF NOT EXISTS drift_inbox (
+    request_id VARCHAR PRIMARY KEY,
+    seq BIGINT NOT NULL DEFAULT nextval('drift_inbox_seq'),
+    enqueued_at TIMESTAMPTZ NOT NULL
+)""",
+    "ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_by VARCHAR",
+    "ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ",
 )

@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core import Settings
 from core.predictor import ALL_FEATURES, Predictor
 from feature_store import RecordStore
+from pipelines._retrain_lock import RetrainLockedError, holds_retrain_lock
 from pipelines._retrain_steps import JobFrames, job_frames, recalibrated, score, trained
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ __all__ = [
     "JobFrames",
     "Policy",
     "RetrainConfig",
+    "RetrainLockedError",
     "RetrainOutcome",
     "RetrainTrigger",
     "WarmStart",
@@ -177,6 +179,7 @@ class RetrainOutcome:
         }
 
 
+@holds_retrain_lock
 def retrain(
     served_model: str,
     settings: Settings,
@@ -190,6 +193,9 @@ def retrain(
     on_trial: Callable[[Any], None] | None = None,
 ) -> RetrainOutcome:
     """Run one retraining job for ``served_model`` (see the module docstring).
+
+    The job holds the store lock ``retrain:<served_model>`` throughout, so processes
+    sharing the store never retrain one served model twice at once.
 
     Args:
         served_model: The served model.
@@ -205,6 +211,7 @@ def retrain(
 
     Raises:
         ValueError: Fewer than 100 usable rows.
+        RetrainLockedError: Another job of ``served_model`` holds the lock (nothing ran).
     """
     from pipelines.train import flat_metrics, input_example
     from training import TrainingData, plots
@@ -345,7 +352,9 @@ def drift_trigger(
     """A callback that runs a drift-triggered :func:`retrain` in a background thread.
 
     At most one job per served model runs at a time: a call while that model's job is
-    running is ignored (logged), so a burst of alarms retrains once; debouncing over
+    running is ignored (logged), so a burst of alarms retrains once; a job that finds
+    the model's retrain lock held by another process sharing the store is skipped
+    (logged; ``on_done`` gets the :class:`RetrainLockedError`); debouncing over
     longer spans is the monitor's :class:`drift.RetrainDebouncer`. A failing job is
     logged and reported to ``on_done``; it never raises into the caller. The callback
     also fits ``drift.DriftResponder``'s ``on_retrain(served_model, event)``.
@@ -379,6 +388,9 @@ def drift_trigger(
                     result = retrain(
                         served_model, settings, own, registry, config=config, trigger="drift"
                     )
+        except RetrainLockedError as exc:  # another process retrains it: once is enough
+            log.info("drift-triggered retraining skipped: %s", exc)
+            result = exc
         except Exception as exc:  # a background job must not die silently
             log.exception("drift-triggered retraining of %s failed", served_model)
             result = exc
