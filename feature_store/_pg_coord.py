@@ -109,5 +109,8 @@ def inbox_take(cur: Cursor[TupleRow], limit: int) -> pa.Table:
 
 def inbox_ack(cur: Cursor[TupleRow], request_ids: Sequence[str]) -> int:
     """Remove ``request_ids`` from the inbox; how many were there."""
-    cur.execute("DELETE FROM drift_inbox WHERE request_id = ANY(%s)", [list(request_ids)])
+    cur.execute(
+        "DELETE FROM drift_inbox i USING unnest(%s::text[]) AS a(id) WHERE i.request_id = a.id",
+        [list(request_ids)],
+    )
     return cur.rowcount

@@ -34,7 +34,11 @@ _PROMPTS = "_tailcast_prompts"
 
 
 def create_staging_tables(cur: Cursor[TupleRow]) -> None:
-    """Create this transaction's temporary staging tables (dropped on commit)."""
+    """Create this transaction's temporary staging tables (dropped on commit).
+
+    Also lets the transaction sort a batch in memory (``work_mem``).
+    """
+    cur.execute("SET LOCAL work_mem = '64MB'")
     typed = ", ".join(f"{s.name} {PG_TYPES[s.kind]}" for s in STORED_FIELDS)
     cur.execute(
         f"CREATE TEMP TABLE {_STAGE} ({typed}, prompt_sha256 text, completed_at timestamptz, "
@@ -136,7 +140,7 @@ def _store(
         "RETURNING request_id, latency_s), "
         "inbox AS (INSERT INTO drift_inbox (request_id) SELECT s.request_id FROM "
         f"{_STAGE} s JOIN ins ON ins.request_id = s.request_id WHERE ins.latency_s IS NOT NULL "
-        "ORDER BY s._idx ON CONFLICT (request_id) DO NOTHING) SELECT request_id FROM ins",
+        "ORDER BY s._idx) SELECT request_id FROM ins",
         [source],
     )
     return [str(r[0]) for r in cur.fetchall()]

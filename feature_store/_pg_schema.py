@@ -68,11 +68,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
             f"CREATE TABLE records (\n{_record_columns()}\n)",
-            "CREATE INDEX records_endpoint ON records (served_model, device, completed_at) "
+            # In the exact order endpoint_stats reads (newest completions first, ties by
+            # request_id in byte order), so it is a backward scan with no sort.
+            "CREATE INDEX records_endpoint ON records "
+            '(served_model, device, completed_at, request_id COLLATE "C") '
             "WHERE latency_s IS NOT NULL",
-            "CREATE INDEX records_submitted ON records (served_model, submitted_at)",
-            "CREATE INDEX records_workflow ON records (served_model, workflow_id) "
-            "WHERE workflow_id IS NOT NULL",
+            # Records arrive roughly in submission order: a BRIN index narrows frame
+            # windows at almost no cost to ingest (a B-tree here costs ~15% of it).
+            "CREATE INDEX records_submitted ON records USING brin (submitted_at)",
             "CREATE TABLE prompts (sha256 text PRIMARY KEY, text text NOT NULL)",
             # vector: the float32 values, little-endian, 4 bytes each.
             """CREATE TABLE embeddings (
@@ -156,10 +159,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "drift inbox (completions waiting for the drift judge)",
         (
+            # Only records newly stored by the same statement are enqueued, so a
+            # request_id is in the inbox at most once without a unique index; the hash
+            # index serves acknowledgements (cheaper to maintain than a B-tree).
             """CREATE TABLE drift_inbox (
-    request_id text PRIMARY KEY,
-    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+    seq bigint GENERATED ALWAYS AS IDENTITY (CACHE 1000) PRIMARY KEY,
+    request_id text NOT NULL
 )""",
+            "CREATE INDEX drift_inbox_request ON drift_inbox USING hash (request_id)",
         ),
     ),
 )
