@@ -210,6 +210,6 @@ def migrate(conn: psycopg.Connection[TupleRow]) -> list[int]:
             conn.execute(
                 "INSERT INTO meta VALUES ('schema_version', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [str(SCHEMA_VERSION)],
+                [str(max(m.version for m in MIGRATIONS))],
             )
     return applied

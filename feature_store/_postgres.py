@@ -72,6 +72,11 @@ class PostgresStore(PgDriftTables, RecordStore):
         self._url = url
         self.path = redact(url)
         self._locks: weakref.WeakSet[_pg_coord.PgStoreLock] = weakref.WeakSet()
+        try:  # one direct connection first: a bad URL fails at once, with libpq's reason
+            with psycopg.connect(url, connect_timeout=max(2, int(timeout_s))) as conn:
+                migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -84,9 +89,7 @@ class PostgresStore(PgDriftTables, RecordStore):
         )
         try:
             self._pool.open(wait=True, timeout=timeout_s)
-            with self._pool.connection() as conn:
-                migrate(conn)
-        except (PoolTimeout, psycopg.Error) as exc:
+        except PoolTimeout as exc:
             self._pool.close()
             raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
 

@@ -52,18 +52,16 @@ def pg_url() -> Iterator[str]:
 Opener = Callable[[], RecordStore]
 
 
-@pytest.fixture(params=BACKENDS)
-def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens (and later closes) stores of one backend, all on the same storage."""
+def _opener(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[RecordStore] = []
-    if request.param == "postgres":
+    if kind == "postgres":
         url = request.getfixturevalue("pg_url")
 
         def open_one() -> RecordStore:
             opened.append(PostgresStore(url, max_size=4))
             return opened[-1]
     else:
-        path = tmp_path / "store.duckdb" if request.param == "duckdb" else ":memory:"
+        path = tmp_path / "store.duckdb" if kind == "duckdb" else ":memory:"
 
         def open_one() -> RecordStore:
             opened.append(DuckDBStore(path))
@@ -72,6 +70,18 @@ def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ope
     yield open_one
     for store in opened:
         store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens (and later closes) stores of one backend configuration on one storage."""
+    yield from _opener(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=[p for p in BACKENDS if p.values != ("duckdb-memory",)])
+def durable_store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Like ``store_opener`` for the backends whose storage outlives a store."""
+    yield from _opener(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core import CompletionRecord
+from core import RECORD_FIELDS, CompletionRecord
 from feature_store import RecordStore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -178,3 +178,55 @@ def test_embeddings_cache(store: RecordStore) -> None:
     assert list(store.prompts_missing_embeddings("minilm")) == []
     assert list(store.prompts_missing_embeddings("other")) != []
     assert store.stats().embeddings == {"minilm": 2}
+
+
+def test_drift_inbox_holds_new_completions_with_a_latency(store: RecordStore) -> None:
+    rec = CompletionRecord.model_validate(
+        row(9, prompt="Why is the build red?", input_tokens=12, workflow_id="w", step=1)
+    )
+    store.ingest([rec])
+    store.ingest_rows([row(5), row(1, latency_s=None), row(3), row(4, latency_s=-1)])
+    assert store.drift_inbox_size() == 3  # r1 has no latency, r4 was rejected
+    taken = store.drift_inbox_take()
+    assert taken.column_names == list(RECORD_FIELDS)
+    assert taken.column("request_id").to_pylist() == ["r9", "r5", "r3"]  # enqueue order
+    assert CompletionRecord.model_validate(taken.to_pylist()[0]) == rec
+    assert store.drift_inbox_size() == 3  # taking does not remove
+    # Re-ingesting stored records enqueues nothing; a new one goes to the back.
+    again = store.ingest_rows([row(9), row(5), row(7)])
+    assert (again.accepted, again.duplicates) == (1, 2)
+    assert store.drift_inbox_take(limit=2).column("request_id").to_pylist() == ["r9", "r5"]
+    assert store.drift_inbox_ack(["r9", "r5", "nope"]) == 2
+    assert store.drift_inbox_ack(["r9"]) == 0
+    assert store.drift_inbox_ack([]) == 0
+    assert store.drift_inbox_take().column("request_id").to_pylist() == ["r3", "r7"]
+    assert store.drift_inbox_size() == 2
+    assert store.ingest_rows([row(9)]).duplicates == 1
+    assert store.drift_inbox_size() == 2  # acknowledged records are never re-enqueued
+
+
+def test_drift_inbox_take_of_an_empty_inbox(store: RecordStore) -> None:
+    empty = store.drift_inbox_take()
+    assert empty.num_rows == 0
+    assert empty.column_names == list(RECORD_FIELDS)
+    assert store.drift_inbox_size() == 0
+
+
+def test_named_locks(store: RecordStore) -> None:
+    lock = store.try_lock("drift-judge")
+    assert lock is not None
+    assert lock.held()
+    assert lock.name == "drift-judge"
+    assert store.try_lock("drift-judge") is None
+    other = store.try_lock("retrain:m")
+    assert other is not None
+    assert other.held()
+    lock.release()
+    assert not lock.held()
+    lock.release()  # idempotent
+    again = store.try_lock("drift-judge")
+    assert again is not None
+    with again:
+        assert again.held()
+    assert not again.held()
+    other.release()
