@@ -28,7 +28,7 @@ def evaluate_champion(
     predictor, version = registry.load(served_model)
     target = predictor.spec.target
     cutoff = predictor.spec.metadata.get("trained_as_of")
-    with open_store(settings.resolved_store_path) as store:
+    with open_store(settings) as store:
         frame = store.training_frame(
             served_model,
             as_of=datetime.fromisoformat(cutoff) if cutoff else None,

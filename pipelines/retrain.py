@@ -364,8 +364,8 @@ def drift_trigger(
         config: Job configuration (default: from the environment).
         store: An open store to use, or a function returning it when a job starts (the
             service's, which only exists once its lifespan has begun); default: open
-            the settings' store for each job (impossible while a service holds it:
-            DuckDB allows one writer process).
+            the settings' store for each job (through the service brokering it when
+            one holds the DuckDB file).
         on_done: Called with (served model, outcome or exception) when a job ends.
     """
     running: set[str] = set()
@@ -384,7 +384,7 @@ def drift_trigger(
                     served_model, settings, shared, registry, config=config, trigger="drift"
                 )
             else:
-                with open_store(settings.resolved_store_path) as own:
+                with open_store(settings) as own:
                     result = retrain(
                         served_model, settings, own, registry, config=config, trigger="drift"
                     )

@@ -2,7 +2,10 @@
 
 The lifespan opens the feature store, connects to the registry, loads each served
 model's ``champion`` and starts the poller that swaps in new champions; shutdown
-undoes it in reverse. OpenAPI docs are at ``/docs``.
+undoes it in reverse. A service that opened a DuckDB store file itself brokers it: it
+advertises its URL in ``<store file>.broker.json`` while it runs, so other processes
+reach the store through ``/v1/store`` (:class:`feature_store.RemoteStore`). OpenAPI
+docs are at ``/docs``.
 
 Run it with uvicorn, e.g.
 ``uvicorn --factory "serving.app:app_from_environment" --host 127.0.0.1 --port 8000``.
@@ -21,7 +24,7 @@ from fastapi import FastAPI
 
 from core import Settings
 from core.drift import DriftEvent
-from feature_store import RecordStore, open_store
+from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, open_store, withdraw
 from serving._batcher import MicroBatcher
 from serving._body import install_schemas
 from serving._drift import start_drift, stop_drift
@@ -34,6 +37,7 @@ from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
 from serving._poller import ModelPoller
 from serving._state import ServiceHook, ServiceState
+from serving._store_locks import leases_for
 from serving.compat import router as llmd_router
 from serving.compat._service import LlmdPredictor
 from serving.compat.schemas import (
@@ -45,6 +49,7 @@ from serving.compat.schemas import (
 from serving.config import ServingConfig
 from serving.routes import aibrix, completions, forecasts, health, metrics, models, scaling
 from serving.routes import drift as drift_routes
+from serving.routes import store as store_routes
 from serving.routes import workflows as workflow_routes
 from serving.schemas import ForecastRequest, ForecastsRequest
 
@@ -69,6 +74,7 @@ def create_app(
     config: ServingConfig | None = None,
     hooks: Sequence[ServiceHook] = (),
     on_retrain: Callable[[str, DriftEvent], None] | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     """Build the prediction service.
 
@@ -87,6 +93,10 @@ def create_app(
             monitor's worker thread when a drift alarm's retraining request passes the
             debouncer; it must return quickly (``tailcast serve`` passes
             ``pipelines.retrain.drift_trigger``, which starts a background job).
+        public_url: The URL other local processes reach the service at, advertised in
+            the broker file of a DuckDB store the service opens itself; default
+            ``http://<settings.host>:<settings.port>`` (``tailcast serve`` passes the
+            address it bound).
 
     Returns:
         The app; models are loaded when its lifespan starts.
@@ -105,6 +115,7 @@ def create_app(
             settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
         )
         app.state.service = state
+        broker = await asyncio.to_thread(_advertise, state, public_url)
         start_drift(app, on_retrain=on_retrain)
         app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
         for hook in hooks:
@@ -112,12 +123,15 @@ def create_app(
         try:
             yield
         finally:
+            if broker is not None:
+                await asyncio.to_thread(withdraw, broker.store, broker)
             for hook in reversed(hooks):
                 await hook.stop()
             await asyncio.to_thread(stop_drift, app)
             await state.poller.stop()
             state.forecaster.close()
             state.llmd.close()
+            leases_for(state.store).release_all()
             if state.owns_store:
                 await asyncio.to_thread(state.store.close)
 
@@ -136,6 +150,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(workflow_routes.router)
     app.include_router(drift_routes.router)
+    app.include_router(store_routes.router)
     app.include_router(llmd_router)
     install_schemas(
         app,
@@ -162,7 +177,7 @@ async def _start(
     """Open the store, load the champions and start polling."""
     owns_store = store is None
     if store is None:
-        store = await asyncio.to_thread(open_store, settings.resolved_store_path)
+        store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
     tracking_uri = settings.mlflow_tracking_uri
     assert tracking_uri is not None  # filled in by Settings' validator
 
@@ -218,6 +233,27 @@ async def _start(
             config.max_batch_items,
         ),
     )
+
+
+def _advertise(state: ServiceState, public_url: str | None) -> BrokerInfo | None:
+    """Advertise a DuckDB store file the service opened itself; what was written, if any."""
+    store = state.store
+    if not state.owns_store or not isinstance(store, DuckDBStore) or store.path == ":memory:":
+        return None
+    settings = state.settings
+    url = public_url or f"http://{local_host(settings.host)}:{settings.port}"
+    info = advertise(store.path, url)
+    logger.info("brokering feature store %s at %s", store.path, url)
+    return info
+
+
+def local_host(host: str) -> str:
+    """How a local client reaches a service bound to ``host`` (wildcards: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _limit_blas_threads(threads: int) -> None:

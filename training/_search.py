@@ -13,6 +13,7 @@ the cheapest whose loss is within ``tolerance`` (2%) of the best.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -160,6 +161,73 @@ def select(
     return min(eligible, key=lambda t: (t.cost_us, t.val_loss))
 
 
+def search_distributions(space: SearchSpace, text_keys: Sequence[str]) -> dict[str, Any]:
+    """The Optuna distribution of every parameter a trial of ``space`` suggests.
+
+    Args:
+        space: The search space.
+        text_keys: The text variants the search may choose (after the cost filter).
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {
+        "text": CategoricalDistribution(list(text_keys)),
+        "depth": IntDistribution(*space.depth),
+        "width": CategoricalDistribution(list(space.widths)),
+        "projection": CategoricalDistribution(list(space.projections)),
+        "dropout": FloatDistribution(*space.dropout),
+        "lr": FloatDistribution(*space.lr, log=True),
+        "loss_space": CategoricalDistribution(list(space.loss_spaces)),
+        "text_weight_decay": FloatDistribution(*space.text_weight_decay, log=True),
+    }
+    if len(space.text_heads) > 1:
+        out["text_head"] = CategoricalDistribution(list(space.text_heads))
+    return out
+
+
+def joinable_study_name(name: str, storage: str | None, distributions: dict[str, Any]) -> str:
+    """``name``, or ``<name>-<8 hex>`` when the study ``name`` has other parameter choices.
+
+    Optuna refuses a categorical parameter whose choices differ from the study's
+    ("dynamic value space"), e.g. ``tailcast run``'s first-champion search (cheap text
+    variants) and ``tailcast train`` (all of them) on one served model. Such a search
+    joins the study named by a hash of its own distributions instead: stable, so the
+    workers of one search space still share one study.
+
+    Args:
+        name: The study name asked for.
+        storage: The Optuna storage URL (``None``: in memory, always a fresh study).
+        distributions: What a trial suggests (:func:`search_distributions`).
+    """
+    if storage is None:
+        return name
+    import optuna
+    from optuna.distributions import check_distribution_compatibility, distribution_to_json
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except (KeyError, SQLAlchemyError):  # no such study yet (or its tables are being made)
+        return name
+    seen: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for param, old in trial.distributions.items():
+            if param in seen or param not in distributions:
+                continue
+            seen.add(param)
+            try:
+                check_distribution_compatibility(old, distributions[param])
+            except ValueError:
+                spec = {k: distribution_to_json(v) for k, v in sorted(distributions.items())}
+                digest = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:8]
+                return f"{name}-{digest}"
+    return name
+
+
 def run_search(
     data: TrainingData,
     split: Split,
@@ -187,7 +255,9 @@ def run_search(
         trials: Trials to run in this process.
         timeout: Seconds after which no new trial starts.
         storage: Optuna storage URL (SQLite by default; any RDB URL shares the study).
-        study_name: Study name (one per served model and target).
+        study_name: Study name (one per served model and target); a study of that
+            name whose parameters disagree with this space is left alone and
+            ``<study_name>-<hash>`` is used instead (see :func:`joinable_study_name`).
         seed: Sampler seed.
         max_cost_us: Prediction budget per request (µs). Text variants whose text
             features alone cost more than 80% of it (by ``text_cost_us``) are not
@@ -198,7 +268,6 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study, created = _open_study(optuna, study_name, storage, seed)
     allowed = [
         v
         for v in space.text_variants
@@ -208,6 +277,10 @@ def run_search(
         or text_cost_us(v) <= 0.8 * max_cost_us
     ]
     variants = {_variant_key(v): v for v in allowed}
+    study_name = joinable_study_name(
+        study_name, storage, search_distributions(space, list(variants))
+    )
+    study, created = _open_study(optuna, study_name, storage, seed)
     features: dict[str, tuple[np.ndarray, np.ndarray | None, str | None]] = {}
     local: dict[int, TrialOutcome] = {}
 

@@ -15,6 +15,8 @@ from core import Settings, TailcastError
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
 
+    from feature_store import RecordStore
+
 console = Console(stderr=True)
 
 StoreOption = Annotated[
@@ -31,6 +33,21 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document 
 def store_path(explicit: Path | None) -> Path:
     """The store path: the option if given, else from settings."""
     return explicit if explicit is not None else Settings().resolved_store_path
+
+
+def open_cli_store(explicit: Path | None = None, settings: Settings | None = None) -> RecordStore:
+    """Open the store a command works on, or exit with the reason it cannot be opened.
+
+    ``--store`` names a DuckDB file; otherwise the settings' store (PostgreSQL when
+    ``TAILCAST_STORE_URL`` is set). A DuckDB file held by a running ``tailcast serve``
+    is reached through that service (:func:`feature_store.open_store`).
+    """
+    from feature_store import open_store
+
+    try:
+        return open_store(explicit if explicit is not None else settings or Settings())
+    except TailcastError as exc:
+        fail(exc)
 
 
 def print_json(document: Any) -> None:

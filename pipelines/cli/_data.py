@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from core import IngestReport, InputError, StoreError
-from pipelines.cli._common import JsonOption, StoreOption, console, fail, print_json, store_path
+from pipelines.cli._common import JsonOption, StoreOption, console, fail, open_cli_store, print_json
 
 MAX_ERRORS_SHOWN = 20
 
@@ -56,17 +56,13 @@ def ingest(
     Exit status: 0 when every file was read (rows may be rejected), 2 on a
     file-level error.
     """
-    from feature_store import open_store
     from feature_store.importers import detect_format, get_importer
 
     options = _parse_options(option or [])
     total = IngestReport(accepted=0, duplicates=0)
     errors: list[dict[str, Any]] = []
     started = time.perf_counter()
-    try:
-        db = open_store(store_path(store))
-    except StoreError as exc:
-        fail(exc)
+    db = open_cli_store(store)
     try:
         for path in paths:
             name = detect_format(path) if fmt == "auto" else fmt

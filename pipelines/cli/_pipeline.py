@@ -70,7 +70,7 @@ def _run_job(
     from registry import MLflowRegistry
 
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
-    with open_store(settings.resolved_store_path) as store:
+    with open_store(settings) as store:
         return retrain(served_model, settings, store, registry, config=config, trigger=trigger)
 
 

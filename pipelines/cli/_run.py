@@ -7,6 +7,8 @@ train`` does the full search later) for the first demo served model that has non
 the MLflow UI on the embedded registry and serve the prediction API in the foreground
 (ready once that champion is loaded); champions of the other served models are
 trained in the background and swapped in by the service's poller. Ctrl-C stops both.
+The service owns the store and brokers it, so every other command works on the same
+home while it runs; a second ``tailcast run`` finds it running, says where, and exits.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core import Settings
-from pipelines.cli._common import console, progress_bar
+from core import Settings, TailcastError
+from pipelines.cli._common import console, fail, progress_bar
 from pipelines.cli._store import print_stats
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from feature_store import RecordStore
     from serving._state import ServiceState
 
@@ -47,7 +51,7 @@ def _load_demo(settings: Settings, records: int, seed: int) -> list[str]:
             demo_file.parent.mkdir(parents=True, exist_ok=True)
             table = generate_workload(WorkloadConfig(seed=seed, n_records=records))
             write_workload(table, demo_file)
-    with open_store(settings.resolved_store_path) as db:
+    with open_store(settings) as db:
         report = db.ingest_batches(get_importer("parquet").read(demo_file), source=DEMO_SOURCE)
         console.print(
             f"demo workload {demo_file}: {report.accepted:,} new, "
@@ -169,38 +173,60 @@ def run(
 
     Idempotent: a second run finds the demo records and the champions already there.
     """
-    from feature_store import open_store
-    from pipelines.cli._serve import run_uvicorn
-    from pipelines.retrain import drift_trigger
-    from serving import create_app
+    from feature_store import open_store, read_broker
 
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    served_models = _load_demo(settings, records, seed)
-    missing = _missing_champions(settings, served_models) if train else []
-    with open_store(settings.resolved_store_path) as store:
-        if missing:  # the first one in the foreground: the service is ready with it
-            _train_champion(settings, store, missing.pop(0), trials, show=True)
-        if not serve:
-            for name in missing:
-                _train_champion(settings, store, name, trials, show=True)
-            return
-        ui = _start_mlflow_ui(settings)
-        base = f"http://{settings.host}:{settings.port}"
+    running = None if settings.store_url else read_broker(settings.resolved_store_path)
+    if running is not None and serve:
         console.print(
-            f"serving on {base} (OpenAPI: {base}/docs, readiness: {base}/readyz); Ctrl-C stops"
+            f"a tailcast service (pid {running.pid}) already serves this home at "
+            f"{running.url}; not starting another. Other commands (tailcast ingest, train, "
+            f"store stats...) go through it; stop it (Ctrl-C or kill {running.pid}) to restart."
         )
-        hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
-        try:
-            app = create_app(
-                settings,
-                store=store,
-                poll_interval_s=10.0,
-                hooks=hooks,
-                on_retrain=drift_trigger(settings, store=store),
-            )
-            run_uvicorn(app, settings.host, settings.port, log_level="warning")
-        finally:
-            if ui is not None:
-                ui.terminate()
-                ui.wait(timeout=10)
+        return
+    try:
+        served_models = _load_demo(settings, records, seed)
+        missing = _missing_champions(settings, served_models) if train else []
+        with open_store(settings) as store:
+            if missing:  # the first one in the foreground: the service is ready with it
+                _train_champion(settings, store, missing.pop(0), trials, show=True)
+            if not serve:
+                for name in missing:
+                    _train_champion(settings, store, name, trials, show=True)
+                return
+    except TailcastError as exc:
+        fail(exc)
+    _serve(settings, missing, trials)
+
+
+def _serve(settings: Settings, missing: list[str], trials: int) -> None:
+    """Start the MLflow UI and serve the API (it owns and brokers the store) until Ctrl-C."""
+    from pipelines.cli._serve import bind, run_uvicorn
+    from pipelines.retrain import drift_trigger
+    from serving import create_app
+
+    sock, url = bind(settings.host, settings.port)
+    ui = _start_mlflow_ui(settings)
+    console.print(f"serving on {url} (OpenAPI: {url}/docs, readiness: {url}/readyz); Ctrl-C stops")
+    hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
+    app: FastAPI | None = None
+
+    def service_store() -> RecordStore:
+        assert app is not None
+        store: RecordStore = app.state.service.store
+        return store
+
+    try:
+        app = create_app(
+            settings,
+            poll_interval_s=10.0,
+            hooks=hooks,
+            on_retrain=drift_trigger(settings, store=service_store),
+            public_url=url,
+        )
+        run_uvicorn(app, settings.host, settings.port, log_level="warning", sock=sock)
+    finally:
+        if ui is not None:
+            ui.terminate()
+            ui.wait(timeout=10)

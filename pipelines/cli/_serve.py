@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core import Settings
+from pipelines.cli._common import fail
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -14,15 +18,41 @@ if TYPE_CHECKING:
     from feature_store import RecordStore
 
 
-def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
+def bind(host: str, port: int) -> tuple[socket.socket, str]:
+    """Listen on ``host:port`` (0: a free port) before the app starts; (socket, local URL).
+
+    The service advertises the URL in its store's broker file at startup, so the port
+    must be known, and bound, by then.
+    """
+    from serving.app import local_host
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc}")
+    bound_host, bound_port = sock.getsockname()[:2]
+    return sock, f"http://{local_host(str(bound_host))}:{bound_port}"
+
+
+def run_uvicorn(
+    app: FastAPI, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None
+) -> None:
     """Serve ``app`` with the fast uvicorn stack: uvloop, httptools, no per-request log.
 
     The access log is off because it costs CPU on every call and would be the one
     place a request line is written; request metrics are in ``/metrics``.
+
+    Args:
+        app: The application.
+        host: Interface (bound here unless ``sock`` is given).
+        port: TCP port (bound here unless ``sock`` is given).
+        log_level: uvicorn's log level.
+        sock: A listening socket from :func:`bind` to serve on.
     """
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -32,11 +62,18 @@ def run_uvicorn(app: FastAPI, host: str, port: int, log_level: str = "info") -> 
         log_level=log_level,
         timeout_keep_alive=30,
     )
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=None if sock is None else [sock])
+    if not server.started:
+        sys.exit(3)  # uvicorn's startup-failure status
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (default: settings).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port (default: settings; 0: a free port).", min=0)
+    ] = None,
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between checks of the champion aliases.", min=0.1)
     ] = 30.0,
@@ -64,6 +101,10 @@ def serve(
     monitor's cooldown) runs ``tailcast pipeline retrain`` for that served model in a
     background thread on the service's own store, and the poller swaps in the new
     champion if the promotion policy (``TAILCAST_RETRAIN_*``) promotes it. OpenAPI at /docs.
+
+    While it serves a DuckDB store it brokers it: the URL is advertised in
+    ``<store file>.broker.json`` and the other commands on this home (ingest, train,
+    store stats, pipeline retrain...) reach the store through the service.
     """
     from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
     from pipelines.retrain import drift_trigger
@@ -82,5 +123,14 @@ def serve(
         return store
 
     on_retrain = drift_trigger(settings, store=service_store) if drift_retrain else None
-    app = create_app(settings, poll_interval_s=poll_interval, hooks=hooks, on_retrain=on_retrain)
-    run_uvicorn(app, host or settings.host, port or settings.port)
+    host = host or settings.host
+    port = settings.port if port is None else port
+    sock, url = bind(host, port)
+    app = create_app(
+        settings,
+        poll_interval_s=poll_interval,
+        hooks=hooks,
+        on_retrain=on_retrain,
+        public_url=url,
+    )
+    run_uvicorn(app, host, port, sock=sock)

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from core import StoreError
-from pipelines.cli._common import JsonOption, StoreOption, console, fail, print_json, store_path
+from pipelines.cli._common import JsonOption, StoreOption, console, fail, open_cli_store, print_json
 
 app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
 
@@ -14,14 +14,11 @@ app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
 @app.command("stats")
 def stats(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Summarize the store: records per served model and device, latency quantiles."""
-    from feature_store import open_store
-
-    try:
-        db = open_store(store_path(store))
-    except StoreError as exc:
-        fail(exc)
+    db = open_cli_store(store)
     try:
         summary = db.stats()
+    except StoreError as exc:
+        fail(exc)
     finally:
         db.close()
     if as_json:

@@ -72,7 +72,7 @@ def train(
             bar.update(text_task, visible=True, description=stage, completed=done, total=total)
 
         try:
-            with open_store(settings.resolved_store_path) as store:
+            with open_store(settings) as store:
                 report = train_served_model(
                     settings,
                     store,
