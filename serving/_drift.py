@@ -1,13 +1,19 @@
 """Drift monitoring inside the service: completions -> PIT -> monitor -> events, alerts.
 
-For every accepted completion with an observed latency, :class:`DriftService` computes
+For every stored completion with an observed latency, :class:`DriftService` computes
 ``u = F(observed)`` and the pinball loss under the forecast the current champion of
 its served model gives for it (the same columns and predictor call as
 ``POST /v1/forecasts``), feeds the :class:`drift.DriftMonitor`, and hands the events
 to a :class:`drift.DriftResponder` (store rows, outbox alerts, retraining requests).
-The work runs on a dedicated worker thread: ``POST /v1/completions`` only enqueues it,
-so its acknowledgment never waits for drift. A :class:`drift.Deliverer` thread drains
-the alert outbox, including alerts left pending by an earlier run of the service.
+
+The completions come from the store's drift inbox, filled by every ingest of every
+process in the ingest's transaction; the replica holding the store lock
+``drift-judge`` drains it on its judge thread (:class:`serving._judge.JudgeLoop`), so
+several replicas judge every completion once between them, and
+``POST /v1/completions`` only wakes the judge: its acknowledgment never waits for
+drift. A :class:`drift.Deliverer` thread on every replica drains the alert outbox,
+claiming each alert for a lease so no two replicas send it at once; alerts left
+pending by an earlier run are sent too.
 
 On an OOD event a drift report (evidently; reference = the champion's training data
 from the store, current = the completions judged since) is written in another
@@ -20,8 +26,8 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -31,60 +37,36 @@ from pydantic import ValidationError
 
 from core import CompletionRecord, Settings
 from core.drift import DriftEvent, DriftGroup, DriftObservation, DriftReportInfo, pit_and_pinball
-from drift import Deliverer, DriftMonitor, DriftResponder, MonitorConfig, RetrainDebouncer
-from feature_store import DriftTables, RecordStore
+from drift import (
+    Deliverer,
+    DriftMonitor,
+    DriftResponder,
+    MonitorConfig,
+    RetrainDebouncer,
+    replica_id,
+)
+from feature_store import RecordStore
+from serving._drift_forecast import REPORT_COLUMNS, forecast_request, grid_forecast, reference_frame
+from serving._drift_store import DriftStore
 from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import request_columns
+from serving._judge import JudgeLoop
 from serving._models import LoadedModel, ModelTable
-from serving.schemas import ForecastRequest, RuntimeState
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the current window (and of the reference frame) compared in reports.
-REPORT_COLUMNS = (
-    "device",
-    "prompt_class",
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "step",
-    "latency_s",
-    "ep_median_tokens_per_s",
-)
-_FORECAST_FIELDS: tuple[str, ...] = ("served_model", "device", "prompt", "prompt_class")
-_FORECAST_FIELDS += ("input_tokens", "cached_tokens", "workflow_id", "step")
-
-
-def _request(rec: CompletionRecord) -> ForecastRequest:
-    runtime = None
-    if any(v is not None for v in (rec.num_running, rec.num_waiting, rec.kv_cache_util)):
-        runtime = RuntimeState(
-            num_running=rec.num_running,
-            num_waiting=rec.num_waiting,
-            kv_cache_util=rec.kv_cache_util,
-        )
-    fields = {f: getattr(rec, f) for f in _FORECAST_FIELDS}
-    return ForecastRequest(request_id=rec.request_id, runtime=runtime, **fields)
-
-
-def grid_forecast(model: LoadedModel, cols: dict[str, Any], n: int) -> tuple[Any, list[str]]:
-    """The champion's quantile grid (n, K) in seconds and prompt classes, as served."""
-    predictor = model.predictor
-    width = predictor.spec.projection
-    if width and predictor.spec.text.kind != "none":
-        cols["projected_text"] = model.prompts.rows(
-            cols["prompt"], width, lambda p: predictor.projected_text({"prompt": p}, len(p))
-        )
-    values, classes = predictor.predict_with_classes(cols, n)
-    return np.maximum(values, 0.0), classes
-
 
 class DriftService:
-    """The service's drift monitor, its actions and the alert deliverer.
+    """The service's drift judge, its actions and the alert deliverer.
+
+    Completions of a served model with no champion are acknowledged without being
+    judged: nothing was forecast for them, so there is nothing to be calibrated (and a
+    champion loaded later starts on the completions that arrive after it).
 
     Args:
-        store: The feature store; events, alerts and reports are kept only when it has
-            the drift tables (the DuckDB store does).
+        store: The feature store (drift inbox, judge lock); events, alerts and reports
+            are kept only when it has the drift tables (:class:`DriftStore`: both the
+            DuckDB and the PostgreSQL store do).
         models: The served champions.
         endpoints: Endpoint features (as forecasts use them).
         settings: Webhook URLs and secret, home (reports), MLflow URI.
@@ -93,9 +75,12 @@ class DriftService:
         on_retrain: Called as ``on_retrain(served_model, event)`` for a granted request.
         reports: Write a drift report for every OOD event.
         current_rows: Completions per served model kept for reports' current window.
-        seen_ids: Request ids remembered to skip completions re-sent after a retry
-            within this process (the route already skips those the store had: this
-            guards direct :meth:`submit` callers and concurrent retries).
+        seen_ids: Request ids remembered to skip completions judged already in this
+            process (the inbox holds each stored completion once: this guards direct
+            :meth:`observe_rows` callers and a batch judged again after a failed ack).
+        lock_retry_s: Seconds between attempts to become the judge (default
+            :data:`serving._judge.RETRY_S`).
+        poll_s: Seconds between inbox checks of an idle judge.
     """
 
     def __init__(
@@ -111,16 +96,22 @@ class DriftService:
         reports: bool = True,
         current_rows: int = 2000,
         seen_ids: int = 200_000,
+        lock_retry_s: float | None = None,
+        poll_s: float = 1.0,
     ) -> None:
         self.store = store
         self.models = models
         self.endpoints = endpoints
         self.settings = settings
+        self.config = config
         self.monitor = DriftMonitor(config)
-        self.tables = store if isinstance(store, DriftTables) else None
+        self.replica = replica_id()
+        self.tables: DriftStore | None = store if isinstance(store, DriftStore) else None
         secret = settings.drift_webhook_secret
         self.deliverer = (
-            Deliverer(self.tables, secret.get_secret_value() if secret else None)
+            Deliverer(
+                self.tables, secret.get_secret_value() if secret else None, holder=self.replica
+            )
             if self.tables is not None
             else None
         )
@@ -142,32 +133,63 @@ class DriftService:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_max = seen_ids
         self._versions: dict[str, str] = {}
-        self._work = ThreadPoolExecutor(1, thread_name_prefix="tailcast-drift")
         self._report_work = ThreadPoolExecutor(1, thread_name_prefix="tailcast-drift-report")
         self._lock = threading.Lock()
         self.observed = 0
-        self.failures = 0
         self.on_retrain = on_retrain
         self.retrain_requests: dict[str, int] = {}
+        self.judge = JudgeLoop(
+            store,
+            self.observe_rows,
+            on_acquire=self._fresh_start,
+            retry_s=lock_retry_s,
+            poll_s=poll_s,
+        )
+
+    @property
+    def is_judge(self) -> bool:
+        """Whether this replica judges drift now (holds the ``drift-judge`` lock)."""
+        return self.judge.is_judge
+
+    @property
+    def failures(self) -> int:
+        """Inbox batches the judge failed to read, judge or acknowledge."""
+        return self.judge.failures
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self, poll_s: float = 2.0) -> None:
-        """Start delivering the outbox (alerts pending from earlier runs go first)."""
+        """Start the judge thread and delivering the outbox (earlier runs' alerts too).
+
+        Args:
+            poll_s: Seconds between delivery passes (new alerts wake the deliverer).
+        """
+        self.judge.start()
         if self.deliverer is None:
             logger.warning("the feature store has no drift tables: drift events stay in memory")
             return
         self.deliverer.start(poll_s)
 
+    def wake(self) -> None:
+        """A local ingest stored completions: drain the inbox now (never blocks)."""
+        self.judge.wake()
+
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Wait until every completion submitted so far has been judged."""
-        self._work.submit(lambda: None).result(timeout_s)
+        """Wait until every completion ingested so far has been judged (see JudgeLoop)."""
+        self.judge.flush(timeout_s)
 
     def stop(self) -> None:
-        """Finish the queued work, stop delivering (pending alerts stay in the outbox)."""
-        self._work.shutdown(wait=True)
+        """Stop judging (the inbox keeps the rest) and delivering (the outbox keeps it)."""
+        self.judge.stop()
         self._report_work.shutdown(wait=True)
         if self.deliverer is not None:
             self.deliverer.stop()
+
+    def _fresh_start(self) -> None:
+        """Becoming the judge: start every group afresh (the last judge's windows are gone)."""
+        self.monitor = DriftMonitor(self.config)
+        with self._lock:
+            self._current.clear()
+            self._versions.clear()
 
     def _request_retrain(self, served_model: str, event: DriftEvent) -> None:
         """Count a granted retraining request and pass it on (a failing callback is logged)."""
@@ -179,20 +201,7 @@ class DriftService:
         except Exception:
             logger.exception("retraining request for %s failed", served_model)
 
-    # --- feeding -------------------------------------------------------------------
-    def submit(self, rows: Sequence[Any], rejected: set[int]) -> Future[list[DriftEvent]]:
-        """Queue a ``POST /v1/completions`` batch (minus ``rejected`` indices); returns at once."""
-        kept = [r for i, r in enumerate(rows) if i not in rejected]
-        return self._work.submit(self._safe_observe, kept)
-
-    def _safe_observe(self, rows: list[Any]) -> list[DriftEvent]:
-        try:
-            return self.observe_rows(rows)
-        except Exception:  # the acknowledgment went out already; never lose the worker
-            self.failures += 1
-            logger.exception("drift monitoring failed for a batch of %d completions", len(rows))
-            return []
-
+    # --- judging -------------------------------------------------------------------
     def _fresh(self, rows: Sequence[Any]) -> list[CompletionRecord]:
         records = []
         for row in rows:
@@ -214,7 +223,11 @@ class DriftService:
         return records
 
     def observe_rows(self, rows: Sequence[Any]) -> list[DriftEvent]:
-        """Judge completions synchronously; the drift events they caused (already acted on)."""
+        """Judge completions synchronously; the drift events they caused (already acted on).
+
+        The judge thread calls it with inbox rows; rows that are not valid records, have
+        no latency, were judged already here or have no champion are skipped.
+        """
         by_model: dict[str, list[CompletionRecord]] = {}
         for rec in self._fresh(rows):
             by_model.setdefault(rec.served_model, []).append(rec)
@@ -239,7 +252,7 @@ class DriftService:
                 self._current.pop(served_model, None)
         self._versions[served_model] = version
         n = len(recs)
-        cols = request_columns([_request(r) for r in recs], self.endpoints.get)
+        cols = request_columns([forecast_request(r) for r in recs], self.endpoints.get)
         grid = np.asarray(model.predictor.spec.levels, dtype=np.float64)
         values, classes = grid_forecast(model, cols, n)
         observed = np.asarray([r.latency_s for r in recs], dtype=np.float64)
@@ -288,7 +301,7 @@ class DriftService:
             window = list(self._current.get(served_model, ()))
         if model is None or not window:
             raise LookupError(f"no champion or no judged completions for {served_model!r}")
-        reference = self.reference_frame(model, reference_rows)
+        reference = reference_frame(self.store, model, reference_rows)
         current = pd.DataFrame(window)
         info = write_report(
             reference,
@@ -301,22 +314,6 @@ class DriftService:
         if self.tables is not None:
             self.tables.record_drift_report(info)
         return info
-
-    def reference_frame(self, model: LoadedModel, rows: int) -> pd.DataFrame:
-        """The champion's training window from the store, with in-sample ``u``."""
-        created: datetime = model.version.created_at
-        frame: pd.DataFrame = self.store.training_frame(model.served_model, end=created).to_pandas()
-        frame = frame.tail(rows).reset_index(drop=True)
-        if frame.empty:
-            return pd.DataFrame(columns=[*REPORT_COLUMNS, "u"])
-        cols = {c: frame[c].tolist() for c in frame.columns}
-        grid = np.asarray(model.predictor.spec.levels, dtype=np.float64)
-        values, classes = grid_forecast(model, cols, len(frame))
-        u, _ = pit_and_pinball(grid, values, frame["latency_s"].to_numpy(dtype=np.float64))
-        out = frame.reindex(columns=list(REPORT_COLUMNS))
-        out["prompt_class"] = [c or "default" for c in classes]
-        out["u"] = u
-        return out
 
 
 # --- wiring into the app (one line each in serving/app.py and routes/completions.py) ----
@@ -354,16 +351,12 @@ def stop_drift(app: FastAPI) -> None:
         drift.stop()
 
 
-def feed_drift(app: FastAPI, rows: Sequence[Any], skipped_indices: Sequence[int]) -> None:
-    """Queue a ``POST /v1/completions`` batch for the monitor (never blocks).
+def wake_drift(app: FastAPI) -> None:
+    """A local ingest stored completions: wake the app's drift judge (never blocks).
 
-    ``skipped_indices``: rows not to judge, those the store rejected or already had
-    (a client's retry), so the store's idempotency makes the judgement idempotent.
+    The ingest itself enqueued them in the store's drift inbox; the judge (this replica
+    or another) would see them within its poll interval anyway.
     """
     drift: DriftService | None = getattr(app.state, "drift", None)
-    if drift is None:
-        return
-    try:
-        drift.submit(rows, set(skipped_indices))
-    except RuntimeError:  # shutting down: the records are stored, only not judged
-        logger.warning("drift monitor stopped; %d completions not judged", len(rows))
+    if drift is not None:
+        drift.wake()

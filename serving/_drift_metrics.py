@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["DriftCollector"]
 
 _GROUP = ["served_model", "prompt_class", "device"]
+
+logger = logging.getLogger(__name__)
 
 
 class DriftCollector(Collector):
@@ -41,6 +44,9 @@ class DriftCollector(Collector):
         ``tailcast_drift_failures_total``: batches the monitor failed to judge.
         ``tailcast_drift_retrain_requests_total``: retraining requests granted by the
             debouncer, by served model.
+        ``tailcast_drift_judge``: 1 while this replica is the drift judge, else 0.
+        ``tailcast_drift_inbox_backlog``: completions waiting in the store's drift inbox
+            (one count query per scrape; absent when the store cannot answer).
 
     Args:
         source: Returns the running drift service, or ``None`` before start/after stop.
@@ -57,6 +63,7 @@ class DriftCollector(Collector):
         yield up
         if drift is None:
             return
+        yield from _judge_metrics(drift)
         ood = GaugeMetricFamily(
             "tailcast_drift_group_ood", "1 when the group is out of distribution.", labels=_GROUP
         )
@@ -90,3 +97,20 @@ class DriftCollector(Collector):
         for served_model, n in sorted(drift.retrain_requests.items()):
             retrains.add_metric([served_model], float(n))
         yield retrains
+
+
+def _judge_metrics(drift: DriftService) -> Iterator[Metric]:
+    """Whether this replica judges, and the inbox backlog (shared by every replica)."""
+    judge = GaugeMetricFamily("tailcast_drift_judge", "1 while this replica is the drift judge.")
+    judge.add_metric([], 1.0 if drift.is_judge else 0.0)
+    yield judge
+    try:
+        backlog = drift.store.drift_inbox_size()
+    except Exception:  # a scrape must not fail because the store is briefly unreachable
+        logger.warning("cannot read the drift inbox size", exc_info=True)
+        return
+    yield GaugeMetricFamily(
+        "tailcast_drift_inbox_backlog",
+        "Completions waiting in the drift inbox to be judged.",
+        value=float(backlog),
+    )

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request, status
 
 from core import StoreError
-from serving._drift import feed_drift
+from serving._drift import wake_drift
 from serving.deps import ConfigDep, MetricsDep, RequireToken, StoreDep
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
 
@@ -53,9 +53,8 @@ async def post_completions(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"nothing was stored, retry later: {exc}",
         ) from exc
-    # only the records stored now: a retried batch is judged once, across restarts too
-    skipped = [r.index for r in report.rejected] + list(report.duplicate_indices)
-    feed_drift(request.app, body.completions, skipped)
+    # the ingest put the records it stored now in the drift inbox: wake the judge
+    wake_drift(request.app)
     metrics.completions_accepted.inc(report.accepted)
     metrics.completions_duplicates.inc(report.duplicates)
     metrics.completions_rejected.inc(len(report.rejected))

@@ -18,14 +18,21 @@ router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
 
 class DriftOverview(BaseModel):
-    """What the monitor thinks of every group, and what it did about it.
+    """What this replica's monitor thinks of every group, and what was done about it.
+
+    Group states and ``observed`` are this replica's: they move only while it is the
+    judge (the replica holding the store's ``drift-judge`` lock). Events, reports,
+    alerts and the inbox are the store's, shared by every replica.
 
     Attributes:
         groups: Every (served model, prompt class, device) group with its state.
         events: The most recent drift events (newest last).
         reports: Saved drift reports, newest first.
-        observed: Completions judged since the service started.
+        observed: Completions this replica judged since it started.
         pending_alerts: Alerts waiting in the outbox.
+        judge: Whether this replica is the drift judge now.
+        replica: This replica's id (``hostname-pid-random``; alert claims carry it).
+        inbox: Completions waiting in the drift inbox to be judged.
     """
 
     groups: list[GroupStatus]
@@ -33,6 +40,9 @@ class DriftOverview(BaseModel):
     reports: list[DriftReportInfo]
     observed: int
     pending_alerts: int
+    judge: bool
+    replica: str
+    inbox: int
 
 
 async def get_drift(request: Request) -> DriftService:
@@ -52,29 +62,34 @@ async def drift_overview(
     served_model: Annotated[str | None, Query(description="Only this served model.")] = None,
     events: Annotated[int, Query(ge=0, le=10_000, description="Recent events to list.")] = 100,
 ) -> DriftOverview:
-    """Group states (``ok``/``ood`` with the latest test statistics), events and reports."""
+    """Group states (``ok``/``ood`` with the latest test statistics), events and reports.
+
+    Also whether this replica is the drift judge, and the inbox backlog.
+    """
     groups = [g for g in drift.monitor.states() if served_model in (None, g.group.served_model)]
     tables = drift.tables
-    if tables is None:
-        return DriftOverview(
-            groups=groups, events=[], reports=[], observed=drift.observed, pending_alerts=0
-        )
 
-    def read() -> tuple[list[DriftEvent], list[DriftReportInfo], int]:
-        assert tables is not None
+    def read() -> tuple[list[DriftEvent], list[DriftReportInfo], int, int]:
+        inbox = drift.store.drift_inbox_size()
+        if tables is None:
+            return [], [], 0, inbox
         return (
             tables.drift_events(served_model, limit=events, newest=True) if events else [],
             tables.drift_reports(served_model),
             len(tables.alerts(status="pending")),
+            inbox,
         )
 
-    recent, reports, pending = await asyncio.to_thread(read)
+    recent, reports, pending, inbox = await asyncio.to_thread(read)
     return DriftOverview(
         groups=groups,
         events=recent,
         reports=reports,
         observed=drift.observed,
         pending_alerts=pending,
+        judge=drift.is_judge,
+        replica=drift.replica,
+        inbox=inbox,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,4 +163,45 @@ def test_unsigned_when_no_secret(tmp_path: Path, secret: str | None) -> None:
         DriftResponder(store, [rx.url]).handle([_event()])
         _drain(Deliverer(store, secret), store)
     assert SIGNATURE_HEADER not in rx.requests[0].headers
+    store.close()
+
+
+def test_two_deliverers_on_one_store_never_send_an_alert_twice(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    with Receiver() as rx:
+        urls = [f"{rx.url}?hook={k}" for k in range(3)]
+        DriftResponder(store, urls).handle([_event(m) for m in range(20)])
+        assert len(store.alerts(status="pending")) == 60
+        replicas = [Deliverer(store, SECRET, holder=f"replica-{k}") for k in range(2)]
+        for deliverer in replicas:
+            deliverer.start(poll_s=0.001)
+        try:
+            deadline = time.monotonic() + 30
+            while store.alerts(status="pending"):
+                assert time.monotonic() < deadline, "alerts still pending"
+                time.sleep(0.01)
+        finally:
+            for deliverer in replicas:
+                deliverer.stop()
+    deliveries = [r.headers["X-Tailcast-Delivery"] for r in rx.requests]
+    assert len(deliveries) == len(set(deliveries)) == 60
+    assert {a.attempt for a in store.deliveries()} == {1}
+    store.close()
+
+
+def test_an_alert_claimed_by_a_dead_deliverer_is_sent_after_its_lease(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    now = [T0]
+    with Receiver() as rx:
+        DriftResponder(store, [rx.url]).handle([_event()])
+        # A replica claimed it for 60 s and died before sending it.
+        (claimed,) = store.claim_alerts(datetime.now(UTC), "dead-replica", lease_s=60.0)
+        survivor = Deliverer(store, SECRET, holder="survivor", clock=lambda: now[0])
+        now[0] = datetime.now(UTC) + timedelta(seconds=59)
+        assert survivor.deliver_due() == []
+        now[0] += timedelta(seconds=2)
+        (attempt,) = survivor.deliver_due()
+    assert attempt.delivered
+    assert attempt.alert_id == claimed.alert_id
+    assert [r.headers["X-Tailcast-Delivery"] for r in rx.requests] == [claimed.alert_id]
     store.close()

@@ -7,7 +7,6 @@ and a real HTTP receiver for the alerts.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+import serving._judge
 from core import Settings
 from core.drift import DriftEvent
 from drift import SIGNATURE_HEADER, verify
@@ -129,6 +129,7 @@ def test_slow_completions_turn_the_group_ood_alert_and_report(
             assert group["group"]["device"] == DEVICE
             assert group["statistics"]["ks_pvalue"] < group["statistics"]["test_alpha"]
             assert view["observed"] == 100
+            assert (view["judge"], view["inbox"]) == (True, 0)
             (event,) = view["events"]
             assert event["kind"] == "ood"
             assert event["n_samples"] == 100
@@ -190,24 +191,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def test_acknowledgment_never_waits_for_the_drift_worker(
-    registry: MLflowRegistry, tmp_path: Path
+def test_acknowledgment_never_waits_for_the_judge(
+    registry: MLflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(serving._judge, "RETRY_S", 0.05)
     store = DuckDBStore(tmp_path / "store.duckdb")
+    other_judge = store.try_lock("drift-judge")  # another replica judges: this one waits
+    assert other_judge is not None
     app = create_app(_settings(tmp_path, registry, []), store=store, registry=registry)
     with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
-        gate = threading.Event()
-        app.state.drift._work.submit(gate.wait)  # the worker is busy until the gate opens
         try:
             body = _post(client, [completion(f"r{i}") for i in range(3)])
-            assert body["accepted"] == 3  # answered (and stored) while the worker is blocked
-            assert client.get("/v1/drift").json()["observed"] == 0
+            assert body["accepted"] == 3  # answered (and stored) while nobody here judges
+            view = client.get("/v1/drift").json()
+            assert (view["observed"], view["judge"], view["inbox"]) == (0, False, 3)
+            assert view["replica"] == app.state.drift.replica
         finally:
-            gate.set()
+            other_judge.release()  # the other replica stops: this one takes over
         app.state.drift.flush()
         view = client.get("/v1/drift").json()
-        assert view["observed"] == 3
+        assert (view["observed"], view["judge"], view["inbox"]) == (3, True, 0)
         assert [g["n"] for g in view["groups"]] == [3]
+        metrics = client.get("/metrics").text
+        assert "tailcast_drift_judge 1.0" in metrics
+        assert "tailcast_drift_inbox_backlog 0.0" in metrics
     store.close()
 
 

@@ -1,0 +1,77 @@
+"""What the drift judge computes per completion: the champion's forecast, as served.
+
+The request a completion stands for (:func:`forecast_request`), the champion's quantile
+grid for a batch of them (:func:`grid_forecast`, the predictor call of
+``POST /v1/forecasts``), and the reference frame drift reports compare with
+(:func:`reference_frame`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import CompletionRecord
+from core.drift import pit_and_pinball
+from feature_store import RecordStore
+from serving._models import LoadedModel
+from serving.schemas import ForecastRequest, RuntimeState
+
+#: Columns of the current window (and of the reference frame) compared in reports.
+REPORT_COLUMNS = (
+    "device",
+    "prompt_class",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "step",
+    "latency_s",
+    "ep_median_tokens_per_s",
+)
+_FORECAST_FIELDS: tuple[str, ...] = ("served_model", "device", "prompt", "prompt_class")
+_FORECAST_FIELDS += ("input_tokens", "cached_tokens", "workflow_id", "step")
+
+
+def forecast_request(rec: CompletionRecord) -> ForecastRequest:
+    """The forecast request that was (or would have been) made for ``rec``."""
+    runtime = None
+    if any(v is not None for v in (rec.num_running, rec.num_waiting, rec.kv_cache_util)):
+        runtime = RuntimeState(
+            num_running=rec.num_running,
+            num_waiting=rec.num_waiting,
+            kv_cache_util=rec.kv_cache_util,
+        )
+    fields = {f: getattr(rec, f) for f in _FORECAST_FIELDS}
+    return ForecastRequest(request_id=rec.request_id, runtime=runtime, **fields)
+
+
+def grid_forecast(model: LoadedModel, cols: dict[str, Any], n: int) -> tuple[Any, list[str]]:
+    """The champion's quantile grid (n, K) in seconds and prompt classes, as served."""
+    predictor = model.predictor
+    width = predictor.spec.projection
+    if width and predictor.spec.text.kind != "none":
+        cols["projected_text"] = model.prompts.rows(
+            cols["prompt"], width, lambda p: predictor.projected_text({"prompt": p}, len(p))
+        )
+    values, classes = predictor.predict_with_classes(cols, n)
+    return np.maximum(values, 0.0), classes
+
+
+def reference_frame(store: RecordStore, model: LoadedModel, rows: int) -> pd.DataFrame:
+    """The champion's training window from ``store`` (its last ``rows``), with in-sample ``u``."""
+    created: datetime = model.version.created_at
+    frame: pd.DataFrame = store.training_frame(model.served_model, end=created).to_pandas()
+    frame = frame.tail(rows).reset_index(drop=True)
+    if frame.empty:
+        return pd.DataFrame(columns=[*REPORT_COLUMNS, "u"])
+    cols = {c: frame[c].tolist() for c in frame.columns}
+    grid = np.asarray(model.predictor.spec.levels, dtype=np.float64)
+    values, classes = grid_forecast(model, cols, len(frame))
+    u, _ = pit_and_pinball(grid, values, frame["latency_s"].to_numpy(dtype=np.float64))
+    out = frame.reindex(columns=list(REPORT_COLUMNS))
+    out["prompt_class"] = [c or "default" for c in classes]
+    out["u"] = u
+    return out
