@@ -1,9 +1,8 @@
 """Coordination through the store: named locks, the drift inbox and outbox claims.
 
-Every test takes ``open_store``, a factory of stores on one storage (closed after the
-test). It is DuckDB-only for now; to run these against PostgreSQL too, add
-``pytest.param("postgres", marks=pytest.mark.postgres)`` to ``BACKENDS`` and open
-``PostgresStore(request.getfixturevalue("pg_url"))`` for it (``conftest.py``).
+Every test but the last takes ``open_store``, a factory of stores on one storage (closed
+after the test), and runs on each durable backend: a DuckDB file and PostgreSQL
+(``durable_store_opener`` in ``conftest.py``; marked ``postgres``).
 """
 
 from __future__ import annotations
@@ -24,24 +23,13 @@ from feature_store._schema import DDL, DRIFT_DDL, SCHEMA_VERSION
 from feature_store.importers._base import LINE
 
 T0 = datetime(2026, 4, 11, 7, 0, tzinfo=UTC)
-BACKENDS = [pytest.param("duckdb")]
-
 Opener = Callable[[], RecordStore]
 
 
-@pytest.fixture(params=BACKENDS)
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens stores of one backend on one storage; closes them after the test."""
-    opened: list[RecordStore] = []
-
-    def opener() -> RecordStore:
-        store = DuckDBStore(tmp_path / "store.duckdb")
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in reversed(opened):
-        store.close()
+@pytest.fixture
+def open_store(durable_store_opener: Opener) -> Opener:
+    """Opens stores of one backend (DuckDB file, PostgreSQL) on one storage (conftest.py)."""
+    return durable_store_opener
 
 
 def _row(request_id: str, **fields: Any) -> dict[str, Any]:
