@@ -24,7 +24,7 @@ rows exactly as in DuckDB.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -156,19 +156,31 @@ def training_frame(
 
 
 def endpoint_stats_sql(window: int) -> str:
-    """The PostgreSQL twin of :func:`feature_store._frames.endpoint_stats_sql`.
+    """The rows :func:`feature_store._frames.endpoint_stats_sql` summarizes, in PostgreSQL.
 
-    Same rows (the last ``window`` completions of the endpoint finished strictly
-    before ``at``; ties broken by ``request_id`` in byte order, as DuckDB does) and the
-    same medians (``percentile_cont(0.5)`` interpolates like DuckDB's ``median``).
-    Parameters: served_model, device, at.
+    The last ``window`` completions of the endpoint finished strictly before ``at``
+    (ties broken by ``request_id`` in byte order, as in DuckDB), one backward scan of
+    the ``records_endpoint`` index. Columns: output_tokens / latency_s, latency_s.
+    Parameters: served_model, device, at. Summarize them with :func:`median`.
     """
     if window < 1:
         raise ValueError("endpoint window must be >= 1")
     return (
-        "WITH recent AS (SELECT output_tokens, latency_s FROM records "
+        "SELECT output_tokens / latency_s, latency_s FROM records "
         "WHERE served_model = %s AND device = %s AND latency_s IS NOT NULL AND completed_at < %s "
-        f'ORDER BY completed_at DESC, request_id COLLATE "C" DESC LIMIT {int(window)}) '
-        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY output_tokens / latency_s), "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s) FROM recent"
+        f'ORDER BY completed_at DESC, request_id COLLATE "C" DESC LIMIT {int(window)}'
     )
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    """DuckDB's ``median`` to the last bit; None when there are no values.
+
+    Nulls are ignored; an even count gives ``(lo + hi) / 2`` of the two middle values
+    (PostgreSQL's ``percentile_cont`` computes ``lo + (hi - lo) / 2``, which can differ
+    in the last bit).
+    """
+    xs = sorted(v for v in values if v is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2

@@ -223,12 +223,15 @@ class PostgresStore(PgDriftTables, RecordStore):
     def endpoint_stats(
         self, served_model: str, device: str, at: datetime, window: int = 50
     ) -> EndpointStats:
-        """See :meth:`RecordStore.endpoint_stats` (one indexed PostgreSQL query)."""
+        """See :meth:`RecordStore.endpoint_stats` (one index scan of at most ``window`` rows)."""
         sql = _pg_frames.endpoint_stats_sql(window)
         with self._pool.connection() as conn:
-            row = conn.execute(sql, [served_model, device, at]).fetchone()
-        n, tps, lat = row or (0, None, None)
-        return EndpointStats(completions=int(n), median_tokens_per_s=tps, median_latency_s=lat)
+            rows = conn.execute(sql, [served_model, device, at]).fetchall()
+        return EndpointStats(
+            completions=len(rows),
+            median_tokens_per_s=_pg_frames.median(r[0] for r in rows),
+            median_latency_s=_pg_frames.median(r[1] for r in rows),
+        )
 
     def stats(self) -> StoreStats:
         """See :meth:`RecordStore.stats` (``path`` is the URL without its password)."""

@@ -7,6 +7,7 @@ the server FAILS when it is down (it never skips). Nothing here reads ``TAILCAST
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,9 +32,9 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER}: {exc}")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty, uniquely named PostgreSQL database; dropped on exit."""
     name = f"tailcast_fs_{uuid.uuid4().hex[:16]}"
     with _admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -47,6 +48,20 @@ def pg_url() -> Iterator[str]:
                 [name],
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_module_url() -> Iterator[str]:
+    """Like ``pg_url``, shared by one module's tests (for read-only fixtures)."""
+    with fresh_database() as url:
+        yield url
 
 
 Opener = Callable[[], RecordStore]
