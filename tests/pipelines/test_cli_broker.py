@@ -80,3 +80,14 @@ def test_every_command_works_while_the_service_runs_on_the_home(tmp_path: Path) 
         assert get(f"{service.url}/v1/store/stats")["records"] == ingested["accepted"]
         assert ok("store", "stats", home=home)["records"] == ingested["accepted"]
     assert not broker_path(home / "store.duckdb").exists()  # withdrawn at shutdown
+
+
+@pytest.mark.slow
+def test_run_on_a_home_a_service_already_serves_says_so_and_exits(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with serving(home, "--no-llmd-retrain", "--no-drift-retrain", token=TOKEN) as service:
+        out = tailcast("run", "--records", "500", home=home, token=TOKEN)
+        assert out.returncode == 0, out.stderr
+        message = " ".join(out.stderr.split())
+        assert f"already serves this home at {service.url}" in message
+        assert get(f"{service.url}/v1/store/stats")["records"] == 0  # nothing else started
