@@ -44,7 +44,11 @@ def _completions_cte(window: int, as_of_param: bool) -> str:
         "median(latency_s) OVER w AS ep_median_latency_s "
         f"FROM records WHERE latency_s IS NOT NULL {limit} "
         "WINDOW w AS (PARTITION BY served_model, device ORDER BY completed_at, request_id "
-        f"ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW))"
+        f"ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW) "
+        # Completions finishing at the same instant: keep the last in window order, whose
+        # window holds them all (the ASOF join would otherwise pick one at random).
+        "QUALIFY row_number() OVER (PARTITION BY served_model, device, completed_at "
+        "ORDER BY request_id DESC) = 1)"
     )
 
 
@@ -54,7 +58,8 @@ _WORKFLOW_PREV = (
     "lag(latency_s) OVER wf AS wf_prev_latency_s, "
     "lag(completed_at) OVER wf AS prev_completed_at "
     "FROM records WHERE workflow_id IS NOT NULL "
-    "WINDOW wf AS (PARTITION BY served_model, workflow_id ORDER BY step, submitted_at)"
+    "WINDOW wf AS (PARTITION BY served_model, workflow_id ORDER BY step, submitted_at, "
+    "request_id)"
 )
 
 

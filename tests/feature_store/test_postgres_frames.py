@@ -24,14 +24,13 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 def _records(n: int = 600) -> list[dict[str, Any]]:
     rng = np.random.default_rng(7)
-    # No ties in submission or completion times: the frame SQL breaks neither a
-    # workflow's (step, submitted_at) order nor the ASOF match on completed_at by
-    # request_id, so with ties either store may pick any of the tied rows.
-    seconds = rng.permutation(3600)[:n]
+    # Many ties in submission and completion times (whole seconds, as in traces logged
+    # to the second): the frame SQL breaks them by request_id on both backends.
+    seconds = rng.integers(0, 3600, n)
     out = []
     for i in range(n):
         submitted = T0 + timedelta(seconds=int(seconds[i]))
-        latency = None if i % 17 == 0 else float(rng.uniform(0.1, 400))
+        latency = None if i % 17 == 0 else float(rng.integers(1, 400))
         workflow = f"w{rng.integers(0, 40)}" if i % 3 else None
         out.append(
             {
