@@ -29,8 +29,9 @@ import pyarrow as pa
 from pydantic import TypeAdapter
 
 from core import IngestReport, StoreError
-from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo
+from core.drift import AlertMessage
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreLock, StoreStats
+from feature_store._remote_drift import RemoteDriftReads
 from feature_store._remote_lock import RemoteLock
 from feature_store._wire import (
     ARROW_STREAM,
@@ -61,7 +62,7 @@ class BrokerError(StoreError):
         self.status = status
 
 
-class RemoteStore(RecordStore):
+class RemoteStore(RemoteDriftReads, RecordStore):
     """The store of a running tailcast service, over HTTP.
 
     Args:
@@ -319,46 +320,6 @@ class RemoteStore(RecordStore):
             "POST", "/drift/claims", now=now, holder=holder, lease_s=lease_s, limit=limit
         )
         return TypeAdapter(list[AlertMessage]).validate_json(raw)
-
-    # --- drift tables (reads) -------------------------------------------------------
-    def drift_events(
-        self,
-        served_model: str | None = None,
-        *,
-        kind: str | None = None,
-        since: datetime | None = None,
-        limit: int = 1000,
-        newest: bool = False,
-    ) -> list[DriftEvent]:
-        """Stored drift events (see ``DriftTables.drift_events``)."""
-        query = {"served_model": served_model, "kind": kind, "since": since}
-        raw = self._call("GET", "/drift/events", {**query, "limit": limit, "newest": newest})
-        return TypeAdapter(list[DriftEvent]).validate_json(raw)
-
-    def drift_reports(
-        self, served_model: str | None = None, report_id: str | None = None
-    ) -> list[DriftReportInfo]:
-        """Saved drift reports, newest first (see ``DriftTables.drift_reports``)."""
-        query = {"served_model": served_model, "report_id": report_id}
-        return TypeAdapter(list[DriftReportInfo]).validate_json(
-            self._call("GET", "/drift/reports", query)
-        )
-
-    def alerts(self, status: str | None = None, event_id: str | None = None) -> list[AlertMessage]:
-        """Alerts in the outbox (see ``DriftTables.alerts``)."""
-        query = {"status": status, "event_id": event_id}
-        return TypeAdapter(list[AlertMessage]).validate_json(
-            self._call("GET", "/drift/alerts", query)
-        )
-
-    def deliveries(
-        self, alert_id: str | None = None, event_id: str | None = None
-    ) -> list[DeliveryAttempt]:
-        """The delivery log (see ``DriftTables.deliveries``)."""
-        query = {"alert_id": alert_id, "event_id": event_id}
-        return TypeAdapter(list[DeliveryAttempt]).validate_json(
-            self._call("GET", "/drift/deliveries", query)
-        )
 
     def close(self) -> None:
         """Nothing to release: every call is one request (the service keeps the store)."""

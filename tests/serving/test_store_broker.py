@@ -223,3 +223,15 @@ def test_a_lock_without_a_broker_names_its_holder(tmp_path: Path) -> None:
             time.sleep(0.2)
     else:
         pytest.fail("the store stayed locked after its holder died")
+
+
+@pytest.mark.slow
+def test_drift_reads_and_the_inbox_go_through_the_service(remote: RemoteStore) -> None:
+    assert remote.drift_events(newest=True, limit=5) == []
+    assert remote.drift_reports() == []
+    assert remote.alerts(status="pending") == []
+    assert remote.deliveries() == []
+    assert remote.drift_inbox_size() >= 0
+    taken = remote.drift_inbox_take(limit=3)  # the service's judge may drain it meanwhile
+    assert taken.num_rows <= 3
+    assert "request_id" in taken.column_names
