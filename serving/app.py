@@ -92,7 +92,7 @@ def create_app(
         on_retrain: Called as ``on_retrain(served_model, event)`` from the drift
             monitor's worker thread when a drift alarm's retraining request passes the
             debouncer; it must return quickly (``tailcast serve`` passes
-            ``pipelines.retrain.drift_trigger``, which starts a background job).
+            ``pipelines.drift_trigger.drift_trigger``, which starts a background job).
         public_url: The URL other local processes reach the service at, advertised in
             the broker file of a DuckDB store the service opens itself; default
             ``http://<settings.host>:<settings.port>`` (``tailcast serve`` passes the

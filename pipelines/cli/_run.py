@@ -203,7 +203,7 @@ def run(
 def _serve(settings: Settings, missing: list[str], trials: int) -> None:
     """Start the MLflow UI and serve the API (it owns and brokers the store) until Ctrl-C."""
     from pipelines.cli._serve import bind, run_uvicorn
-    from pipelines.retrain import drift_trigger
+    from pipelines.drift_trigger import drift_trigger
     from serving import create_app
 
     sock, url = bind(settings.host, settings.port)

@@ -106,8 +106,8 @@ def serve(
     ``<store file>.broker.json`` and the other commands on this home (ingest, train,
     store stats, pipeline retrain...) reach the store through the service.
     """
+    from pipelines.drift_trigger import drift_trigger
     from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
-    from pipelines.retrain import drift_trigger
     from serving import create_app
 
     settings = Settings()

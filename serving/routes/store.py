@@ -35,6 +35,7 @@ from feature_store import (
     table_vectors,
     vectors_table,
 )
+from serving._drift import wake_drift
 from serving.deps import RequireToken, StoreDep
 from serving.routes._store_shared import router as shared_router
 
@@ -135,7 +136,9 @@ async def ingest(
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"expected {ARROW_STREAM}")
     spooled = await _spool(request)
     try:
-        return await asyncio.to_thread(_ingest_file, store, spooled, source)
+        report = await asyncio.to_thread(_ingest_file, store, spooled, source)
+        wake_drift(request.app)
+        return report
     except (pa.ArrowException, StoreError, ValueError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"nothing was stored: {exc}") from exc
     finally:
@@ -145,10 +148,12 @@ async def ingest(
 @router.post(
     "/rows", responses={503: {"description": "The store could not take the rows (none were)."}}
 )
-async def ingest_rows(body: RowsBody, store: StoreDep) -> IngestReport:
+async def ingest_rows(body: RowsBody, store: StoreDep, request: Request) -> IngestReport:
     """Validate and store untrusted rows (a bad row is rejected alone, with its reason)."""
     try:
-        return await asyncio.to_thread(store.ingest_rows, body.rows, body.source)
+        report = await asyncio.to_thread(store.ingest_rows, body.rows, body.source)
+        wake_drift(request.app)
+        return report
     except StoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"nothing stored: {exc}") from exc
 

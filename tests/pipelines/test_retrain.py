@@ -17,11 +17,11 @@ import pytest
 
 from core import Settings
 from feature_store import DuckDBStore
+from pipelines.drift_trigger import drift_trigger
 from pipelines.retrain import (
     STATIC_FEATURES,
     RetrainConfig,
     RetrainOutcome,
-    drift_trigger,
     job_frames,
     retrain,
 )

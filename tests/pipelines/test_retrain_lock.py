@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from core import Settings
 from feature_store import DuckDBStore
 from pipelines.cli import app
-from pipelines.retrain import RetrainLockedError, RetrainOutcome, drift_trigger, retrain
+from pipelines.drift_trigger import drift_trigger
+from pipelines.retrain import RetrainLockedError, RetrainOutcome, retrain
 from registry import MLflowRegistry
 
 

@@ -4,7 +4,7 @@ Real uvicorn on loopback, a real DuckDB store, a real MLflow registry (SQLite) a
 the real agentic calls: the champion is trained on the calls before the DeepSeek
 slow-down (2026-04-11 06:00 UTC); the slower calls after 07:00 are posted to
 ``/v1/completions`` the way a router would report them. The service's drift monitor
-must turn the group out of distribution, ``pipelines.retrain.drift_trigger`` (what
+must turn the group out of distribution, ``pipelines.drift_trigger.drift_trigger`` (what
 ``tailcast serve`` passes as ``on_retrain``) must retrain on the service's own store,
 and the poller must swap the promoted challenger in.
 """
@@ -22,11 +22,11 @@ import pytest
 
 from core import CompletionRecord, Settings
 from feature_store import DuckDBStore
+from pipelines.drift_trigger import drift_trigger
 from pipelines.retrain import (
     STATIC_FEATURES,
     RetrainConfig,
     RetrainOutcome,
-    drift_trigger,
     retrain,
 )
 from registry import MLflowRegistry

@@ -1,0 +1,99 @@
+"""Drift-triggered retraining: a callback that runs :func:`pipelines.retrain.retrain`.
+
+``tailcast serve`` passes :func:`drift_trigger` as the drift judge's ``on_retrain``;
+each granted request runs the retraining job in a background thread, at most one per
+served model in this process, and none while another process holds the model's
+retrain lock in the shared store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from core import Settings
+from feature_store import RecordStore
+from pipelines._retrain_lock import RetrainLockedError
+from pipelines.retrain import RetrainConfig, RetrainOutcome, retrain
+
+log = logging.getLogger(__name__)
+
+
+class RetrainTrigger(Protocol):
+    """Requests a retraining of a served model (the drift event, if any, is ignored)."""
+
+    def __call__(self, served_model: str, event: object = None, /) -> None:
+        """Start (or skip, when one is running) a job for ``served_model``."""
+
+
+def drift_trigger(
+    settings: Settings,
+    *,
+    config: RetrainConfig | None = None,
+    store: RecordStore | Callable[[], RecordStore] | None = None,
+    on_done: Callable[[str, RetrainOutcome | BaseException], None] | None = None,
+) -> RetrainTrigger:
+    """A callback that runs a drift-triggered :func:`retrain` in a background thread.
+
+    At most one job per served model runs at a time: a call while that model's job is
+    running is ignored (logged), so a burst of alarms retrains once; a job that finds
+    the model's retrain lock held by another process sharing the store is skipped
+    (logged; ``on_done`` gets the :class:`RetrainLockedError`); debouncing over
+    longer spans is the monitor's :class:`drift.RetrainDebouncer`. A failing job is
+    logged and reported to ``on_done``; it never raises into the caller. The callback
+    also fits ``drift.DriftResponder``'s ``on_retrain(served_model, event)``.
+
+    Args:
+        settings: Where the registry and (unless ``store`` is given) the store are.
+        config: Job configuration (default: from the environment).
+        store: An open store to use, or a function returning it when a job starts (the
+            service's, which only exists once its lifespan has begun); default: open
+            the settings' store for each job (through the service brokering it when
+            one holds the DuckDB file).
+        on_done: Called with (served model, outcome or exception) when a job ends.
+    """
+    running: set[str] = set()
+    lock = threading.Lock()
+
+    def job(served_model: str) -> None:
+        from feature_store import open_store
+        from registry import MLflowRegistry
+
+        result: RetrainOutcome | BaseException
+        try:
+            registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+            if store is not None:
+                shared = store() if callable(store) else store
+                result = retrain(
+                    served_model, settings, shared, registry, config=config, trigger="drift"
+                )
+            else:
+                with open_store(settings) as own:
+                    result = retrain(
+                        served_model, settings, own, registry, config=config, trigger="drift"
+                    )
+        except RetrainLockedError as exc:  # another process retrains it: once is enough
+            log.info("drift-triggered retraining skipped: %s", exc)
+            result = exc
+        except Exception as exc:  # a background job must not die silently
+            log.exception("drift-triggered retraining of %s failed", served_model)
+            result = exc
+        finally:
+            with lock:
+                running.discard(served_model)
+        if on_done is not None:
+            on_done(served_model, result)
+
+    def trigger(served_model: str, event: object = None) -> None:
+        with lock:
+            if served_model in running:
+                log.info("retraining of %s already running; request ignored", served_model)
+                return
+            running.add(served_model)
+        threading.Thread(
+            target=job, args=(served_model,), name=f"retrain-{served_model}", daemon=True
+        ).start()
+
+    return trigger
