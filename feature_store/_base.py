@@ -120,6 +120,8 @@ class RecordStore(ABC):
         batches: Iterable[pa.Table],
         source: str | None = None,
         progress: Progress | None = None,
+        *,
+        judge: bool = True,
     ) -> IngestReport:
         """Validate and store raw batches (see :mod:`feature_store.importers`) atomically.
 
@@ -130,6 +132,9 @@ class RecordStore(ABC):
             batches: Canonical raw batches, e.g. from an importer.
             source: Label recorded with each stored record (e.g. the file name).
             progress: Called with the number of inputs after each batch.
+            judge: Enqueue the newly stored completions that carry a latency for the
+                drift judge (live outcomes); ``False`` for a backfill of history, which
+                is training data, not outcomes of the champion's forecasts.
         """
 
     def ingest(

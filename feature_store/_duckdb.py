@@ -94,6 +94,8 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         batches: Iterable[pa.Table],
         source: str | None = None,
         progress: Progress | None = None,
+        *,
+        judge: bool = True,
     ) -> IngestReport:
         """See :meth:`RecordStore.ingest_batches`."""
         started = datetime.now(UTC)
@@ -104,7 +106,9 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
             con.execute("BEGIN TRANSACTION")
             try:
                 for batch in prefetch(batches):
-                    report = report + self._ingest_one(con, batch, source, offset=report.total)
+                    report = report + self._ingest_one(
+                        con, batch, source, offset=report.total, judge=judge
+                    )
                     if progress is not None:
                         progress(batch.num_rows)
                 con.execute(
@@ -146,7 +150,12 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         return self.ingest_batches([table], source=source)
 
     def _ingest_one(
-        self, con: duckdb.DuckDBPyConnection, batch: pa.Table, source: str | None, offset: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch: pa.Table,
+        source: str | None,
+        offset: int,
+        judge: bool,
     ) -> IngestReport:
         unknown = unknown_columns(batch.column_names)
         if unknown or LINE not in batch.column_names:
@@ -186,7 +195,8 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
             "_stored", pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
         )
         try:
-            enqueue_stored(con)  # the drift judge's inbox, in this same transaction
+            if judge:
+                enqueue_stored(con)  # the drift judge's inbox, in this same transaction
             if len(stored) < valid:  # valid rows not stored now: stored before or repeated
                 duplicates = con.execute(
                     "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("

@@ -53,6 +53,8 @@ def ingest_batch(
     batch: pa.Table,
     source: str | None,
     offset: int,
+    *,
+    judge: bool = True,
 ) -> IngestReport:
     """Validate one raw batch and store its valid records through ``cur``.
 
@@ -63,6 +65,7 @@ def ingest_batch(
         batch: A raw batch in the canonical layout (see :mod:`feature_store.importers`).
         source: Label stored with each record.
         offset: Inputs of the same call before this batch (for indices).
+        judge: Enqueue the newly stored completions with a latency for the drift judge.
 
     Raises:
         StoreError: When the batch has unknown columns or no ``_line``.
@@ -96,7 +99,7 @@ def ingest_batch(
         "SELECT DISTINCT sha256(prompt) AS sha256, prompt AS text FROM _staged "
         "WHERE _reject_reason IS NULL AND prompt IS NOT NULL"
     ).to_arrow_table()
-    stored = _store(cur, rows, prompts, source)
+    stored = _store(cur, rows, prompts, source, judge)
     duplicates: list[tuple[int]] = []
     if len(stored) < valid:  # valid rows not stored now: stored before or repeated
         duck.register("_stored", pa.table({"request_id": pa.array(stored, pa.string())}))
@@ -119,7 +122,7 @@ def ingest_batch(
 
 
 def _store(
-    cur: Cursor[TupleRow], rows: pa.Table, prompts: pa.Table, source: str | None
+    cur: Cursor[TupleRow], rows: pa.Table, prompts: pa.Table, source: str | None, judge: bool
 ) -> list[str]:
     """Insert staged rows and prompts; the request ids newly stored."""
     if rows.num_rows == 0:
@@ -140,7 +143,7 @@ def _store(
         "RETURNING request_id, latency_s), "
         "inbox AS (INSERT INTO drift_inbox (request_id) SELECT s.request_id FROM "
         f"{_STAGE} s JOIN ins ON ins.request_id = s.request_id WHERE ins.latency_s IS NOT NULL "
-        "ORDER BY s._idx) SELECT request_id FROM ins",
-        [source],
+        "AND %s ORDER BY s._idx) SELECT request_id FROM ins",
+        [source, judge],
     )
     return [str(r[0]) for r in cur.fetchall()]

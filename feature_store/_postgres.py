@@ -99,6 +99,8 @@ class PostgresStore(PgDriftTables, RecordStore):
         batches: Iterable[pa.Table],
         source: str | None = None,
         progress: Progress | None = None,
+        *,
+        judge: bool = True,
     ) -> IngestReport:
         """See :meth:`RecordStore.ingest_batches` (one PostgreSQL transaction)."""
         started = datetime.now(UTC)
@@ -109,7 +111,9 @@ class PostgresStore(PgDriftTables, RecordStore):
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 create_staging_tables(cur)
                 for batch in prefetch(batches):
-                    report = report + ingest_batch(duck, cur, batch, source, report.total)
+                    report = report + ingest_batch(
+                        duck, cur, batch, source, report.total, judge=judge
+                    )
                     if progress is not None:
                         progress(batch.num_rows)
                 cur.execute(

@@ -157,6 +157,8 @@ class RemoteStore(RemoteDriftReads, RecordStore):
         batches: Iterable[pa.Table],
         source: str | None = None,
         progress: Progress | None = None,
+        *,
+        judge: bool = True,
     ) -> IngestReport:
         """See :meth:`RecordStore.ingest_batches`: one request, one transaction.
 
@@ -174,7 +176,8 @@ class RemoteStore(RemoteDriftReads, RecordStore):
                 raise
 
         try:
-            raw = self._call("POST", "/ingest", {"source": source}, body(), ARROW_STREAM)
+            query = {"source": source, "judge": "true" if judge else "false"}
+            raw = self._call("POST", "/ingest", query, body(), ARROW_STREAM)
         except BaseException:
             if failure:
                 raise failure[0] from None

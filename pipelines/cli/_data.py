@@ -47,6 +47,13 @@ def ingest(
     ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            help="Hand the new completions to the drift judge; --no-drift for a backfill of "
+            "history (training data, not outcomes of the current champion's forecasts)."
+        ),
+    ] = True,
 ) -> None:
     """Import completion records from files into the feature store.
 
@@ -83,6 +90,7 @@ def ingest(
                     importer.read(path),
                     source=str(path),
                     progress=partial(bar.advance, task),
+                    judge=drift,
                 )
             where = "row " if importer.location == "row" else ""
             errors += [

@@ -52,7 +52,10 @@ def _load_demo(settings: Settings, records: int, seed: int) -> list[str]:
             table = generate_workload(WorkloadConfig(seed=seed, n_records=records))
             write_workload(table, demo_file)
     with open_store(settings) as db:
-        report = db.ingest_batches(get_importer("parquet").read(demo_file), source=DEMO_SOURCE)
+        # History to train on, not outcomes of a champion's forecasts: not judged for drift.
+        report = db.ingest_batches(
+            get_importer("parquet").read(demo_file), source=DEMO_SOURCE, judge=False
+        )
         console.print(
             f"demo workload {demo_file}: {report.accepted:,} new, "
             f"{report.duplicates:,} already stored, {len(report.rejected):,} rejected"

@@ -126,6 +126,9 @@ async def ingest(
     request: Request,
     store: StoreDep,
     source: Annotated[str | None, Query(description="Label stored with each record.")] = None,
+    judge: Annotated[
+        bool, Query(description="Judge the completions for drift (false: a backfill).")
+    ] = True,
 ) -> IngestReport:
     """Ingest raw batches (Arrow IPC streams, usually chunked) in ONE transaction.
 
@@ -136,7 +139,7 @@ async def ingest(
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"expected {ARROW_STREAM}")
     spooled = await _spool(request)
     try:
-        report = await asyncio.to_thread(_ingest_file, store, spooled, source)
+        report = await asyncio.to_thread(_ingest_file, store, spooled, source, judge)
         wake_drift(request.app)
         return report
     except (pa.ArrowException, StoreError, ValueError) as exc:
@@ -235,9 +238,9 @@ async def _spool(request: Request) -> Path:
     return path
 
 
-def _ingest_file(store: RecordStore, path: Path, source: str | None) -> IngestReport:
+def _ingest_file(store: RecordStore, path: Path, source: str | None, judge: bool) -> IngestReport:
     with pa.OSFile(str(path)) as body:
-        return store.ingest_batches(read_tables(body), source=source)
+        return store.ingest_batches(read_tables(body), source=source, judge=judge)
 
 
 def _frame_bytes(store: RecordStore, q: FrameQuery) -> bytes:

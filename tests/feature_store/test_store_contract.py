@@ -205,6 +205,24 @@ def test_drift_inbox_holds_new_completions_with_a_latency(store: RecordStore) ->
     assert store.drift_inbox_size() == 2  # acknowledged records are never re-enqueued
 
 
+def test_a_backfill_is_stored_but_not_judged(store: RecordStore) -> None:
+    from feature_store.importers import LINE
+
+    def batch(ids: range) -> pa.Table:
+        rows = [row(i) for i in ids]
+        columns = {k: pa.array([str(r[k]) for r in rows], pa.string()) for k in rows[0]}
+        return pa.table({LINE: pa.array(range(1, len(rows) + 1), pa.int64()), **columns})
+
+    history = store.ingest_batches([batch(range(5))], source="history", judge=False)
+    assert history.accepted == 5
+    assert store.drift_inbox_size() == 0
+    assert store.training_frame().num_rows == 5
+    # A later live ingest of the same and new ids enqueues only what it newly stored.
+    live = store.ingest_batches([batch(range(3, 8))], source="live")
+    assert (live.accepted, live.duplicates) == (3, 2)
+    assert store.drift_inbox_take().column("request_id").to_pylist() == ["r5", "r6", "r7"]
+
+
 def test_drift_inbox_take_of_an_empty_inbox(store: RecordStore) -> None:
     empty = store.drift_inbox_take()
     assert empty.num_rows == 0
