@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core import CompletionRecord, IngestReport
 from core.drift import AlertMessage
+from feature_store._rows import rows_table
 
 
 class GroupStats(BaseModel):
@@ -144,11 +145,15 @@ class RecordStore(ABC):
         rows = [r.model_dump() for r in records]
         return self.ingest_rows(rows, source=source)
 
-    @abstractmethod
     def ingest_rows(
         self, rows: Sequence[Mapping[str, Any]], source: str | None = None
     ) -> IngestReport:
-        """Validate and store untrusted mappings (e.g. a JSON batch from the API)."""
+        """Validate and store untrusted mappings (e.g. a JSON batch from the API).
+
+        The rows go to :meth:`ingest_batches` as one raw batch; a row that cannot be a
+        record (e.g. with an unknown key) is rejected on its own.
+        """
+        return self.ingest_batches([rows_table(rows)], source=source)
 
     @abstractmethod
     def training_frame(

@@ -12,60 +12,29 @@ to one of them for a lease, so several deliverers never send an alert at the sam
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
-from core.drift import (
-    AlertMessage,
-    DeliveryAttempt,
-    DriftEvent,
-    DriftGroup,
-    DriftReportInfo,
-    alert_id_for,
+from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo, alert_id_for
+from feature_store._drift_rows import (
+    ALERT_COLS,
+    ATTEMPT_COLS,
+    EVENT_COLS,
+    REPORT_COLS,
+    alert_row,
+    attempt_params,
+    attempt_row,
+    event_params,
+    event_row,
+    filters,
+    report_params,
+    report_row,
 )
-
-_EVENT_COLS = (
-    "event_id, served_model, prompt_class, device, kind, occurred_at, model_version, "
-    "n_samples, statistics"
-)
-_ALERT_COLS = "alert_id, event_id, url, body, attempts, next_attempt_at, created_at, delivered_at"
-_ATTEMPT_COLS = "alert_id, attempt, attempted_at, status_code, error, delivered, duration_s"
-_REPORT_COLS = (
-    "report_id, served_model, created_at, path, reference_rows, current_rows, "
-    "mlflow_run_id, summary"
-)
-
-
-def _event(row: tuple[Any, ...]) -> DriftEvent:
-    eid, model, pclass, device, kind, at, version, n, stats = row
-    return DriftEvent(
-        event_id=eid,
-        group=DriftGroup(served_model=model, prompt_class=pclass, device=device),
-        kind=kind,
-        at=at,
-        model_version=version,
-        n_samples=int(n),
-        statistics={str(k): float(v) for k, v in json.loads(stats).items()},
-    )
-
-
-def _alert(row: tuple[Any, ...]) -> AlertMessage:
-    aid, eid, url, body, attempts, next_at, created, delivered = row
-    return AlertMessage(
-        alert_id=aid,
-        event_id=eid,
-        url=url,
-        body=body,
-        attempts=int(attempts),
-        next_attempt_at=next_at if next_at is not None else created,
-        created_at=created,
-        delivered_at=delivered,
-    )
 
 
 class DriftTables:
@@ -83,6 +52,21 @@ class DriftTables:
                 cur.close()
         return int(row[0]) if row and row[0] is not None else 0
 
+    @contextmanager
+    def _drift_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one write transaction (under the write lock); rolled back on error."""
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
     def _drift_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         cur = self._con.cursor()
         try:
@@ -94,19 +78,10 @@ class DriftTables:
     # --- events ------------------------------------------------------------------
     def record_drift_event(self, event: DriftEvent) -> bool:
         """Store ``event``; ``False`` when its ``event_id`` was already stored."""
-        g = event.group
-        params: list[object] = [event.event_id, g.served_model, g.prompt_class, g.device]
-        params += [
-            event.kind,
-            event.at,
-            event.model_version,
-            event.n_samples,
-            json.dumps(event.statistics),
-        ]
         n = self._drift_write(
-            f"INSERT INTO drift_events ({_EVENT_COLS}, recorded_at) "
+            f"INSERT INTO drift_events ({EVENT_COLS}, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
-            params,
+            event_params(event),
         )
         return n == 1
 
@@ -124,18 +99,18 @@ class DriftTables:
         ``limit`` keeps the oldest matching events, or with ``newest=True`` the most
         recent ones (still returned oldest first).
         """
-        where, params = _filters(served_model=served_model, kind=kind)
+        where, params = filters("?", served_model=served_model, kind=kind)
         if since is not None:
             where.append("occurred_at >= ?")
             params.append(since)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         order = "DESC" if newest else "ASC"
         rows = self._drift_read(
-            f"SELECT {_EVENT_COLS} FROM drift_events {cond} "
+            f"SELECT {EVENT_COLS} FROM drift_events {cond} "
             f"ORDER BY occurred_at {order}, event_id {order} LIMIT ?",
             [*params, limit],
         )
-        events = [_event(r) for r in rows]
+        events = [event_row(r) for r in rows]
         return events[::-1] if newest else events
 
     # --- outbox ------------------------------------------------------------------
@@ -143,7 +118,7 @@ class DriftTables:
         """Queue an alert of ``event_id`` to ``url`` (idempotent); its ``alert_id``."""
         aid = alert_id_for(event_id, url)
         self._drift_write(
-            f"INSERT INTO alert_outbox ({_ALERT_COLS}, status) "
+            f"INSERT INTO alert_outbox ({ALERT_COLS}, status) "
             "VALUES (?, ?, ?, ?, 0, ?, ?, NULL, 'pending') ON CONFLICT DO NOTHING",
             [aid, event_id, url, body, now, now],
         )
@@ -152,11 +127,11 @@ class DriftTables:
     def pending_alerts(self, now: datetime, limit: int = 100) -> list[AlertMessage]:
         """Undelivered alerts due at ``now``, oldest due first."""
         rows = self._drift_read(
-            f"SELECT {_ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
+            f"SELECT {ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
             "AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at, alert_id LIMIT ?",
             [now, limit],
         )
-        return [_alert(r) for r in rows]
+        return [alert_row(r) for r in rows]
 
     def claim_alerts(
         self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
@@ -174,38 +149,29 @@ class DriftTables:
             limit: Alerts claimed at most.
         """
         until = now + timedelta(seconds=lease_s)
-        with self._write_lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("SET TimeZone = 'UTC'")
-                cur.execute("BEGIN TRANSACTION")
-                rows = cur.execute(
-                    f"SELECT {_ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
-                    "AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) "
-                    "ORDER BY next_attempt_at, created_at, alert_id LIMIT ?",
-                    [now, now, limit],
-                ).fetchall()
-                cur.execute(
-                    "UPDATE alert_outbox SET claimed_by = ?, claimed_until = ? "
-                    "WHERE list_contains(?, alert_id)",
-                    [holder, until, [r[0] for r in rows]],
-                )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
-        return [_alert(r) for r in rows]
+        with self._drift_transaction() as cur:
+            cur.execute("SET TimeZone = 'UTC'")
+            rows = cur.execute(
+                f"SELECT {ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
+                "AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) "
+                "ORDER BY next_attempt_at, created_at, alert_id LIMIT ?",
+                [now, now, limit],
+            ).fetchall()
+            cur.execute(
+                "UPDATE alert_outbox SET claimed_by = ?, claimed_until = ? "
+                "WHERE list_contains(?, alert_id)",
+                [holder, until, [r[0] for r in rows]],
+            )
+        return [alert_row(r) for r in rows]
 
     def alerts(self, status: str | None = None, event_id: str | None = None) -> list[AlertMessage]:
         """Every alert in the outbox (``status``: pending, delivered or failed)."""
-        where, params = _filters(status=status, event_id=event_id)
+        where, params = filters("?", status=status, event_id=event_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._drift_read(
-            f"SELECT {_ALERT_COLS} FROM alert_outbox {cond} ORDER BY created_at, alert_id", params
+            f"SELECT {ALERT_COLS} FROM alert_outbox {cond} ORDER BY created_at, alert_id", params
         )
-        return [_alert(r) for r in rows]
+        return [alert_row(r) for r in rows]
 
     def record_attempt(self, attempt: DeliveryAttempt, next_attempt_at: datetime | None) -> None:
         """Log ``attempt`` and end its claim; a failed one is rescheduled, or parked as failed.
@@ -213,37 +179,20 @@ class DriftTables:
         A failed attempt without ``next_attempt_at`` parks the alert as failed.
         """
         a = attempt
-        with self._write_lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                cur.execute(
-                    f"INSERT INTO alert_deliveries ({_ATTEMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    [
-                        a.alert_id,
-                        a.attempt,
-                        a.at,
-                        a.status_code,
-                        a.error,
-                        a.delivered,
-                        a.duration_s,
-                    ],
-                )
-                status = "pending" if a.delivered or next_attempt_at is not None else "failed"
-                cur.execute(
-                    "UPDATE alert_outbox SET attempts = greatest(attempts, ?), "
-                    "next_attempt_at = ?, status = CASE WHEN status = 'delivered' "
-                    "THEN status ELSE ? END, claimed_by = NULL, claimed_until = NULL "
-                    "WHERE alert_id = ?",
-                    [a.attempt, next_attempt_at, status, a.alert_id],
-                )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        status = "pending" if a.delivered or next_attempt_at is not None else "failed"
+        with self._drift_transaction() as cur:
+            cur.execute(
+                f"INSERT INTO alert_deliveries ({ATTEMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                attempt_params(a),
+            )
+            cur.execute(
+                "UPDATE alert_outbox SET attempts = greatest(attempts, ?), "
+                "next_attempt_at = ?, status = CASE WHEN status = 'delivered' "
+                "THEN status ELSE ? END, claimed_by = NULL, claimed_until = NULL "
+                "WHERE alert_id = ?",
+                [a.attempt, next_attempt_at, status, a.alert_id],
+            )
 
     def mark_delivered(self, alert_id: str, at: datetime) -> None:
         """Mark the alert delivered (it leaves the pending set; its claim ends)."""
@@ -258,46 +207,25 @@ class DriftTables:
         self, alert_id: str | None = None, event_id: str | None = None
     ) -> list[DeliveryAttempt]:
         """The delivery log, oldest first, optionally of one alert or one event's alerts."""
-        where, params = _filters(alert_id=alert_id)
+        where, params = filters("?", alert_id=alert_id)
         if event_id is not None:
             where.append("alert_id IN (SELECT alert_id FROM alert_outbox WHERE event_id = ?)")
             params.append(event_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._drift_read(
-            f"SELECT {_ATTEMPT_COLS} FROM alert_deliveries {cond} "
+            f"SELECT {ATTEMPT_COLS} FROM alert_deliveries {cond} "
             "ORDER BY attempted_at, alert_id, attempt",
             params,
         )
-        return [
-            DeliveryAttempt(
-                alert_id=r[0],
-                attempt=int(r[1]),
-                at=r[2],
-                status_code=r[3],
-                error=r[4],
-                delivered=bool(r[5]),
-                duration_s=float(r[6]),
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]
 
     # --- reports -------------------------------------------------------------------
     def record_drift_report(self, report: DriftReportInfo) -> bool:
         """Store a report's metadata; ``False`` when its id was already stored."""
-        r = report
         n = self._drift_write(
-            f"INSERT INTO drift_reports ({_REPORT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO drift_reports ({REPORT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            [
-                r.report_id,
-                r.served_model,
-                r.created_at,
-                r.path,
-                r.reference_rows,
-                r.current_rows,
-                r.mlflow_run_id,
-                json.dumps(r.summary),
-            ],
+            report_params(report),
         )
         return n == 1
 
@@ -305,27 +233,10 @@ class DriftTables:
         self, served_model: str | None = None, report_id: str | None = None
     ) -> list[DriftReportInfo]:
         """Saved reports, newest first (optionally of one served model, or one id)."""
-        where, params = _filters(served_model=served_model, report_id=report_id)
+        where, params = filters("?", served_model=served_model, report_id=report_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._drift_read(
-            f"SELECT {_REPORT_COLS} FROM drift_reports {cond} ORDER BY created_at DESC, report_id",
+            f"SELECT {REPORT_COLS} FROM drift_reports {cond} ORDER BY created_at DESC, report_id",
             params,
         )
-        return [
-            DriftReportInfo(
-                report_id=r[0],
-                served_model=r[1],
-                created_at=r[2],
-                path=r[3],
-                reference_rows=int(r[4]),
-                current_rows=int(r[5]),
-                mlflow_run_id=r[6],
-                summary={str(k): float(v) for k, v in json.loads(r[7]).items()},
-            )
-            for r in rows
-        ]
-
-
-def _filters(**equal: str | None) -> tuple[list[str], list[object]]:
-    where = [f"{col} = ?" for col, v in equal.items() if v is not None]
-    return where, [v for v in equal.values() if v is not None]
+        return [report_row(r) for r in rows]

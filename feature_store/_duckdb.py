@@ -13,17 +13,16 @@ through exported Parquet snapshots; see ``docs/feature_store.md``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from core import IngestReport, Rejection, StoreError, field_specs
+from core import IngestReport, StoreError
 from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
 from feature_store._coordination import InboxTables, enqueue_stored, lock_table
@@ -36,19 +35,10 @@ from feature_store._schema import (
     SCHEMA_VERSION,
     STORED_FIELDS,
 )
+from feature_store._staging import finish, stage
 from feature_store._stats import store_stats
-from feature_store._validate import staging_sql, unknown_columns
-from feature_store.importers._base import LINE
 
 _STORED = [s.name for s in STORED_FIELDS]
-
-
-def _arrow_kind(t: pa.DataType) -> str:
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return "timestamp"
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return "number"
-    return "other"
 
 
 class DuckDBStore(InboxTables, DriftTables, RecordStore):
@@ -124,31 +114,6 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
                 con.close()
         return report
 
-    def ingest_rows(
-        self, rows: Sequence[Mapping[str, Any]], source: str | None = None
-    ) -> IngestReport:
-        """See :meth:`RecordStore.ingest_rows`. Unknown keys reject that row only."""
-        known = {s.name for s in field_specs()}
-        columns: dict[str, list[Any]] = {name: [] for name in known}
-        errors: list[str | None] = []
-        error_fields: list[str | None] = []
-        for row in rows:
-            field, error = _row_problem(row, known)
-            error_fields.append(field)
-            errors.append(error)
-            for name in known:
-                value = row.get(name) if isinstance(row, Mapping) and error is None else None
-                columns[name].append(_as_text(value))
-        table = pa.table(
-            {
-                LINE: pa.array(range(1, len(errors) + 1), pa.int64()),
-                **{n: pa.array(v, pa.string()) for n, v in columns.items()},
-                "_error_field": pa.array(error_fields, pa.string()),
-                "_error": pa.array(errors, pa.string()),
-            }
-        )
-        return self.ingest_batches([table], source=source)
-
     def _ingest_one(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -157,25 +122,7 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         offset: int,
         judge: bool,
     ) -> IngestReport:
-        unknown = unknown_columns(batch.column_names)
-        if unknown or LINE not in batch.column_names:
-            raise StoreError(f"raw batch has unknown columns {unknown} or no {LINE} column")
-        kinds = {f.name: _arrow_kind(f.type) for f in batch.schema}
-        batch = batch.append_column("_idx", pa.array(np.arange(batch.num_rows), pa.int64()))
-        con.register("_raw", batch)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_sql('_raw', kinds)}")
-        finally:
-            con.unregister("_raw")
-        rejected = con.execute(
-            "SELECT _idx, _line, _reject_field, _reject_reason FROM _staged "
-            "WHERE _reject_reason IS NOT NULL ORDER BY _idx"
-        ).fetchall()
-        rejections = tuple(
-            Rejection(index=offset + int(i), line=line, field=field, reason=reason)
-            for i, line, field, reason in rejected
-        )
-        valid = batch.num_rows - len(rejections)
+        rejections = stage(con, batch, offset)
         con.execute(
             "INSERT INTO prompts SELECT DISTINCT sha256(prompt), prompt FROM _staged "
             "WHERE _reject_reason IS NULL AND prompt IS NOT NULL ON CONFLICT DO NOTHING"
@@ -190,29 +137,14 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
             "ON CONFLICT DO NOTHING RETURNING request_id",
             [source],
         ).fetchall()
-        duplicates: list[tuple[int]] = []
-        con.register(
-            "_stored", pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
-        )
-        try:
-            if judge:
+        ids = pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
+        if judge:
+            con.register("_stored", ids)
+            try:
                 enqueue_stored(con)  # the drift judge's inbox, in this same transaction
-            if len(stored) < valid:  # valid rows not stored now: stored before or repeated
-                duplicates = con.execute(
-                    "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
-                    "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT "
-                    "min(_idx) FROM _staged f WHERE f.request_id = s.request_id "
-                    "AND f._reject_reason IS NULL)) ORDER BY _idx"
-                ).fetchall()
-        finally:
-            con.unregister("_stored")
-        con.execute("DROP TABLE _staged")
-        return IngestReport(
-            accepted=len(stored),
-            duplicates=valid - len(stored),
-            rejected=rejections,
-            duplicate_indices=tuple(offset + int(i) for (i,) in duplicates),
-        )
+            finally:
+                con.unregister("_stored")
+        return finish(con, batch, rejections, ids, offset)
 
     def put_embeddings(
         self, encoder_id: str, prompt_sha256: Sequence[str], vectors: npt.NDArray[np.float32]
@@ -329,25 +261,3 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         self._release_locks()
         with self._write_lock:
             self._con.close()
-
-
-def _row_problem(row: object, known: set[str]) -> tuple[str | None, str | None]:
-    """Return (field, reason) when an untrusted row cannot be a record, else (None, None)."""
-    if not isinstance(row, Mapping):
-        return None, f"expected an object, got {type(row).__name__}"
-    extra = sorted(str(k) for k in set(row) - known)
-    if extra:
-        return extra[0], f"unknown field(s): {', '.join(extra)}"
-    for name, value in row.items():
-        if isinstance(value, bool) or not isinstance(value, str | int | float | datetime | None):
-            return str(name), f"expected a string or number, got {type(value).__name__}"
-    return None, None
-
-
-def _as_text(value: Any) -> str | None:
-    """Render a checked scalar as text for the SQL validator (which casts and checks it)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)

@@ -9,7 +9,6 @@ drain one outbox: each due alert goes to one claimer for a lease.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,9 +16,20 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo, alert_id_for
-from feature_store._drift import _ALERT_COLS, _ATTEMPT_COLS, _EVENT_COLS, _REPORT_COLS
-from feature_store._drift import _alert as _alert_row
-from feature_store._drift import _event as _event_row
+from feature_store._drift_rows import (
+    ALERT_COLS,
+    ATTEMPT_COLS,
+    EVENT_COLS,
+    REPORT_COLS,
+    alert_row,
+    attempt_params,
+    attempt_row,
+    event_params,
+    event_row,
+    filters,
+    report_params,
+    report_row,
+)
 
 
 class PgDriftTables:
@@ -39,19 +49,10 @@ class PgDriftTables:
     # --- events ------------------------------------------------------------------
     def record_drift_event(self, event: DriftEvent) -> bool:
         """Store ``event``; ``False`` when its ``event_id`` was already stored."""
-        g = event.group
-        params: list[object] = [event.event_id, g.served_model, g.prompt_class, g.device]
-        params += [
-            event.kind,
-            event.at,
-            event.model_version,
-            event.n_samples,
-            json.dumps(event.statistics),
-        ]
         n = self._pg_write(
-            f"INSERT INTO drift_events ({_EVENT_COLS}, recorded_at) "
+            f"INSERT INTO drift_events ({EVENT_COLS}, recorded_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT DO NOTHING",
-            params,
+            event_params(event),
         )
         return n == 1
 
@@ -69,18 +70,18 @@ class PgDriftTables:
         ``limit`` keeps the oldest matching events, or with ``newest=True`` the most
         recent ones (still returned oldest first).
         """
-        where, params = _filters(served_model=served_model, kind=kind)
+        where, params = filters("%s", served_model=served_model, kind=kind)
         if since is not None:
             where.append("occurred_at >= %s")
             params.append(since)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         order = "DESC" if newest else "ASC"
         rows = self._pg_read(
-            f"SELECT {_EVENT_COLS} FROM drift_events {cond} "
+            f"SELECT {EVENT_COLS} FROM drift_events {cond} "
             f'ORDER BY occurred_at {order}, event_id COLLATE "C" {order} LIMIT %s',
             [*params, limit],
         )
-        events = [_event_row(r) for r in rows]
+        events = [event_row(r) for r in rows]
         return events[::-1] if newest else events
 
     # --- outbox ------------------------------------------------------------------
@@ -88,7 +89,7 @@ class PgDriftTables:
         """Queue an alert of ``event_id`` to ``url`` (idempotent); its ``alert_id``."""
         aid = alert_id_for(event_id, url)
         self._pg_write(
-            f"INSERT INTO alert_outbox ({_ALERT_COLS}, status) "
+            f"INSERT INTO alert_outbox ({ALERT_COLS}, status) "
             "VALUES (%s, %s, %s, %s, 0, %s, %s, NULL, 'pending') ON CONFLICT DO NOTHING",
             [aid, event_id, url, body, now, now],
         )
@@ -100,12 +101,12 @@ class PgDriftTables:
         Several deliverers sharing the store use :meth:`claim_alerts` instead.
         """
         rows = self._pg_read(
-            f"SELECT {_ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
+            f"SELECT {ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
             "AND next_attempt_at <= %s "
             'ORDER BY next_attempt_at, created_at, alert_id COLLATE "C" LIMIT %s',
             [now, limit],
         )
-        return [_alert_row(r) for r in rows]
+        return [alert_row(r) for r in rows]
 
     def claim_alerts(
         self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
@@ -134,22 +135,22 @@ class PgDriftTables:
             "AND next_attempt_at <= %s AND (claimed_until IS NULL OR claimed_until <= %s) "
             'ORDER BY next_attempt_at, created_at, alert_id COLLATE "C" LIMIT %s '
             "FOR UPDATE SKIP LOCKED) due WHERE o.alert_id = due.alert_id "
-            f"RETURNING {', '.join('o.' + c.strip() for c in _ALERT_COLS.split(','))}",
+            f"RETURNING {', '.join('o.' + c.strip() for c in ALERT_COLS.split(','))}",
             [holder, until, now, now, limit],
         )
-        alerts = [_alert_row(r) for r in rows]
+        alerts = [alert_row(r) for r in rows]
         return sorted(alerts, key=lambda a: (a.next_attempt_at, a.created_at, a.alert_id))
 
     def alerts(self, status: str | None = None, event_id: str | None = None) -> list[AlertMessage]:
         """Every alert in the outbox (``status``: pending, delivered or failed)."""
-        where, params = _filters(status=status, event_id=event_id)
+        where, params = filters("%s", status=status, event_id=event_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._pg_read(
-            f"SELECT {_ALERT_COLS} FROM alert_outbox {cond} "
+            f"SELECT {ALERT_COLS} FROM alert_outbox {cond} "
             'ORDER BY created_at, alert_id COLLATE "C"',
             params,
         )
-        return [_alert_row(r) for r in rows]
+        return [alert_row(r) for r in rows]
 
     def record_attempt(self, attempt: DeliveryAttempt, next_attempt_at: datetime | None) -> None:
         """Log ``attempt``; a failed one is rescheduled, or parked as failed without a next.
@@ -160,9 +161,9 @@ class PgDriftTables:
         status = "pending" if a.delivered or next_attempt_at is not None else "failed"
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
-                f"INSERT INTO alert_deliveries ({_ATTEMPT_COLS}) "
+                f"INSERT INTO alert_deliveries ({ATTEMPT_COLS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [a.alert_id, a.attempt, a.at, a.status_code, a.error, a.delivered, a.duration_s],
+                attempt_params(a),
             )
             conn.execute(
                 "UPDATE alert_outbox SET attempts = greatest(attempts, %s), "
@@ -185,46 +186,25 @@ class PgDriftTables:
         self, alert_id: str | None = None, event_id: str | None = None
     ) -> list[DeliveryAttempt]:
         """The delivery log, oldest first, optionally of one alert or one event's alerts."""
-        where, params = _filters(alert_id=alert_id)
+        where, params = filters("%s", alert_id=alert_id)
         if event_id is not None:
             where.append("alert_id IN (SELECT alert_id FROM alert_outbox WHERE event_id = %s)")
             params.append(event_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._pg_read(
-            f"SELECT {_ATTEMPT_COLS} FROM alert_deliveries {cond} "
+            f"SELECT {ATTEMPT_COLS} FROM alert_deliveries {cond} "
             'ORDER BY attempted_at, alert_id COLLATE "C", attempt',
             params,
         )
-        return [
-            DeliveryAttempt(
-                alert_id=r[0],
-                attempt=int(r[1]),
-                at=r[2],
-                status_code=r[3],
-                error=r[4],
-                delivered=bool(r[5]),
-                duration_s=float(r[6]),
-            )
-            for r in rows
-        ]
+        return [attempt_row(r) for r in rows]
 
     # --- reports -------------------------------------------------------------------
     def record_drift_report(self, report: DriftReportInfo) -> bool:
         """Store a report's metadata; ``False`` when its id was already stored."""
-        r = report
         n = self._pg_write(
-            f"INSERT INTO drift_reports ({_REPORT_COLS}) "
+            f"INSERT INTO drift_reports ({REPORT_COLS}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                r.report_id,
-                r.served_model,
-                r.created_at,
-                r.path,
-                r.reference_rows,
-                r.current_rows,
-                r.mlflow_run_id,
-                json.dumps(r.summary),
-            ],
+            report_params(report),
         )
         return n == 1
 
@@ -232,28 +212,11 @@ class PgDriftTables:
         self, served_model: str | None = None, report_id: str | None = None
     ) -> list[DriftReportInfo]:
         """Saved reports, newest first (optionally of one served model, or one id)."""
-        where, params = _filters(served_model=served_model, report_id=report_id)
+        where, params = filters("%s", served_model=served_model, report_id=report_id)
         cond = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._pg_read(
-            f"SELECT {_REPORT_COLS} FROM drift_reports {cond} "
+            f"SELECT {REPORT_COLS} FROM drift_reports {cond} "
             'ORDER BY created_at DESC, report_id COLLATE "C"',
             params,
         )
-        return [
-            DriftReportInfo(
-                report_id=r[0],
-                served_model=r[1],
-                created_at=r[2],
-                path=r[3],
-                reference_rows=int(r[4]),
-                current_rows=int(r[5]),
-                mlflow_run_id=r[6],
-                summary={str(k): float(v) for k, v in json.loads(r[7]).items()},
-            )
-            for r in rows
-        ]
-
-
-def _filters(**equal: str | None) -> tuple[list[str], list[object]]:
-    where = [f"{col} = %s" for col, v in equal.items() if v is not None]
-    return where, [v for v in equal.values() if v is not None]
+        return [report_row(r) for r in rows]

@@ -1,7 +1,7 @@
 """Ingest into PostgreSQL: validate in an in-memory DuckDB, COPY, insert idempotently.
 
 Each raw batch is typed and validated by the embedded store's SQL
-(:func:`feature_store._validate.staging_sql`) in a private in-memory DuckDB, so both
+(:func:`feature_store._staging.stage`) in a private in-memory DuckDB, so both
 backends accept, reject and explain exactly alike. DuckDB also derives what the
 embedded store derives (``prompt_sha256`` = hex SHA-256 of the UTF-8 prompt,
 ``completed_at`` = ``submitted_at + latency_s`` to the microsecond) and keeps the
@@ -14,18 +14,15 @@ a latency in ``drift_inbox`` (same statement, so same transaction).
 from __future__ import annotations
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
-from core import IngestReport, Rejection, StoreError
-from feature_store._duckdb import _arrow_kind
+from core import IngestReport
 from feature_store._pg_arrow import copy_from_arrow
 from feature_store._pg_schema import PG_TYPES
 from feature_store._schema import STORED_FIELDS
-from feature_store._validate import staging_sql, unknown_columns
-from feature_store.importers._base import LINE
+from feature_store._staging import finish, stage
 
 _STORED = [s.name for s in STORED_FIELDS]
 _COLS = ", ".join(_STORED)
@@ -70,25 +67,7 @@ def ingest_batch(
     Raises:
         StoreError: When the batch has unknown columns or no ``_line``.
     """
-    unknown = unknown_columns(batch.column_names)
-    if unknown or LINE not in batch.column_names:
-        raise StoreError(f"raw batch has unknown columns {unknown} or no {LINE} column")
-    kinds = {f.name: _arrow_kind(f.type) for f in batch.schema}
-    batch = batch.append_column("_idx", pa.array(np.arange(batch.num_rows), pa.int64()))
-    duck.register("_raw", batch)
-    try:
-        duck.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staging_sql('_raw', kinds)}")
-    finally:
-        duck.unregister("_raw")
-    rejected = duck.execute(
-        "SELECT _idx, _line, _reject_field, _reject_reason FROM _staged "
-        "WHERE _reject_reason IS NOT NULL ORDER BY _idx"
-    ).fetchall()
-    rejections = tuple(
-        Rejection(index=offset + int(i), line=line, field=field, reason=reason)
-        for i, line, field, reason in rejected
-    )
-    valid = batch.num_rows - len(rejections)
+    rejections = stage(duck, batch, offset)
     rows = duck.sql(
         f"SELECT {_COLS}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END "
         "AS prompt_sha256, submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS "
@@ -100,25 +79,8 @@ def ingest_batch(
         "WHERE _reject_reason IS NULL AND prompt IS NOT NULL"
     ).to_arrow_table()
     stored = _store(cur, rows, prompts, source, judge)
-    duplicates: list[tuple[int]] = []
-    if len(stored) < valid:  # valid rows not stored now: stored before or repeated
-        duck.register("_stored", pa.table({"request_id": pa.array(stored, pa.string())}))
-        try:
-            duplicates = duck.execute(
-                "SELECT _idx FROM _staged s WHERE _reject_reason IS NULL AND NOT ("
-                "request_id IN (SELECT request_id FROM _stored) AND _idx = (SELECT "
-                "min(_idx) FROM _staged f WHERE f.request_id = s.request_id "
-                "AND f._reject_reason IS NULL)) ORDER BY _idx"
-            ).fetchall()
-        finally:
-            duck.unregister("_stored")
-    duck.execute("DROP TABLE _staged")
-    return IngestReport(
-        accepted=len(stored),
-        duplicates=valid - len(stored),
-        rejected=rejections,
-        duplicate_indices=tuple(offset + int(i) for (i,) in duplicates),
-    )
+    ids = pa.table({"request_id": pa.array(stored, pa.string())})
+    return finish(duck, batch, rejections, ids, offset)
 
 
 def _store(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from feature_store._schema import STORED_FIELDS
+from feature_store._schema import record_columns
 
 PG_TYPES: dict[str, str] = {
     "str": "text",
@@ -45,29 +45,13 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def _record_columns() -> str:
-    cols = []
-    for spec in STORED_FIELDS:
-        null = " NOT NULL" if spec.required else ""
-        key = " PRIMARY KEY" if spec.name == "request_id" else ""
-        cols.append(f"    {spec.name} {PG_TYPES[spec.kind]}{null}{key}")
-        if spec.name == "device":
-            cols.append("    prompt_sha256 text")
-    cols += [
-        "    completed_at timestamptz",
-        "    source text",
-        "    ingested_at timestamptz NOT NULL",
-    ]
-    return ",\n".join(cols)
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "records, prompts, embeddings, ingest log",
         (
             "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
-            f"CREATE TABLE records (\n{_record_columns()}\n)",
+            f"CREATE TABLE records (\n{record_columns(PG_TYPES)}\n)",
             # In the exact order endpoint_stats reads (newest completions first, ties by
             # request_id in byte order), so it is a backward scan with no sort.
             "CREATE INDEX records_endpoint ON records "

@@ -13,9 +13,8 @@ in-process on Arrow copies (:mod:`feature_store._pg_ingest`,
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import duckdb
@@ -26,15 +25,25 @@ import pyarrow as pa
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core import IngestReport, StoreError, field_specs
+from core import IngestReport, StoreError
 from feature_store import _pg_coord, _pg_frames
-from feature_store._base import EndpointStats, GroupStats, Progress, RecordStore, StoreStats
-from feature_store._duckdb import _as_text, _row_problem
+from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
 from feature_store._pg_drift import PgDriftTables
 from feature_store._pg_ingest import create_staging_tables, ingest_batch
 from feature_store._pg_schema import migrate
 from feature_store._prefetch import prefetch
-from feature_store.importers._base import LINE
+from feature_store._stats import summarize
+
+_GROUPS = (
+    "SELECT served_model, device, count(*), count(latency_s), min(submitted_at), "
+    "max(submitted_at), percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s), "
+    "percentile_cont(0.9) WITHIN GROUP (ORDER BY latency_s), "
+    "percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_s) FROM records "
+    'GROUP BY 1, 2 ORDER BY served_model COLLATE "C", device COLLATE "C"'
+)
+_EMBEDDINGS = (
+    'SELECT encoder_id, count(*) FROM embeddings GROUP BY 1 ORDER BY encoder_id COLLATE "C"'
+)
 
 
 def redact(url: str) -> str:
@@ -124,31 +133,6 @@ class PostgresStore(PgDriftTables, RecordStore):
         finally:
             duck.close()
         return report
-
-    def ingest_rows(
-        self, rows: Sequence[Mapping[str, Any]], source: str | None = None
-    ) -> IngestReport:
-        """See :meth:`RecordStore.ingest_rows`. Unknown keys reject that row only."""
-        known = {s.name for s in field_specs()}
-        columns: dict[str, list[Any]] = {name: [] for name in known}
-        errors: list[str | None] = []
-        error_fields: list[str | None] = []
-        for row in rows:
-            field, error = _row_problem(row, known)
-            error_fields.append(field)
-            errors.append(error)
-            for name in known:
-                value = row.get(name) if isinstance(row, Mapping) and error is None else None
-                columns[name].append(_as_text(value))
-        table = pa.table(
-            {
-                LINE: pa.array(range(1, len(errors) + 1), pa.int64()),
-                **{n: pa.array(v, pa.string()) for n, v in columns.items()},
-                "_error_field": pa.array(error_fields, pa.string()),
-                "_error": pa.array(errors, pa.string()),
-            }
-        )
-        return self.ingest_batches([table], source=source)
 
     def put_embeddings(
         self, encoder_id: str, prompt_sha256: Sequence[str], vectors: npt.NDArray[np.float32]
@@ -241,48 +225,9 @@ class PostgresStore(PgDriftTables, RecordStore):
         """See :meth:`RecordStore.stats` (``path`` is the URL without its password)."""
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-            def one(sql: str) -> int:
-                row = conn.execute(sql).fetchone()
-                return int(row[0]) if row else 0
-
-            groups = conn.execute(
-                "SELECT served_model, device, count(*), count(latency_s), min(submitted_at), "
-                "max(submitted_at), percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s), "
-                "percentile_cont(0.9) WITHIN GROUP (ORDER BY latency_s), "
-                "percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_s) FROM records "
-                'GROUP BY 1, 2 ORDER BY served_model COLLATE "C", device COLLATE "C"'
-            ).fetchall()
-            embeddings = conn.execute(
-                "SELECT encoder_id, count(*) FROM embeddings GROUP BY 1 "
-                'ORDER BY encoder_id COLLATE "C"'
-            ).fetchall()
-            records, prompts = (
-                one("SELECT count(*) FROM records"),
-                one("SELECT count(*) FROM prompts"),
+            return summarize(
+                self.path, lambda sql: conn.execute(sql).fetchall(), _GROUPS, _EMBEDDINGS
             )
-            ingests = one("SELECT count(*) FROM ingest_log")
-        return StoreStats(
-            path=self.path,
-            records=records,
-            prompts=prompts,
-            embeddings={str(k): int(v) for k, v in embeddings},
-            groups=tuple(
-                GroupStats(
-                    served_model=g[0],
-                    device=g[1],
-                    records=g[2],
-                    with_latency=g[3],
-                    first_submitted=g[4],
-                    last_submitted=g[5],
-                    latency_p50_s=g[6],
-                    latency_p90_s=g[7],
-                    latency_p99_s=g[8],
-                )
-                for g in groups
-            ),
-            ingests=ingests,
-        )
 
     # --- coordination ------------------------------------------------------------
     def try_lock(self, name: str) -> _pg_coord.PgStoreLock | None:

@@ -7,6 +7,8 @@ keyed by ``(prompt_sha256, encoder_id)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from core import FieldSpec, field_specs
 
 #: 2: the drift inbox and alert claims (:data:`COORDINATION_DDL`), added to older files.
@@ -23,25 +25,31 @@ DUCKDB_TYPES: dict[str, str] = {
 STORED_FIELDS: tuple[FieldSpec, ...] = tuple(s for s in field_specs() if s.name != "prompt")
 
 
-def _record_columns() -> str:
+def record_columns(types: Mapping[str, str]) -> str:
+    """The ``records`` table's column definitions, one a line, in a dialect's ``types``.
+
+    Args:
+        types: SQL type of each field kind (``str``, ``int``, ``float``, ``timestamp``),
+            e.g. :data:`DUCKDB_TYPES`.
+    """
     cols = []
     for spec in STORED_FIELDS:
         null = " NOT NULL" if spec.required else ""
         key = " PRIMARY KEY" if spec.name == "request_id" else ""
-        cols.append(f"    {spec.name} {DUCKDB_TYPES[spec.kind]}{null}{key}")
+        cols.append(f"    {spec.name} {types[spec.kind]}{null}{key}")
         if spec.name == "device":
-            cols.append("    prompt_sha256 VARCHAR")
+            cols.append(f"    prompt_sha256 {types['str']}")
     cols += [
-        "    completed_at TIMESTAMPTZ",
-        "    source VARCHAR",
-        "    ingested_at TIMESTAMPTZ NOT NULL",
+        f"    completed_at {types['timestamp']}",
+        f"    source {types['str']}",
+        f"    ingested_at {types['timestamp']} NOT NULL",
     ]
     return ",\n".join(cols)
 
 
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS records (\n{_record_columns()}\n)",
+    f"CREATE TABLE IF NOT EXISTS records (\n{record_columns(DUCKDB_TYPES)}\n)",
     "CREATE TABLE IF NOT EXISTS prompts (sha256 VARCHAR PRIMARY KEY, text VARCHAR NOT NULL)",
     """CREATE TABLE IF NOT EXISTS embeddings (
     prompt_sha256 VARCHAR NOT NULL,

@@ -3,7 +3,8 @@
 Both store backends keep drift events, the alert outbox, its delivery log and report
 metadata (the DuckDB store in ``feature_store/_drift.py``, PostgreSQL in its own
 tables); the service checks for them structurally, so a store without them (e.g. a
-remote adapter) still serves, with events kept in memory only.
+remote adapter) still serves, with events kept in memory only. :class:`DriftReader`,
+the reads alone, is what the ``/v1/store/drift/*`` routes serve.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from drift import AlertOutbox, DriftEventSink
 
 
 @runtime_checkable
-class DriftStore(DriftEventSink, AlertOutbox, Protocol):
-    """Drift events, the alert outbox (claimed by deliverers), deliveries and reports."""
+class DriftReader(Protocol):
+    """The drift-table reads a store may offer (both store backends, and a remote one)."""
 
     def drift_events(
         self,
@@ -41,12 +42,17 @@ class DriftStore(DriftEventSink, AlertOutbox, Protocol):
         """The delivery log, oldest first."""
         ...
 
-    def record_drift_report(self, report: DriftReportInfo) -> bool:
-        """Store a report's metadata; ``False`` when its id was stored already."""
-        ...
-
     def drift_reports(
         self, served_model: str | None = None, report_id: str | None = None
     ) -> list[DriftReportInfo]:
         """Saved reports, newest first."""
+        ...
+
+
+@runtime_checkable
+class DriftStore(DriftReader, DriftEventSink, AlertOutbox, Protocol):
+    """Drift events, the alert outbox (claimed by deliverers), deliveries and reports."""
+
+    def record_drift_report(self, report: DriftReportInfo) -> bool:
+        """Store a report's metadata; ``False`` when its id was stored already."""
         ...

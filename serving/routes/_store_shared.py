@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo
 from feature_store import ARROW_STREAM, table_bytes
+from serving._drift_store import DriftReader
 from serving._store_locks import LeasedLocks, leases_for
 from serving.deps import StoreDep
 
@@ -57,30 +58,6 @@ class AlertClaim(BaseModel):
     holder: str = Field(min_length=1)
     lease_s: float = Field(default=60.0, gt=0)
     limit: int = Field(default=100, ge=1, le=10_000)
-
-
-@runtime_checkable
-class DriftReader(Protocol):
-    """The drift-table reads a store may offer (the DuckDB store does)."""
-
-    def drift_events(
-        self,
-        served_model: str | None = None,
-        *,
-        kind: str | None = None,
-        since: datetime | None = None,
-        limit: int = 1000,
-        newest: bool = False,
-    ) -> list[DriftEvent]: ...
-    def drift_reports(
-        self, served_model: str | None = None, report_id: str | None = None
-    ) -> list[DriftReportInfo]: ...
-    def alerts(
-        self, status: str | None = None, event_id: str | None = None
-    ) -> list[AlertMessage]: ...
-    def deliveries(
-        self, alert_id: str | None = None, event_id: str | None = None
-    ) -> list[DeliveryAttempt]: ...
 
 
 async def get_drift_reader(store: StoreDep) -> DriftReader:
