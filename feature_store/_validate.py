@@ -39,7 +39,9 @@ def _typed_expr(
     raw_blank = f"({c} IS NULL OR trim(CAST({c} AS VARCHAR)) = '')"
     show = _SHOW.format(c=c)
     if spec.kind == "str":
-        expr = f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
+        # NUL is no character a prompt or a name means, and PostgreSQL text cannot hold
+        # it: every backend stores U+FFFD in its place (hashes see the same text).
+        expr = f"NULLIF(replace(trim(CAST({c} AS VARCHAR)), chr(0), chr(65533)), '')"
         if spec.max_length is not None:
             checks.append(
                 (

@@ -205,6 +205,18 @@ def test_drift_inbox_holds_new_completions_with_a_latency(store: RecordStore) ->
     assert store.drift_inbox_size() == 2  # acknowledged records are never re-enqueued
 
 
+def test_nul_characters_are_stored_as_replacement_characters(store: RecordStore) -> None:
+    report = store.ingest_rows([row(1, prompt="cat a.bin\x00\x00 | head", prompt_class="x\x00")])
+    assert (report.accepted, report.rejected) == (1, ())
+    frame = store.training_frame(columns=["prompt", "prompt_class", "prompt_sha256"])
+    (stored,) = frame.to_pylist()
+    assert stored["prompt"] == "cat a.bin\ufffd\ufffd | head"
+    assert stored["prompt_class"] == "x\ufffd"
+    expected = __import__("hashlib").sha256(stored["prompt"].encode()).hexdigest()
+    assert stored["prompt_sha256"] == expected
+    assert store.ingest_rows([row(1, prompt="other")]).duplicates == 1
+
+
 def test_a_backfill_is_stored_but_not_judged(store: RecordStore) -> None:
     from feature_store.importers import LINE
 
