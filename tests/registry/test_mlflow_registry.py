@@ -6,19 +6,11 @@ Every test registers its own served model, so the backends are shared per module
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -29,9 +21,12 @@ from mlflow import MlflowClient
 from core.predictor import Predictor, PredictorSpec
 from registry import CHALLENGER, CHAMPION, MLflowRegistry, RegistryError, registered_name
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
+    from _server import mlflow_server
+else:
+    from tests.registry._server import mlflow_server
+
 PostgresDatabase = Any  # the conftest fixture: a context manager factory
-SERVER_START_TIMEOUT_S = 60.0
 LEVELS = (0.1, 0.5, 0.9)
 QUANTILES = ["q0.1", "q0.5", "q0.9"]
 
@@ -60,72 +55,8 @@ def backend(
     if request.param == "sqlite":
         yield Backend("sqlite", f"sqlite:///{root / 'mlflow.db'}", root / "mlartifacts")
         return
-    with postgres_database() as db, _mlflow_server(db, root) as uri:
+    with postgres_database() as db, mlflow_server(db, root) as uri:
         yield Backend("server-postgres", uri, root / "artifacts")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _mlflow_server(database: str, root: Path) -> Iterator[str]:
-    """``mlflow server`` on a free port; yields its URL once /health answers."""
-    port = _free_port()
-    log = root / "server.log"
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    # No GenAI job runner: it forks seven huey consumers and slows shutdown by ~6 s.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"mlflow server did not answer {url}/health:\n{tail}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture
