@@ -18,6 +18,7 @@ from benchmarks import (
     bench_routing,
     bench_scaling,
     bench_serving,
+    bench_store,
     bench_text_features,
     bench_workload,
 )
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "workload": ("workload", bench_workload.run),
     "ingest": ("ingest", bench_ingest.run),
     "serving": ("serving", bench_serving.run),
+    "store": ("store", bench_store.run),
     "make-run": ("make-run", bench_make_run.run),
     "routing": ("routing", bench_routing.run),
     "scaling": ("scaling", bench_scaling.run),

@@ -81,7 +81,7 @@ def _prepare(home: Path) -> list[dict[str, Any]]:
     from pipelines.train import train_served_model
 
     with DuckDBStore(settings.resolved_store_path) as store:
-        store.ingest_batches(get_importer("parquet").read(demo))
+        store.ingest_batches(get_importer("parquet").read(demo), judge=False)
         train_served_model(settings, store, SERVED_MODEL, trials=2, timeout_s=60)
     _register_copy(settings)
     rows = [

@@ -5,7 +5,8 @@ Each raw batch is typed and validated by the embedded store's SQL
 backends accept, reject and explain exactly alike. DuckDB also derives what the
 embedded store derives (``prompt_sha256`` = hex SHA-256 of the UTF-8 prompt,
 ``completed_at`` = ``submitted_at + latency_s`` to the microsecond) and keeps the
-first of repeated ``request_id`` values. The valid rows then go to PostgreSQL with
+first of repeated ``request_id`` values, in a thread of its own, one slice ahead of
+PostgreSQL. The valid rows then go to PostgreSQL with
 one ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT (request_id) DO
 NOTHING RETURNING request_id``, which also enqueues the newly stored rows that carry
 a latency in ``drift_inbox`` (same statement, so same transaction).
@@ -13,21 +14,29 @@ a latency in ``drift_inbox`` (same statement, so same transaction).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
-from core import IngestReport
+from core import IngestReport, Rejection
 from feature_store._pg_arrow import copy_from_arrow
 from feature_store._pg_schema import PG_TYPES
 from feature_store._schema import STORED_FIELDS
-from feature_store._staging import finish, stage
+from feature_store._staging import stage
 
 _STORED = [s.name for s in STORED_FIELDS]
 _COLS = ", ".join(_STORED)
 _STAGE = "_tailcast_stage"
 _PROMPTS = "_tailcast_prompts"
+#: Inputs validated and inserted at a time (PostgreSQL inserts one slice while DuckDB
+#: validates the next).
+SLICE_ROWS = 25_000
 
 
 def create_staging_tables(cur: Cursor[TupleRow]) -> None:
@@ -44,25 +53,28 @@ def create_staging_tables(cur: Cursor[TupleRow]) -> None:
     cur.execute(f"CREATE TEMP TABLE {_PROMPTS} (sha256 text, text text) ON COMMIT DROP")
 
 
-def ingest_batch(
-    duck: duckdb.DuckDBPyConnection,
-    cur: Cursor[TupleRow],
-    batch: pa.Table,
-    source: str | None,
-    offset: int,
-    *,
-    judge: bool = True,
-) -> IngestReport:
-    """Validate one raw batch and store its valid records through ``cur``.
+@dataclass(frozen=True)
+class Prepared:
+    """One slice of a raw batch, validated and shaped for PostgreSQL (no PostgreSQL yet).
 
-    Args:
-        duck: An in-memory DuckDB connection (UTC) for validation.
-        cur: A PostgreSQL cursor inside the ingest's transaction, after
-            :func:`create_staging_tables`.
-        batch: A raw batch in the canonical layout (see :mod:`feature_store.importers`).
-        source: Label stored with each record.
-        offset: Inputs of the same call before this batch (for indices).
-        judge: Enqueue the newly stored completions with a latency for the drift judge.
+    Attributes:
+        offset: Inputs of the same ingest before this slice (for indices).
+        inputs: Inputs in the slice.
+        rejections: The slice's rejected inputs (indices over the whole ingest).
+        rows: Valid rows to insert, the first of each repeated ``request_id``, with
+            ``_idx`` (position in the slice).
+        prompts: Distinct prompts of the valid rows (``sha256``, ``text``).
+    """
+
+    offset: int
+    inputs: int
+    rejections: tuple[Rejection, ...]
+    rows: pa.Table
+    prompts: pa.Table
+
+
+def prepare(duck: duckdb.DuckDBPyConnection, batch: pa.Table, offset: int) -> Prepared:
+    """Validate one raw slice in DuckDB (see :func:`feature_store._staging.stage`).
 
     Raises:
         StoreError: When the batch has unknown columns or no ``_line``.
@@ -78,9 +90,54 @@ def ingest_batch(
         "SELECT DISTINCT sha256(prompt) AS sha256, prompt AS text FROM _staged "
         "WHERE _reject_reason IS NULL AND prompt IS NOT NULL"
     ).to_arrow_table()
-    stored = _store(cur, rows, prompts, source, judge)
-    ids = pa.table({"request_id": pa.array(stored, pa.string())})
-    return finish(duck, batch, rejections, ids, offset)
+    duck.execute("DROP TABLE _staged")
+    return Prepared(offset, batch.num_rows, rejections, rows, prompts)
+
+
+def prepared_slices(batches: Iterable[pa.Table], rows: int = SLICE_ROWS) -> Iterator[Prepared]:
+    """Validate raw batches in slices of at most ``rows`` inputs, in a private DuckDB.
+
+    Slices are small so that PostgreSQL inserts one while the next is validated
+    (:func:`feature_store._prefetch.prefetch` runs this generator in its own thread).
+    """
+    duck = duckdb.connect()
+    try:
+        duck.execute("SET TimeZone = 'UTC'")
+        offset = 0
+        for batch in batches:
+            for start in range(0, max(batch.num_rows, 1), rows):
+                part = batch.slice(start, rows)
+                yield prepare(duck, part, offset)
+                offset += part.num_rows
+    finally:
+        duck.close()
+
+
+def store_prepared(
+    cur: Cursor[TupleRow], part: Prepared, source: str | None, judge: bool
+) -> IngestReport:
+    """Store a prepared slice through ``cur`` (inside the ingest's transaction).
+
+    Args:
+        cur: A PostgreSQL cursor after :func:`create_staging_tables`.
+        part: The slice.
+        source: Label stored with each record.
+        judge: Enqueue the newly stored completions with a latency for the drift judge.
+    """
+    stored = _store(cur, part.rows, part.prompts, source, judge)
+    valid = part.inputs - len(part.rejections)
+    # Valid inputs not stored now (stored before, or repeating an earlier input).
+    mask = np.ones(part.inputs, dtype=np.bool_)
+    mask[[r.index - part.offset for r in part.rejections]] = False
+    if stored:
+        kept = pc.is_in(part.rows.column("request_id"), value_set=pa.array(stored, pa.string()))
+        mask[part.rows.column("_idx").filter(kept).to_numpy()] = False
+    return IngestReport(
+        accepted=len(stored),
+        duplicates=valid - len(stored),
+        rejected=part.rejections,
+        duplicate_indices=tuple(part.offset + int(i) for i in np.flatnonzero(mask)),
+    )
 
 
 def _store(

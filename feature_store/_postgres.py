@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 import psycopg
@@ -29,7 +28,7 @@ from core import IngestReport, StoreError
 from feature_store import _pg_coord, _pg_frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
 from feature_store._pg_drift import PgDriftTables
-from feature_store._pg_ingest import create_staging_tables, ingest_batch
+from feature_store._pg_ingest import create_staging_tables, prepared_slices, store_prepared
 from feature_store._pg_schema import migrate
 from feature_store._prefetch import prefetch
 from feature_store._stats import summarize
@@ -114,24 +113,17 @@ class PostgresStore(PgDriftTables, RecordStore):
         """See :meth:`RecordStore.ingest_batches` (one PostgreSQL transaction)."""
         started = datetime.now(UTC)
         report = IngestReport(accepted=0, duplicates=0)
-        duck = duckdb.connect()
-        try:
-            duck.execute("SET TimeZone = 'UTC'")
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                create_staging_tables(cur)
-                for batch in prefetch(batches):
-                    report = report + ingest_batch(
-                        duck, cur, batch, source, report.total, judge=judge
-                    )
-                    if progress is not None:
-                        progress(batch.num_rows)
-                cur.execute(
-                    "INSERT INTO ingest_log (source, started_at, finished_at, accepted, "
-                    "duplicates, rejected) VALUES (%s, %s, now(), %s, %s, %s)",
-                    [source, started, report.accepted, report.duplicates, len(report.rejected)],
-                )
-        finally:
-            duck.close()
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            create_staging_tables(cur)
+            for part in prefetch(prepared_slices(prefetch(batches))):
+                report = report + store_prepared(cur, part, source, judge)
+                if progress is not None:
+                    progress(part.inputs)
+            cur.execute(
+                "INSERT INTO ingest_log (source, started_at, finished_at, accepted, "
+                "duplicates, rejected) VALUES (%s, %s, now(), %s, %s, %s)",
+                [source, started, report.accepted, report.duplicates, len(report.rejected)],
+            )
         return report
 
     def put_embeddings(
