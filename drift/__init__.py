@@ -24,12 +24,22 @@ from drift._group import GroupMonitor
 from drift._monitor import DriftMonitor
 from drift._outbox import AlertOutbox, DriftEventSink
 from drift._pinball import pinball_ratio
+from drift._state import (
+    JUDGE_KEY,
+    STATE_FORMAT,
+    AdwinSnapshot,
+    GroupSnapshot,
+    JudgeSnapshot,
+)
 from drift._uniformity import ad_uniform, ks_distance, ks_uniform
 from drift._webhook import SIGNATURE_HEADER, alert_body, sign, verify
 
 __all__ = [
+    "JUDGE_KEY",
     "SIGNATURE_HEADER",
+    "STATE_FORMAT",
     "AdwinDetector",
+    "AdwinSnapshot",
     "AlertMessage",
     "AlertOutbox",
     "Deliverer",
@@ -41,7 +51,9 @@ __all__ = [
     "DriftObservation",
     "DriftResponder",
     "GroupMonitor",
+    "GroupSnapshot",
     "GroupStatus",
+    "JudgeSnapshot",
     "MonitorConfig",
     "RetrainCallback",
     "RetrainDebouncer",

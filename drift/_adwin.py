@@ -16,7 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Iterable
+from importlib.metadata import version
+
 from river.drift import ADWIN
+
+from drift._state import AdwinSnapshot
+
+#: The installed river version: ADWIN windows it encoded decode only under it.
+RIVER_VERSION = version("river")
 
 
 class AdwinDetector:
@@ -29,6 +39,8 @@ class AdwinDetector:
 
     def __init__(self, delta: float = 0.002, clock: int = 32) -> None:
         self._adwin = ADWIN(delta=delta, clock=clock)  # type: ignore[no-untyped-call]
+        self.delta = delta
+        self.clock = clock
         self.detections = 0
         self.last_detection: int | None = None
         self.n = 0
@@ -52,3 +64,53 @@ class AdwinDetector:
     def width(self) -> int:
         """Length of ADWIN's current window."""
         return int(self._adwin.width)
+
+    def snapshot(self) -> AdwinSnapshot:
+        """The detector's state, ADWIN's window in river's own encoding (not pickle)."""
+        raw: bytes = self._adwin._helper.__getstate__()
+        return AdwinSnapshot(
+            n=self.n,
+            detections=self.detections,
+            last_detection=self.last_detection,
+            drift_detected=bool(self._adwin.drift_detected),
+            delta=self.delta,
+            clock=self.clock,
+            river=RIVER_VERSION,
+            window=base64.b64encode(raw).decode("ascii"),
+        )
+
+    @classmethod
+    def restore(
+        cls, snap: AdwinSnapshot, delta: float, clock: int = 32, replay: Iterable[float] = ()
+    ) -> AdwinDetector:
+        """A detector continuing ``snap``.
+
+        ADWIN's window is decoded when ``snap`` was written by this river version with
+        the same ``delta`` and ``clock``; otherwise (or when it cannot be decoded) ADWIN
+        is rebuilt from ``replay`` (the group's bounded window, oldest first), an
+        approximation of the lost longer window. Counts and the last detection are kept.
+        """
+        det = cls(delta, clock)
+        det.n, det.detections, det.last_detection = snap.n, snap.detections, snap.last_detection
+        same = (snap.river, snap.delta, snap.clock) == (RIVER_VERSION, delta, clock)
+        if same and det._decode(snap.window):
+            det._adwin._drift_detected = snap.drift_detected
+            return det
+        for x in replay:
+            det._adwin.update(x)  # type: ignore[no-untyped-call]
+        det._adwin._drift_detected = False
+        return det
+
+    def _decode(self, window: str) -> bool:
+        """Load ADWIN's window from river's encoding; whether that worked."""
+        try:
+            raw = base64.b64decode(window.encode("ascii"), validate=True)
+            self._adwin._helper.__setstate__(raw)
+        except (ValueError, binascii.Error):
+            return False
+        except BaseException as exc:  # river's Rust decoder panics on a malformed window
+            if type(exc).__name__ != "PanicException":
+                raise
+            self._adwin = ADWIN(delta=self.delta, clock=self.clock)  # type: ignore[no-untyped-call]
+            return False
+        return True

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 
 
@@ -44,3 +45,13 @@ class RetrainDebouncer:
         """When the last granted request for ``served_model`` was made."""
         with self._lock:
             return self._last.get(served_model)
+
+    def snapshot(self) -> dict[str, datetime]:
+        """The latest granted request of every served model (to persist the cooldowns)."""
+        with self._lock:
+            return dict(self._last)
+
+    def restore(self, last: Mapping[str, datetime]) -> None:
+        """Take the cooldowns of :meth:`snapshot` (a judge that took over continues them)."""
+        with self._lock:
+            self._last = dict(last)

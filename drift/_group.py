@@ -6,6 +6,10 @@ values, the pinball-loss ratio, and the ADWIN flags. An ``"ok"`` group turns ``"
 when at least ``min_votes`` of the configured triggers fire in one round; an ``"ood"``
 group turns back only after ``recover_tests`` consecutive rounds in which every windowed
 test has p-value >= ``recover_pvalue`` (hysteresis: the alarm level is far stricter).
+
+:meth:`GroupMonitor.snapshot` and :meth:`GroupMonitor.restore` carry all of it across
+processes (:class:`drift.GroupSnapshot`): a restored group continues exactly as the
+original would have (same next round, same next event).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from drift._adwin import AdwinDetector
 from drift._config import MonitorConfig, Trigger
 from drift._coverage import coverage_test
 from drift._pinball import pinball_ratio
+from drift._state import STATE_FORMAT, GroupSnapshot, pack, unpack
 from drift._uniformity import ad_uniform, ks_distance, ks_uniform
 
 
@@ -142,3 +147,47 @@ class GroupMonitor:
             since=self.since,
             statistics=dict(self.statistics),
         )
+
+    def snapshot(self) -> GroupSnapshot:
+        """Everything needed to continue this group elsewhere (see :mod:`drift._state`)."""
+        return GroupSnapshot(
+            format=STATE_FORMAT,
+            group=self.group,
+            state=self.state,
+            since=self.since,
+            n=self.n,
+            model_version=self.model_version,
+            statistics=dict(self.statistics),
+            streak=self._streak,
+            u=pack(self._u),
+            loss=pack(self._loss),
+            reference=pack(self._reference),
+            adwin_u=self._adwin_u.snapshot(),
+            adwin_loss=self._adwin_loss.snapshot(),
+        )
+
+    @classmethod
+    def restore(cls, snap: GroupSnapshot, config: MonitorConfig) -> GroupMonitor:
+        """The group ``snap`` describes, continuing under ``config``.
+
+        Under the config that wrote it, the result behaves exactly as the original.
+        Under another one, the windows keep their newest ``window`` values, the
+        reference its first ``min_samples``, and ADWIN is rebuilt from the window when
+        its ``delta`` changed.
+
+        Raises:
+            ValueError: ``snap`` has another format version or malformed windows.
+        """
+        if snap.format != STATE_FORMAT:
+            raise ValueError(f"drift state format {snap.format}, expected {STATE_FORMAT}")
+        mon = cls(snap.group, config)
+        mon.state, mon.since, mon.n = snap.state, snap.since, snap.n
+        mon.model_version, mon.statistics = snap.model_version, dict(snap.statistics)
+        mon._streak = snap.streak
+        mon._u.extend(unpack(snap.u))
+        mon._loss.extend(unpack(snap.loss))
+        mon._reference = unpack(snap.reference)[: config.min_samples]
+        delta = config.adwin_delta
+        mon._adwin_u = AdwinDetector.restore(snap.adwin_u, delta, replay=mon._u)
+        mon._adwin_loss = AdwinDetector.restore(snap.adwin_loss, delta, replay=mon._loss)
+        return mon
