@@ -147,7 +147,8 @@ def test_another_river_version_rebuilds_adwin_from_the_window() -> None:
     again = GroupSnapshot.model_validate_json(restored.snapshot()[GROUP.key()])
     assert again.adwin_u.n == snap.adwin_u.n  # counts kept
     assert again.adwin_u.window != snap.adwin_u.window  # rebuilt from the 120-value window
-    assert again.u == snap.u and again.adwin_loss == snap.adwin_loss
+    assert again.u == snap.u
+    assert again.adwin_loss == snap.adwin_loss
 
 
 def test_take_changes_reports_observed_and_reset_groups_once() -> None:
@@ -183,4 +184,5 @@ def test_the_debouncer_and_the_judge_snapshot_keep_cooldowns() -> None:
     assert not successor.should_request("m", T0 + timedelta(minutes=30))
     assert successor.should_request("m", T0 + timedelta(hours=1))
     assert snap.versions == {"m": "3"}
-    assert "|" not in JUDGE_KEY and "|" in GROUP.key()
+    assert "|" not in JUDGE_KEY
+    assert "|" in GROUP.key()
