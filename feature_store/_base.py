@@ -241,6 +241,28 @@ class RecordStore(ABC):
         """Completions waiting in the drift inbox."""
 
     @abstractmethod
+    def save_drift_state(
+        self,
+        states: Mapping[str, str],
+        *,
+        drop: Sequence[str] = (),
+        ack: Sequence[str] = (),
+    ) -> None:
+        """Persist the drift judge's state, in one transaction.
+
+        Upserts ``states`` (key: a drift group's key or the judge's own key; value: the
+        JSON text :mod:`drift` wrote, kept verbatim), deletes the keys in ``drop`` and
+        acknowledges the completions ``ack`` from the drift inbox (as
+        :meth:`drift_inbox_ack`), so a judged batch and the state it led to are
+        committed together, or neither is. A key both upserted and dropped is dropped
+        first, so its new state is kept.
+        """
+
+    @abstractmethod
+    def load_drift_state(self) -> dict[str, str]:
+        """Every persisted drift state (see :meth:`save_drift_state`), by key."""
+
+    @abstractmethod
     def claim_alerts(
         self, now: datetime, holder: str, lease_s: float = 60.0, limit: int = 100
     ) -> list[AlertMessage]:

@@ -5,14 +5,15 @@ the threads of that process: :class:`LocalLock`, from the process-wide
 :class:`LockTable` of the file (:func:`lock_table`: two stores opened on one file in
 one process share it). The drift inbox is a table filled by
 :meth:`~feature_store.DuckDBStore.ingest_batches` in the ingest's own transaction (see
-:func:`enqueue_stored`) and drained by the one drift judge; see
+:func:`enqueue_stored`) and drained by the one drift judge, which keeps its state in
+``drift_state`` (saved with each acknowledgement, in one transaction); see
 ``docs/decisions/2026-12-06-shared-store.md``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,17 +143,44 @@ class InboxTables:
         """See :meth:`RecordStore.drift_inbox_ack`."""
         if not request_ids:
             return 0
-        ids = pa.table({"request_id": pa.array(list(request_ids), pa.string())})
         with self._write_lock:
             cur = self._con.cursor()
             try:
-                cur.register("_acked", ids)
-                row: Any = cur.execute(
-                    "DELETE FROM drift_inbox WHERE request_id IN (SELECT request_id FROM _acked)"
-                ).fetchone()
+                return _ack(cur, request_ids)
             finally:
                 cur.close()
-        return int(row[0]) if row else 0
+
+    def save_drift_state(
+        self,
+        states: Mapping[str, str],
+        *,
+        drop: Sequence[str] = (),
+        ack: Sequence[str] = (),
+    ) -> None:
+        """See :meth:`RecordStore.save_drift_state` (one transaction under the write lock)."""
+        gone = [k for k in drop if k not in states]
+        with self._write_lock:
+            cur = self._con.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                _save_states(cur, states, gone)
+                if ack:
+                    _ack(cur, ack)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def load_drift_state(self) -> dict[str, str]:
+        """See :meth:`RecordStore.load_drift_state`."""
+        cur = self._con.cursor()
+        try:
+            rows = cur.execute("SELECT key, state FROM drift_state ORDER BY key").fetchall()
+        finally:
+            cur.close()
+        return {str(k): str(v) for k, v in rows}
 
     def drift_inbox_size(self) -> int:
         """See :meth:`RecordStore.drift_inbox_size`."""
@@ -162,3 +190,41 @@ class InboxTables:
         finally:
             cur.close()
         return int(row[0]) if row else 0
+
+
+def _ack(cur: duckdb.DuckDBPyConnection, request_ids: Sequence[str]) -> int:
+    """Delete ``request_ids`` from the inbox; how many were there."""
+    cur.register("_acked", pa.table({"request_id": pa.array(list(request_ids), pa.string())}))
+    try:
+        row: Any = cur.execute(
+            "DELETE FROM drift_inbox WHERE request_id IN (SELECT request_id FROM _acked)"
+        ).fetchone()
+    finally:
+        cur.unregister("_acked")
+    return int(row[0]) if row else 0
+
+
+def _save_states(
+    cur: duckdb.DuckDBPyConnection, states: Mapping[str, str], drop: list[str]
+) -> None:
+    """Upsert ``states`` and delete ``drop`` from ``drift_state`` (inside a transaction)."""
+    if drop:
+        cur.execute("DELETE FROM drift_state WHERE key IN (SELECT unnest(?::VARCHAR[]))", [drop])
+    if states:
+        cur.register(
+            "_states",
+            pa.table(
+                {
+                    "key": pa.array(list(states), pa.string()),
+                    "state": pa.array(list(states.values()), pa.string()),
+                }
+            ),
+        )
+        try:
+            cur.execute(
+                "INSERT INTO drift_state SELECT key, state, now() FROM _states "
+                "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at"
+            )
+        finally:
+            cur.unregister("_states")

@@ -1,4 +1,4 @@
-"""Coordination through PostgreSQL: named advisory locks and the drift inbox.
+"""Coordination through PostgreSQL: named advisory locks, the drift inbox, drift state.
 
 A named lock is a session-level ``pg_try_advisory_lock`` on a connection of its own
 (never a pooled one, so no other work can release or inherit it). The server frees
@@ -11,7 +11,7 @@ database and name contends for the same lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psycopg
 import pyarrow as pa
@@ -114,3 +114,23 @@ def inbox_ack(cur: Cursor[TupleRow], request_ids: Sequence[str]) -> int:
         [list(request_ids)],
     )
     return cur.rowcount
+
+
+def save_state(cur: Cursor[TupleRow], states: Mapping[str, str], drop: Sequence[str]) -> None:
+    """Delete ``drop`` and upsert ``states`` in ``drift_state`` (in the caller's transaction)."""
+    if drop:
+        cur.execute("DELETE FROM drift_state WHERE key = ANY(%s::text[])", [list(drop)])
+    if states:
+        cur.execute(
+            "INSERT INTO drift_state (key, state, updated_at) "
+            "SELECT k, v, now() FROM unnest(%s::text[], %s::text[]) AS s(k, v) "
+            "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at",
+            [list(states), list(states.values())],
+        )
+
+
+def load_state(cur: Cursor[TupleRow]) -> dict[str, str]:
+    """Every row of ``drift_state``: key -> JSON text."""
+    cur.execute('SELECT key, state FROM drift_state ORDER BY key COLLATE "C"')
+    return {str(k): str(v) for k, v in cur.fetchall()}

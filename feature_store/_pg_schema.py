@@ -3,8 +3,8 @@
 Tables mirror the DuckDB store's (:mod:`feature_store._schema`): record columns follow
 :class:`core.CompletionRecord` exactly, prompts are kept once per SHA-256, embeddings
 are keyed by ``(prompt_sha256, encoder_id)``. On top come the coordination tables of
-the shared store (``docs/decisions/2026-12-06-shared-store.md``): outbox claims and
-the drift inbox.
+the shared store (``docs/decisions/2026-12-06-shared-store.md``): outbox claims, the
+drift inbox and the drift judge's state.
 
 Every :class:`~feature_store.PostgresStore` calls :func:`migrate` when it opens. The
 migrations run in one transaction under a transaction-scoped advisory lock, so replicas
@@ -151,6 +151,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     request_id text NOT NULL
 )""",
             "CREATE INDEX drift_inbox_request ON drift_inbox USING hash (request_id)",
+        ),
+    ),
+    Migration(
+        5,
+        "drift judge state (one JSON text per drift group, one for the judge)",
+        (
+            """CREATE TABLE drift_state (
+    key text PRIMARY KEY,
+    state text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
         ),
     ),
 )

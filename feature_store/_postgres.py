@@ -13,7 +13,7 @@ in-process on Arrow copies (:mod:`feature_store._pg_ingest`,
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -246,6 +246,25 @@ class PostgresStore(PgDriftTables, RecordStore):
             return 0
         with self._pool.connection() as conn, conn.cursor() as cur:
             return _pg_coord.inbox_ack(cur, request_ids)
+
+    def save_drift_state(
+        self,
+        states: Mapping[str, str],
+        *,
+        drop: Sequence[str] = (),
+        ack: Sequence[str] = (),
+    ) -> None:
+        """See :meth:`RecordStore.save_drift_state` (one PostgreSQL transaction)."""
+        gone = [k for k in drop if k not in states]
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            _pg_coord.save_state(cur, states, gone)
+            if ack:
+                _pg_coord.inbox_ack(cur, ack)
+
+    def load_drift_state(self) -> dict[str, str]:
+        """See :meth:`RecordStore.load_drift_state`."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            return _pg_coord.load_state(cur)
 
     def drift_inbox_size(self) -> int:
         """See :meth:`RecordStore.drift_inbox_size`."""

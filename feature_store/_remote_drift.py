@@ -1,17 +1,27 @@
-"""The drift-table reads of :class:`~feature_store.RemoteStore` (a mixin; JSON over HTTP)."""
+"""The drift tables and drift state of :class:`~feature_store.RemoteStore` (a mixin; JSON).
+
+Reads of events, reports, alerts and deliveries, and the drift judge's state
+(``save_drift_state``/``load_drift_state``: one request each, the service's store does
+the transaction).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pydantic import TypeAdapter
 
+from core import StoreError
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo
 
 
 class RemoteDriftReads:
-    """``DriftTables``' reads through the service's ``/v1/store/drift/*`` endpoints."""
+    """``DriftTables``' reads and the drift state through ``/v1/store/drift/*``."""
+
+    path: str
+    read_only: bool
 
     def _call(
         self,
@@ -61,3 +71,20 @@ class RemoteDriftReads:
         return TypeAdapter(list[DeliveryAttempt]).validate_json(
             self._call("GET", "/drift/deliveries", query)
         )
+
+    def save_drift_state(
+        self,
+        states: Mapping[str, str],
+        *,
+        drop: Sequence[str] = (),
+        ack: Sequence[str] = (),
+    ) -> None:
+        """See :meth:`RecordStore.save_drift_state` (one transaction in the service)."""
+        if self.read_only:
+            raise StoreError(f"feature store {self.path} was opened read-only")
+        body = {"states": dict(states), "drop": list(drop), "ack": list(ack)}
+        self._call("PUT", "/drift/state", body=json.dumps(body).encode())
+
+    def load_drift_state(self) -> dict[str, str]:
+        """See :meth:`RecordStore.load_drift_state`."""
+        return TypeAdapter(dict[str, str]).validate_json(self._call("GET", "/drift/state"))

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from core import FieldSpec, field_specs
 
 #: 2: the drift inbox and alert claims (:data:`COORDINATION_DDL`), added to older files.
-SCHEMA_VERSION = 2
+#: 3: the drift judge's persisted state (``drift_state``, also in :data:`COORDINATION_DDL`).
+SCHEMA_VERSION = 3
 
 DUCKDB_TYPES: dict[str, str] = {
     "str": "VARCHAR",
@@ -120,8 +121,9 @@ DRIFT_DDL: tuple[str, ...] = (
 
 #: Coordination between processes (feature_store/_coordination.py): the drift inbox (every
 #: newly stored completion with a latency, enqueued by its ingest, until a judge acks it)
-#: and the claim columns of the alert outbox. Runs after :data:`DRIFT_DDL` on every open,
-#: so a version-1 file gains them in place.
+#: the claim columns of the alert outbox, and the drift judge's state (one JSON text per
+#: drift group and one for the judge, so a judge that starts continues the judgement).
+#: Runs after :data:`DRIFT_DDL` on every open, so an older file gains them in place.
 COORDINATION_DDL: tuple[str, ...] = (
     "CREATE SEQUENCE IF NOT EXISTS drift_inbox_seq",
     """CREATE TABLE IF NOT EXISTS drift_inbox (
@@ -131,4 +133,9 @@ COORDINATION_DDL: tuple[str, ...] = (
 )""",
     "ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_by VARCHAR",
     "ALTER TABLE alert_outbox ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ",
+    """CREATE TABLE IF NOT EXISTS drift_state (
+    key VARCHAR PRIMARY KEY,
+    state VARCHAR NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+)""",
 )

@@ -1,4 +1,4 @@
-"""``/v1/store`` coordination: leased named locks, the drift inbox, alert claims, drift reads.
+"""``/v1/store`` coordination: leased locks, the drift inbox and state, alert claims, drift reads.
 
 Included by :mod:`serving.routes.store` (same prefix, same token check). A remote
 client's named lock is held by the service for a lease the client renews
@@ -49,6 +49,14 @@ class RequestIds(BaseModel):
     """Judged completions to acknowledge."""
 
     request_ids: list[str]
+
+
+class DriftStateSave(BaseModel):
+    """The arguments of :meth:`feature_store.RecordStore.save_drift_state`."""
+
+    states: dict[str, str] = Field(default_factory=dict)
+    drop: list[str] = Field(default_factory=list)
+    ack: list[str] = Field(default_factory=list)
 
 
 class AlertClaim(BaseModel):
@@ -128,6 +136,20 @@ async def drift_inbox_ack(store: StoreDep, body: RequestIds) -> int:
 async def drift_inbox_size(store: StoreDep) -> int:
     """Completions waiting in the drift inbox."""
     return await asyncio.to_thread(store.drift_inbox_size)
+
+
+@router.put("/drift/state", status_code=status.HTTP_204_NO_CONTENT)
+async def save_drift_state(store: StoreDep, body: DriftStateSave) -> None:
+    """Upsert drift states, delete ``drop``, acknowledge ``ack``: one store transaction."""
+    await asyncio.to_thread(
+        lambda: store.save_drift_state(body.states, drop=body.drop, ack=body.ack)
+    )
+
+
+@router.get("/drift/state")
+async def load_drift_state(store: StoreDep) -> dict[str, str]:
+    """Every persisted drift state (JSON text), by group key (and the judge's key)."""
+    return await asyncio.to_thread(store.load_drift_state)
 
 
 @router.post("/drift/claims")

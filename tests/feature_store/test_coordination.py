@@ -1,4 +1,4 @@
-"""Coordination through the store: named locks, the drift inbox and outbox claims.
+"""Coordination through the store: named locks, the drift inbox and state, outbox claims.
 
 Every test but the last takes ``open_store``, a factory of stores on one storage (closed
 after the test), and runs on each durable backend: a DuckDB file and PostgreSQL
@@ -19,7 +19,7 @@ import pytest
 from core import RECORD_FIELDS, CompletionRecord
 from core.drift import DeliveryAttempt
 from feature_store import DuckDBStore, RecordStore
-from feature_store._schema import DDL, DRIFT_DDL, SCHEMA_VERSION
+from feature_store._schema import COORDINATION_DDL, DDL, DRIFT_DDL, SCHEMA_VERSION
 from feature_store.importers._base import LINE
 
 T0 = datetime(2026, 4, 11, 7, 0, tzinfo=UTC)
@@ -215,4 +215,34 @@ def test_a_version_1_file_gains_the_inbox_and_claims(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or ()
     con.close()
-    assert version == str(SCHEMA_VERSION) == "2"
+    assert version == str(SCHEMA_VERSION) == "3"
+
+
+def test_a_version_2_file_gains_the_drift_state_table(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    for statement in (*DDL, *DRIFT_DDL, *COORDINATION_DDL[:-1]):  # everything but drift_state
+        con.execute(statement)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    con.close()
+    with DuckDBStore(path) as store:
+        assert store.load_drift_state() == {}
+        store.save_drift_state({"chat|default|h100": "{}"})
+    con = duckdb.connect(str(path))
+    (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or ()
+    con.close()
+    assert version == "3"
+
+
+# --- the drift judge's state ---------------------------------------------------------------
+def test_drift_state_outlives_the_store_and_is_seen_by_another(open_store: Opener) -> None:
+    store = open_store()
+    store.ingest_rows([_row("a"), _row("b")])
+    store.save_drift_state({"chat|default|h100": '{"n":1}', "judge": "{}"}, ack=["a"])
+    store.close()
+    again = open_store()
+    assert again.load_drift_state() == {"chat|default|h100": '{"n":1}', "judge": "{}"}
+    assert _ids(again.drift_inbox_take()) == ["b"]
+    again.save_drift_state({"chat|default|h100": '{"n":2}'}, drop=["judge"], ack=["b"])
+    assert again.load_drift_state() == {"chat|default|h100": '{"n":2}'}
+    assert again.drift_inbox_size() == 0

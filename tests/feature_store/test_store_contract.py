@@ -260,3 +260,31 @@ def test_named_locks(store: RecordStore) -> None:
         assert again.held()
     assert not again.held()
     other.release()
+
+
+# --- the drift judge's persisted state ---------------------------------------------------
+def test_drift_state_round_trip_upsert_and_drop(store: RecordStore) -> None:
+    assert store.load_drift_state() == {}
+    text = '{"format":1,"u":"AAAAAAAA4D8=","name":"\\u00e9t\\u00e9 \\u0000"}'
+    store.save_drift_state({"m|default|h100": text, "judge": "{}"})
+    assert store.load_drift_state() == {"m|default|h100": text, "judge": "{}"}
+    store.save_drift_state({"m|default|h100": "{}", "m|code|h100": "[1]"}, drop=["judge"])
+    assert store.load_drift_state() == {"m|default|h100": "{}", "m|code|h100": "[1]"}
+    # Dropped and saved in one call: the new state is kept.
+    store.save_drift_state({"m|code|h100": "[2]"}, drop=["m|code|h100", "unknown"])
+    assert store.load_drift_state() == {"m|default|h100": "{}", "m|code|h100": "[2]"}
+    store.save_drift_state({}, drop=["m|default|h100", "m|code|h100"])
+    assert store.load_drift_state() == {}
+
+
+def test_drift_state_is_saved_with_its_inbox_acknowledgement(store: RecordStore) -> None:
+    store.ingest_rows([row(i) for i in range(4)])
+    store.save_drift_state({"m|default|h100": '{"n":2}'}, ack=["r0", "r1", "nope"])
+    assert store.drift_inbox_take().column("request_id").to_pylist() == ["r2", "r3"]
+    assert store.load_drift_state() == {"m|default|h100": '{"n":2}'}
+    # A save that fails (a state that is not text) changes nothing: nor state, nor inbox.
+    bad: dict[str, Any] = {"m|default|h100": '{"n":4}', "m|x|h100": None}
+    with pytest.raises(Exception):  # noqa: B017, PT011 (each backend raises its own error)
+        store.save_drift_state(bad, drop=["m|default|h100"], ack=["r2", "r3"])
+    assert store.drift_inbox_size() == 2
+    assert store.load_drift_state() == {"m|default|h100": '{"n":2}'}
