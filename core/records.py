@@ -6,7 +6,9 @@ record whose ``request_id`` is already stored is a duplicate, never a second row
 
 The same constraints that validate one record here also drive the vectorized
 validation of whole files in the feature store: :func:`field_specs` exposes them, so
-the rules live in exactly one place (this model).
+the rules live in exactly one place (this model). The limits every entry point shares
+(:data:`MAX_PROMPT_CHARS`, :data:`MAX_COUNT`, the timestamp range
+:data:`EARLIEST_TIME`..:data:`LATEST_TIME`) are defined here too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,19 @@ from typing import Annotated, Literal, Self, Union, get_args, get_origin
 import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+#: Longest prompt, in characters (Unicode code points), wherever a prompt enters tailcast:
+#: completion records (API and files), forecast requests and the feature store.
+MAX_PROMPT_CHARS = 1_000_000
+#: Largest count (tokens, queue lengths, steps): every integer up to it is exact as a
+#: float64, which the features and the store's validation compute in.
+MAX_COUNT = 2**53 - 1
+#: Earliest and latest instants a record may carry (``submitted_at``, and the completion
+#: time ``submitted_at + latency_s``): the range Python, DuckDB and PostgreSQL all hold.
+EARLIEST_TIME = datetime(1, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 FieldKind = Literal["str", "int", "float", "timestamp"]
 
@@ -54,23 +68,26 @@ class CompletionRecord(BaseModel):
     served_model: Identifier
     device: Identifier
     submitted_at: AwareDatetime
-    prompt: str | None = None
+    prompt: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | None = None
     prompt_class: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    input_tokens: Annotated[int, Field(ge=0)] | None = None
-    cached_tokens: Annotated[int, Field(ge=0)] | None = None
-    output_tokens: Annotated[int, Field(ge=0)] | None = None
+    input_tokens: Count | None = None
+    cached_tokens: Count | None = None
+    output_tokens: Count | None = None
     latency_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     ttft_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    num_running: Annotated[int, Field(ge=0)] | None = None
-    num_waiting: Annotated[int, Field(ge=0)] | None = None
+    num_running: Count | None = None
+    num_waiting: Count | None = None
     kv_cache_util: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     workflow_id: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-    step: Annotated[int, Field(ge=0)] | None = None
+    step: Count | None = None
 
     @field_validator("submitted_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 shifted out of range by its offset
+            raise ValueError(f"outside {EARLIEST_TIME} .. {LATEST_TIME}") from None
 
     @model_validator(mode="after")
     def _cross_field(self) -> Self:
@@ -78,7 +95,37 @@ class CompletionRecord(BaseModel):
             left, right = getattr(self, rule.left), getattr(self, rule.right)
             if left is not None and right is not None and left > right:
                 raise ValueError(f"{rule.left} must be <= {rule.right} ({left} > {right})")
+        if self.latency_s is not None and self.latency_s > seconds_left(self.submitted_at):
+            raise ValueError(f"latency_s: submitted_at + latency_s is after {LATEST_TIME}")
         return self
+
+
+def seconds_left(at: datetime) -> float:
+    """Seconds from ``at`` to :data:`LATEST_TIME`: the longest latency a record at ``at`` has.
+
+    >>> seconds_left(datetime(9999, 12, 31, 23, 59, tzinfo=UTC)) > 59.99
+    True
+    """
+    return (LATEST_TIME - at).total_seconds()
+
+
+def text_problem(text: str) -> str | None:
+    r"""Why ``text`` cannot be stored, or ``None``: a lone surrogate is not valid Unicode.
+
+    JSON's ``"\ud800"`` escape decodes to one in Python, yet no UTF-8 store (Arrow,
+    DuckDB, PostgreSQL) can hold it.
+
+    >>> text_problem("caf\u00e9") is None, text_problem("a\ud800")
+    (True, 'not valid Unicode: lone surrogate U+D800 at character 1')
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        return f"not valid Unicode: lone surrogate U+{code:04X} at character {exc.start}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core import CROSS_FIELD_RULES, FieldSpec, field_specs
+from core import CROSS_FIELD_RULES, EARLIEST_TIME, LATEST_TIME, FieldSpec, field_specs
 from feature_store._schema import DUCKDB_TYPES
 from feature_store.importers._base import ERROR, ERROR_FIELD, LINE
 
 _SHOW = "left(CAST({c} AS VARCHAR), 60)"
+_TS_LO = f"TIMESTAMPTZ '{EARLIEST_TIME.isoformat()}'"
+_TS_HI = f"TIMESTAMPTZ '{LATEST_TIME.isoformat()}'"
+_EPOCH_LO, _EPOCH_HI = EARLIEST_TIME.timestamp(), LATEST_TIME.timestamp()
+_RANGE = f"{EARLIEST_TIME.isoformat()} .. {LATEST_TIME.isoformat()}"
 
 
 def _q(name: str) -> str:
@@ -72,22 +76,48 @@ def _typed_expr(
                     )
                 )
     else:  # timestamp
-        if arrow_kind == "timestamp":
-            expr = f"CAST({c} AS TIMESTAMPTZ)"
-        elif arrow_kind == "number":
-            expr = f"to_timestamp(CAST({c} AS DOUBLE))"
-        else:
-            s = f"trim(CAST({c} AS VARCHAR))"
-            expr = f"COALESCE(TRY_CAST({s} AS TIMESTAMPTZ), to_timestamp(TRY_CAST({s} AS DOUBLE)))"
-        checks.append(
-            (
-                f"NOT {raw_blank} AND {expr} IS NULL",
-                f"'not a timestamp (ISO 8601 or unix seconds): ' || {show}",
-            )
-        )
+        expr, ts_checks = _timestamp_expr(c, arrow_kind)
+        checks += [(f"NOT {raw_blank} AND {cond}", reason) for cond, reason in ts_checks]
     if spec.required:
         checks.insert(0, (raw_blank, _literal("required field is missing")))
     return expr, checks
+
+
+def _timestamp_expr(c: str, arrow_kind: str) -> tuple[str, list[tuple[str, str]]]:
+    """(typed expression, [(condition, reason SQL)]) of a timestamp column ``c``.
+
+    Never raises on a row: a value outside :data:`core.EARLIEST_TIME` ..
+    :data:`core.LATEST_TIME` (which DuckDB could hold, PostgreSQL or Python not) is
+    NULL in the typed column and rejected with the range as reason.
+    """
+    s = f"trim(CAST({c} AS VARCHAR))"
+    parsed, seconds = {
+        "timestamp": (f"CAST({c} AS TIMESTAMPTZ)", "CAST(NULL AS DOUBLE)"),
+        "number": ("CAST(NULL AS TIMESTAMPTZ)", f"CAST({c} AS DOUBLE)"),
+    }.get(arrow_kind, (f"TRY_CAST({s} AS TIMESTAMPTZ)", f"TRY_CAST({s} AS DOUBLE)"))
+    expr = (
+        f"CASE WHEN {parsed} IS NOT NULL THEN "
+        f"CASE WHEN {parsed} BETWEEN {_TS_LO} AND {_TS_HI} THEN {parsed} END "
+        f"WHEN {seconds} BETWEEN {_EPOCH_LO} AND {_EPOCH_HI} THEN to_timestamp({seconds}) END"
+    )
+    show = _SHOW.format(c=c)
+    return expr, [
+        (
+            f"{parsed} IS NULL AND {seconds} IS NULL",
+            f"'not a timestamp (ISO 8601 or unix seconds): ' || {show}",
+        ),
+        (f"{expr} IS NULL", f"{_literal(f'outside {_RANGE}')} || ' (got ' || {show} || ')'"),
+    ]
+
+
+def _completion_time_check(submitted: str, latency: str) -> tuple[str, str, str]:
+    """(condition, field SQL, reason SQL): ``submitted_at + latency_s`` past LATEST_TIME."""
+    return (
+        f"round({latency} * 1e6) > epoch_us({_TS_HI}) - epoch_us({submitted})",
+        _literal("latency_s"),
+        _literal(f"submitted_at + latency_s is after {LATEST_TIME.isoformat()}")
+        + f" || ' (got ' || CAST({latency} AS VARCHAR) || ' s)'",
+    )
 
 
 def staging_sql(source: str, columns: dict[str, str]) -> str:
@@ -107,10 +137,14 @@ def staging_sql(source: str, columns: dict[str, str]) -> str:
     if ERROR in columns:
         field_sql = _q(ERROR_FIELD) if ERROR_FIELD in columns else "NULL"
         cases.append((f"{_q(ERROR)} IS NOT NULL", f"NULLIF({field_sql}, '')", _q(ERROR)))
+    exprs: dict[str, str] = {}
     for spec in field_specs():
         expr, checks = _typed_expr(spec, spec.name in columns, columns.get(spec.name, "other"))
+        exprs[spec.name] = expr
         typed.append(f"{expr} AS {_q(spec.name)}")
         cases += [(cond, _literal(spec.name), reason) for cond, reason in checks]
+    if "latency_s" in columns:
+        cases.append(_completion_time_check(exprs["submitted_at"], exprs["latency_s"]))
     for rule in CROSS_FIELD_RULES:
         if rule.left in columns and rule.right in columns:
             left = _typed_expr(_spec(rule.left), True, columns[rule.left])[0]

@@ -77,10 +77,18 @@ EndpointsDep = Annotated[EndpointStatsCache, Depends(get_endpoints)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
-async def require_token(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+def _token_matches(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether ``credentials`` carry the configured token (constant-time compare)."""
+    if settings.api_token is None or credentials is None:
+        return False
+    expected = settings.api_token.get_secret_value().encode()
+    return hmac.compare_digest(credentials.credentials.encode(), expected)
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def require_token(settings: SettingsDep, credentials: Credentials) -> None:
     """Check ``Authorization: Bearer <api_token>`` when a token is configured.
 
     Raises:
@@ -88,9 +96,7 @@ async def require_token(
     """
     if settings.api_token is None:
         return
-    expected = settings.api_token.get_secret_value().encode()
-    given = b"" if credentials is None else credentials.credentials.encode()
-    if credentials is None or not hmac.compare_digest(given, expected):
+    if not _token_matches(settings, credentials):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid bearer token",
@@ -98,5 +104,16 @@ async def require_token(
         )
 
 
+async def has_token(settings: SettingsDep, credentials: Credentials) -> bool:
+    """Whether the caller presented the configured token (``False`` when none is set).
+
+    For read routes that answer everyone but show some details (file paths) only to
+    the token's holder.
+    """
+    return _token_matches(settings, credentials)
+
+
 #: Put in a route's ``dependencies`` to require the API token.
 RequireToken = Depends(require_token)
+#: ``True`` for a caller holding the configured token.
+HasTokenDep = Annotated[bool, Depends(has_token)]

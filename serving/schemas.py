@@ -3,7 +3,9 @@
 Units: seconds for latencies (forecast quantiles, means and ``cdf_at`` points),
 tokens for token counts, fractions in [0, 1] for utilisations and probabilities.
 Forecast and CDF maps are keyed by the shortest decimal form of the level or point
-(``"0.9"``, ``"2.5"``, ``"2"``).
+(``"0.9"``, ``"2.5"``, ``"2"``). Numbers are strict: ``true``/``false`` or ``"12"`` are no
+numbers, an integer field takes integers only (up to :data:`core.MAX_COUNT`), and
+NaN or infinities are refused.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core import MAX_COUNT, MAX_PROMPT_CHARS
+
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
-Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
-Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0)]
+Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False, strict=True)]
+Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 MAX_LEVELS = 99
@@ -38,7 +43,7 @@ class RuntimeState(_Strict):
 
     num_running: Count | None = None
     num_waiting: Count | None = None
-    kv_cache_util: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    kv_cache_util: Fraction | None = None
 
 
 class ForecastRequest(_Strict):
@@ -48,7 +53,8 @@ class ForecastRequest(_Strict):
         request_id: Caller's id, echoed in the answer.
         served_model: The model that would serve it (a key of ``GET /v1/models``).
         device: Where it would run: a device type (``h100-sxm``) or an endpoint.
-        prompt: Prompt text (used for text features; never logged).
+        prompt: Prompt text (used for text features; never logged), at most
+            :data:`core.MAX_PROMPT_CHARS` characters.
         prompt_class: Caller's class label; overrides the learned classes.
         input_tokens: Prompt length, tokens.
         cached_tokens: Prompt tokens expected from a prefix cache (<= input_tokens).
@@ -60,7 +66,7 @@ class ForecastRequest(_Strict):
     request_id: Identifier | None = None
     served_model: Identifier
     device: Identifier
-    prompt: Annotated[str, Field(max_length=1_000_000)] | None = None
+    prompt: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)] | None = None
     prompt_class: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     input_tokens: Count | None = None
     cached_tokens: Count | None = None

@@ -28,13 +28,20 @@ Columns = Mapping[str, Any]
 
 
 def _col(cols: Columns, name: str, n: int) -> F64:
-    """Column ``name`` as float64 with NaN for missing (absent column: all NaN)."""
+    """Column ``name`` as float64 with NaN for missing (absent column: all NaN).
+
+    Raises:
+        InputError: A value no float64 holds (an integer over ~1.8e308), naming the column.
+    """
     values = cols.get(name)
     if values is None:
         return np.full(n, np.nan)
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     if arr.dtype == object:
-        return np.array([np.nan if v is None else float(v) for v in arr], dtype=np.float64)
+        try:
+            return np.array([np.nan if v is None else float(v) for v in arr], dtype=np.float64)
+        except OverflowError:
+            raise InputError(f"{name}: a value is too large for a float64") from None
     return arr.astype(np.float64, copy=False)
 
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from core import StoreError
-from serving._body import json_body, json_response, parse_body
+from serving._body import json_body, json_response, json_safe, parse_body
 from serving._state import ServiceState
 from serving.compat._mapping import entry_record
 from serving.compat.schemas import (
@@ -139,7 +139,7 @@ async def predict_bulk(request: Request) -> Response:
                 f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             )
-            errors.append({"index": i, "error": reason, "request": raw})
+            errors.append({"index": i, "error": json_safe(reason), "request": json_safe(raw)})
     predictions: list[object] = [None] * len(body.requests)
     if valid:
         for i, answer in zip(where, await service.llmd.predict(valid), strict=True):

@@ -4,7 +4,10 @@ Mirrors ``prediction/prediction_server.py`` and ``training/training_server.py`` 
 llm-d/llm-d-latency-predictor: the same field names, bounds, defaults and response
 shapes, so llm-d's router and its Go client talk to tailcast unchanged. Units are
 llm-d's: milliseconds for latencies, fractions in [0, 1] for ``kv_cache_percentage``
-and ``prefix_cache_score``, tokens for counts.
+and ``prefix_cache_score``, tokens for counts. Unlike llm-d's lax pydantic models,
+numbers are strict (``true`` is no count, NaN no fraction) and counts stop at
+:data:`core.MAX_COUNT`, so every value a body carries is one tailcast can hold. No
+llm-d body carries a prompt (``core.MAX_PROMPT_CHARS`` has nothing to bound here).
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-Count = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+from core import MAX_COUNT
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+Millis = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 
 #: Most requests in one bulk call (llm-d's limit).
 MAX_BULK = 10_000
@@ -158,8 +164,8 @@ class TrainingEntry(PodState):
         timestamp: When it was observed (default: arrival); part of the idempotency key.
     """
 
-    actual_ttft_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    actual_tpot_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    actual_ttft_ms: Millis
+    actual_tpot_ms: Millis
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 

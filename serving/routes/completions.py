@@ -1,12 +1,21 @@
-"""``POST /v1/completions``: observed outcomes, stored durably and idempotently."""
+r"""``POST /v1/completions``: observed outcomes, stored durably and idempotently.
+
+The bearer token is checked before the body is read, so an unauthenticated caller is
+answered 401 whatever it sent. The body is decoded by the standard library (not
+pydantic's parser), which keeps a lone surrogate escape (``"\ud800"``) as text: the
+store then rejects that item alone, naming the field, instead of the whole batch.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from core import StoreError
+from serving._body import body_errors, inline_json_body, load_json
 from serving._drift import wake_drift
 from serving.deps import ConfigDep, MetricsDep, RequireToken, StoreDep
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
@@ -17,17 +26,30 @@ router = APIRouter(prefix="/v1", tags=["completions"])
 SOURCE = "api"
 
 
+def parse_completions(raw: bytes) -> CompletionsRequest:
+    """Decode and validate the envelope of a completions body (items stay untyped).
+
+    Raises:
+        RequestValidationError: 422: not UTF-8 or not JSON, or no ``completions`` list.
+    """
+    try:
+        return CompletionsRequest.model_validate(load_json(raw))
+    except ValidationError as exc:
+        raise RequestValidationError(body_errors(exc)) from None
+
+
 @router.post(
     "/completions",
     dependencies=[RequireToken],
+    openapi_extra=inline_json_body(CompletionsRequest),
     responses={
         401: {"description": "Missing or wrong bearer token (when one is configured)."},
         413: {"description": "More completions than the batch limit, or too large a body."},
+        422: {"description": "Not JSON, or no `completions` list (items are judged alone)."},
         503: {"description": "The feature store could not store the batch (nothing was)."},
     },
 )
 async def post_completions(
-    body: CompletionsRequest,
     store: StoreDep,
     config: ConfigDep,
     metrics: MetricsDep,
@@ -35,11 +57,12 @@ async def post_completions(
 ) -> CompletionsResponse:
     """Store observed completions (``CompletionRecord`` objects), idempotent by request_id.
 
-    Each item is validated on its own: invalid ones are rejected with their index,
-    field and reason while the valid ones are stored. The answer comes once the
-    accepted records are durable; re-sending a batch counts its records as
-    duplicates.
+    Each item is validated on its own: invalid ones (including values the store cannot
+    hold) are rejected with their index, field and reason while the valid ones are
+    stored. The answer comes once the accepted records are durable; re-sending a batch
+    counts its records as duplicates.
     """
+    body = parse_completions(await request.body())
     n = len(body.completions)
     if n > config.max_batch_items:
         raise HTTPException(

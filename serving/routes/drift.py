@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from core.drift import DeliveryAttempt, DriftEvent, DriftReportInfo, GroupStatus
 from serving._drift import DriftService
-from serving.deps import RequireToken
+from serving.deps import HasTokenDep, RequireToken
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
@@ -27,7 +27,9 @@ class DriftOverview(BaseModel):
     Attributes:
         groups: Every (served model, prompt class, device) group with its state.
         events: The most recent drift events (newest last).
-        reports: Saved drift reports, newest first.
+        reports: Saved drift reports, newest first. ``path`` is the report's file name
+            (read it at ``/v1/drift/reports/{report_id}``); the absolute path on the
+            server only for a caller holding the API token.
         observed: Completions this replica judged since it started.
         pending_alerts: Alerts waiting in the outbox.
         judge: Whether this replica is the drift judge now.
@@ -59,6 +61,7 @@ DriftDep = Annotated[DriftService, Depends(get_drift)]
 @router.get("")
 async def drift_overview(
     drift: DriftDep,
+    token: HasTokenDep,
     served_model: Annotated[str | None, Query(description="Only this served model.")] = None,
     events: Annotated[int, Query(ge=0, le=10_000, description="Recent events to list.")] = 100,
 ) -> DriftOverview:
@@ -84,13 +87,18 @@ async def drift_overview(
     return DriftOverview(
         groups=groups,
         events=recent,
-        reports=reports,
+        reports=reports if token else [_relative(r) for r in reports],
         observed=drift.observed,
         pending_alerts=pending,
         judge=drift.is_judge,
         replica=drift.replica,
         inbox=inbox,
     )
+
+
+def _relative(report: DriftReportInfo) -> DriftReportInfo:
+    """``report`` with its file name in place of the server's absolute path."""
+    return report.model_copy(update={"path": Path(report.path).name})
 
 
 @router.get("/deliveries")

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core import RECORD_FIELDS, CompletionRecord
+from core import LATEST_TIME, MAX_PROMPT_CHARS, RECORD_FIELDS, CompletionRecord
 from feature_store import RecordStore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -288,3 +288,52 @@ def test_drift_state_is_saved_with_its_inbox_acknowledgement(store: RecordStore)
         store.save_drift_state(bad, drop=["m|default|h100"], ack=["r2", "r3"])
     assert store.drift_inbox_size() == 2
     assert store.load_drift_state() == {"m|default|h100": '{"n":2}'}
+
+
+def test_values_no_backend_can_hold_are_rejected_alone(store: RecordStore) -> None:
+    end = LATEST_TIME - timedelta(seconds=1)
+    rows = [
+        row(0, latency_s=1e300),
+        row(1, latency_s=2**64),
+        row(2, submitted_at=end.isoformat(), latency_s=2.0),
+        row(3, submitted_at=1e300),
+        row(4, submitted_at="99999-01-01T00:00:00Z"),
+        row(5, input_tokens=10**400),
+        row(6, prompt="x" * (MAX_PROMPT_CHARS + 1)),
+        row(7, submitted_at=end.isoformat(), latency_s=0.5),  # completes in range
+        row(8),
+    ]
+    report = store.ingest_rows(rows)
+    fields = [(r.index, r.field) for r in report.rejected]
+    assert fields == [
+        (0, "latency_s"),
+        (1, "latency_s"),
+        (2, "latency_s"),
+        (3, "submitted_at"),
+        (4, "submitted_at"),
+        (5, "input_tokens"),
+        (6, "prompt"),
+    ]
+    reasons = [r.reason for r in report.rejected]
+    assert all("9999-12-31" in reasons[i] for i in (0, 2, 3, 4)), reasons
+    assert all("out of range" in reasons[i] for i in (1, 5)), reasons
+    assert str(MAX_PROMPT_CHARS) in reasons[6]
+    assert report.accepted == 2
+    stored = store.training_frame(columns=["request_id", "completed_at"]).to_pylist()
+    assert sorted(r["request_id"] for r in stored) == ["r7", "r8"]
+    assert max(r["completed_at"] for r in stored) <= LATEST_TIME
+
+
+@pytest.mark.parametrize(
+    "field", ["request_id", "served_model", "device", "prompt", "prompt_class", "workflow_id"]
+)
+def test_lone_surrogates_are_rejected_alone_in_every_text_field(
+    store: RecordStore, field: str
+) -> None:
+    bad = row(0, **{field: "a\ud800b"})
+    report = store.ingest_rows([bad, row(1, prompt="caf\u00e9 \U0001f600")])
+    assert [(r.index, r.field) for r in report.rejected] == [(0, field)]
+    assert "surrogate" in report.rejected[0].reason
+    assert report.accepted == 1
+    (stored,) = store.training_frame(columns=["request_id", "prompt"]).to_pylist()
+    assert stored == {"request_id": "r1", "prompt": "caf\u00e9 \U0001f600"}
