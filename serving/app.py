@@ -26,7 +26,6 @@ from core import Settings
 from core.drift import DriftEvent
 from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, open_store, withdraw
 from serving._batcher import MicroBatcher
-from serving._body import install_schemas
 from serving._drift import start_drift, stop_drift
 from serving._drift_metrics import DriftCollector
 from serving._endpoint_cache import EndpointStatsCache
@@ -35,6 +34,7 @@ from serving._forecast import forecast_batch
 from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
+from serving._openapi import install_schemas
 from serving._poller import ModelPoller
 from serving._state import ServiceHook, ServiceState
 from serving._store_locks import leases_for
