@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from core import MAX_COUNT
 from scheduler_hooks._select import tail_aware_choice
 from serving._body import parse_body
 from serving._scaling import GRID, forecast_rows
@@ -40,7 +41,7 @@ SLOTS_KEY = "tailcast.io/slots"
 TOKENS_KEY = "tailcast.io/input-tokens"
 DEFAULT_SLOTS = 16
 
-Ratio = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 Bounded = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -51,7 +52,9 @@ class _Lenient(BaseModel):
 class CandidateMetrics(_Lenient):
     """Gateway metrics of one pod (each optional)."""
 
-    running_requests: Annotated[int, Field(ge=0)] | None = Field(None, alias="runningRequests")
+    running_requests: Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)] | None = Field(
+        None, alias="runningRequests"
+    )
     engine_utilization: Ratio | None = Field(None, alias="engineUtilization")
     kv_cache_usage: Ratio | None = Field(None, alias="kvCacheUsage")
 
@@ -60,7 +63,7 @@ class Candidate(_Lenient):
     """One pod the gateway may route to (``namespace/pod-name``)."""
 
     id: Bounded
-    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+    ports: list[Annotated[int, Field(ge=1, le=65535, strict=True)]] = Field(min_length=1)
     attributes: dict[str, str] = Field(default_factory=dict)
     metrics: CandidateMetrics = Field(default_factory=CandidateMetrics)
 
@@ -110,7 +113,7 @@ def _answer(request_id: str, status: dict[str, object], decision_id: str | None)
 
 def _int(text: str | None, default: int | None) -> int | None:
     try:
-        return default if text is None else max(int(text), 0)
+        return default if text is None else min(max(int(text), 0), MAX_COUNT)
     except ValueError:
         return default
 

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
+from core import MAX_COUNT
 from scheduler_hooks._plan import plan
 from serving._scaling import GRID, ScalingState, forecast_rows, placed_count, set_gauges
 from serving._state import ServiceState
@@ -73,7 +74,7 @@ async def get_scaling(
     max_replicas: Annotated[int, Query(ge=1, le=100_000)] = 64,
     window_s: Annotated[float, Query(ge=5.0, le=3600.0)] = 60.0,
     fanout: Annotated[float, Query(ge=1.0, le=1024.0)] = 1.0,
-    input_tokens: Annotated[int | None, Query(ge=0)] = None,
+    input_tokens: Annotated[int | None, Query(ge=0, le=MAX_COUNT)] = None,
 ) -> ScalingAnswer:
     """Replicas ``served_model`` needs on ``device`` (default: the predictor's first device).
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core import Settings
+from core import MAX_PROMPT_CHARS, Settings
 from core.workflow import Draws, WorkflowModel, bundle_versions, draw
 from serving._forecast import decimal_key
 from serving.deps import EndpointsDep
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 
 SAMPLES = 1000
-Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
+Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False, strict=True)]
 DEFAULT_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.95, 0.99)
 
 
@@ -97,11 +97,11 @@ class WorkflowForecastRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task_text: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    task_text: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
     served_model: Annotated[str, Field(min_length=1, max_length=256)]
     device: Annotated[str, Field(min_length=1, max_length=256)]
-    steps_done: Annotated[int, Field(ge=0, le=100_000)] = 0
-    elapsed_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    steps_done: Annotated[int, Field(ge=0, le=100_000, strict=True)] = 0
+    elapsed_s: Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)] | None = None
     pending_command: Annotated[str, Field(max_length=100_000)] | None = None
     commands: (
         Annotated[list[Annotated[str, Field(max_length=100_000)] | None], Field(max_length=100_000)]
@@ -109,7 +109,7 @@ class WorkflowForecastRequest(BaseModel):
     ) = None
     latencies_s: (
         Annotated[
-            list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None],
+            list[Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)] | None],
             Field(max_length=100_000),
         ]
         | None
