@@ -26,6 +26,18 @@ from core.drift import DriftReportInfo
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
+#: Fewest rows each window needs for a report (fewer say nothing about drift, and
+#: evidently fails on some: one row leaves its text statistics no terms).
+MIN_ROWS = 10
+
+
+class NotEnoughDataError(LookupError, ValueError):
+    """The windows cannot be compared: too few rows, or no column with values in both.
+
+    A :class:`LookupError` (the data looked for is not there yet) and, for callers of
+    earlier versions, a :class:`ValueError`.
+    """
+
 
 def report_id(served_model: str, at: datetime, suffix: str | None = None) -> str:
     """A file-name-safe report id: ``<served_model>-<UTC time>[-suffix]``."""
@@ -43,7 +55,7 @@ def _shared_columns(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]
         if c in current.columns and reference[c].notna().any() and current[c].notna().any()
     ]
     if not cols:
-        raise ValueError("reference and current share no column with values")
+        raise NotEnoughDataError("reference and current share no column with values")
     return cols
 
 
@@ -51,6 +63,12 @@ def _run(reference: pd.DataFrame, current: pd.DataFrame) -> Any:
     from evidently import Report  # type: ignore[import-untyped]
     from evidently.presets import DataDriftPreset  # type: ignore[import-untyped]
 
+    for name, frame in (("reference", reference), ("current", current)):
+        if len(frame) < MIN_ROWS:
+            raise NotEnoughDataError(
+                f"the {name} window has {len(frame)} rows; a drift report needs at least "
+                f"{MIN_ROWS} in each"
+            )
     cols = _shared_columns(reference, current)
     report = Report([DataDriftPreset()])
     return report.run(reference_data=reference[cols], current_data=current[cols])
@@ -84,7 +102,8 @@ def build_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> 
         ``path``.
 
     Raises:
-        ValueError: When the frames share no column.
+        NotEnoughDataError: When a frame has fewer than :data:`MIN_ROWS` rows or the frames
+            share no column with values.
     """
     snapshot = _run(reference, current)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +140,9 @@ def write_report(
 
     Returns:
         The report's metadata (store it with the feature store's ``record_drift_report``).
+
+    Raises:
+        NotEnoughDataError: As :func:`build_report`; nothing is written.
     """
     created = (now or datetime.now(UTC)).astimezone(UTC)
     rid = report_id(served_model, created, suffix)

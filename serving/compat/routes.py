@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from core import StoreError
 from serving._body import json_body, json_response, json_safe, parse_body
+from serving._openapi import INVALID
 from serving._state import ServiceState
 from serving.compat._mapping import entry_record
 from serving.compat.schemas import (
@@ -80,7 +81,7 @@ def _check_size(service: ServiceState, n: int, what: str) -> None:
     "/predict",
     response_model=PredictionResponse,
     openapi_extra=json_body(PredictionRequest),
-    responses=_NOT_READY,
+    responses={**_NOT_READY, **INVALID},
 )
 async def predict(request: Request) -> Response:
     """TTFT and TPOT (ms) of one request at the service's quantile."""
@@ -94,7 +95,7 @@ async def predict(request: Request) -> Response:
     "/predict/bulk/strict",
     response_model=BulkPredictionResponse,
     openapi_extra=json_body(BulkPredictionRequest),
-    responses={**_NOT_READY, **_TOO_LARGE},
+    responses={**_NOT_READY, **_TOO_LARGE, **INVALID},
 )
 async def predict_bulk_strict(request: Request) -> Response:
     """Predict every request, or none: one invalid item answers 422."""
@@ -119,7 +120,7 @@ async def predict_bulk_strict(request: Request) -> Response:
     "/predict/bulk",
     response_model=BulkPredictionResponseWithErrors,
     openapi_extra=json_body(LenientBulkRequest),
-    responses={**_NOT_READY, **_TOO_LARGE},
+    responses={**_NOT_READY, **_TOO_LARGE, **INVALID},
 )
 async def predict_bulk(request: Request) -> Response:
     """Predict the valid requests; report the invalid ones by index, in place."""
@@ -199,6 +200,7 @@ async def status_endpoint(request: Request) -> StatusResponse:
     responses={
         **_AUTH,
         **_TOO_LARGE,
+        **INVALID,
         503: {"description": "The feature store could not store the batch (nothing was)."},
     },
 )

@@ -58,7 +58,7 @@ async def get_drift(request: Request) -> DriftService:
 DriftDep = Annotated[DriftService, Depends(get_drift)]
 
 
-@router.get("")
+@router.get("", responses={503: {"description": "Drift monitoring is not running."}})
 async def drift_overview(
     drift: DriftDep,
     token: HasTokenDep,
@@ -101,7 +101,7 @@ def _relative(report: DriftReportInfo) -> DriftReportInfo:
     return report.model_copy(update={"path": Path(report.path).name})
 
 
-@router.get("/deliveries")
+@router.get("/deliveries", responses={503: {"description": "Drift monitoring is not running."}})
 async def drift_deliveries(
     drift: DriftDep,
     event_id: Annotated[str | None, Query(description="Only the alerts of this event.")] = None,
@@ -118,7 +118,11 @@ async def drift_deliveries(
     status_code=status.HTTP_201_CREATED,
     responses={
         401: {"description": "Missing or wrong bearer token (when one is configured)."},
-        404: {"description": "No champion, or no judged completions, for that served model."},
+        404: {
+            "description": "No champion for that served model, or too few judged completions "
+            "or training rows to compare; `detail` says which."
+        },
+        503: {"description": "Drift monitoring is not running."},
     },
 )
 async def create_drift_report(
@@ -134,7 +138,10 @@ async def create_drift_report(
 @router.get(
     "/reports/{report_id}",
     response_class=HTMLResponse,
-    responses={404: {"description": "No report with that id."}},
+    responses={
+        404: {"description": "No report with that id."},
+        503: {"description": "Drift monitoring is not running."},
+    },
 )
 async def drift_report(drift: DriftDep, report_id: str) -> HTMLResponse:
     """The HTML of a saved drift report."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core import MAX_PROMPT_CHARS, Settings
 from core.workflow import Draws, WorkflowModel, bundle_versions, draw
 from serving._forecast import decimal_key
+from serving._openapi import INVALID_BODY
 from serving.deps import EndpointsDep
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def _distribution(keys: list[str], part: dict[str, Any]) -> Distribution:
 @router.post(
     "/forecasts/workflow",
     responses={
+        **INVALID_BODY,
         404: {"description": "A served model the workflow model has no data for."},
         503: {"description": "No workflow model is loaded."},
     },
