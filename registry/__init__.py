@@ -1,17 +1,19 @@
 """The model registry: MLflow-registered tailcast predictors, promoted by alias.
 
-``registry._mlflow`` imports MLflow; import it only where the registry is used.
+Importing it imports MLflow (the pyfunc flavor); import it only where the registry is
+used. :func:`bound_http_calls` sets the time limits of MLflow's HTTP calls for the
+whole process.
 """
 
+from registry._client import RegistryError, bound_http_calls, redacted
 from registry._mlflow import (
     CHALLENGER,
     CHAMPION,
-    EXAMPLE_COLUMNS,
     MLflowRegistry,
     ModelVersion,
-    RegistryError,
     registered_name,
 )
+from registry._signature import EXAMPLE_COLUMNS
 
 __all__ = [
     "CHALLENGER",
@@ -20,5 +22,7 @@ __all__ = [
     "MLflowRegistry",
     "ModelVersion",
     "RegistryError",
+    "bound_http_calls",
+    "redacted",
     "registered_name",
 ]

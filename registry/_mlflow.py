@@ -14,42 +14,41 @@ directory; with a tracking server (``http://…``) the server decides (its
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from core import TailcastError
 from core.predictor import Predictor
+from registry._client import (
+    RegistryError,
+    default_artifact_root,
+    is_database_uri,
+    normalize_uri,
+    probe_database,
+    redacted,
+    sqlite_path,
+    with_connect_timeout,
+)
 from registry._pyfunc import (
     BUNDLE_ARTIFACT,
-    TEXT_COLUMNS,
     TailcastPyfunc,
     quantile_columns,
     request_columns,
 )
+from registry._signature import normalized_example, signature
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
     from mlflow.exceptions import MlflowException
-    from mlflow.models import ModelSignature
     from mlflow.store.entities.paged_list import PagedList
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-EXAMPLE_COLUMNS = (
-    "served_model", "device", "prompt", "prompt_class", "input_tokens", "cached_tokens",
-    "step", "num_running", "num_waiting", "kv_cache_util", "ep_completions",
-    "ep_median_tokens_per_s", "ep_median_latency_s", "wf_prev_output_tokens",
-    "wf_prev_latency_s",
-)  # fmt: skip
 
 _T = TypeVar("_T")
 
@@ -79,52 +78,6 @@ class ModelVersion(BaseModel):
     mean_pinball: float | None = None
 
 
-class RegistryError(TailcastError):
-    """The registry could not do what was asked (unknown model, version or alias)."""
-
-
-def normalize_uri(uri: str) -> str:
-    """The tracking URI MLflow should get.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to the psycopg 3 driver; when only
-    psycopg2 is installed (the ``registry`` extra), name it explicitly.
-    """
-    scheme, sep, rest = uri.partition("://")
-    if (
-        sep
-        and scheme in ("postgresql", "postgres")
-        and importlib.util.find_spec("psycopg") is None
-        and importlib.util.find_spec("psycopg2") is not None
-    ):
-        return f"postgresql+psycopg2://{rest}"
-    return uri
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Where a registry at ``uri`` keeps artifacts when no root is given.
-
-    A SQLite registry keeps them in ``mlartifacts/`` next to the database file (MLflow
-    would write to ``./mlruns`` under whatever the working directory is); other
-    backends use their own default (a tracking server's artifact destination).
-
-    >>> default_artifact_root("sqlite:////srv/tc/mlflow.db")
-    'file:///srv/tc/mlartifacts'
-    >>> default_artifact_root("http://mlflow:5000") is None
-    True
-    """
-    db = _sqlite_path(uri)
-    if db is None:
-        return None
-    return (db.parent / "mlartifacts").resolve().as_uri()
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    parts = urlsplit(uri)
-    if parts.scheme != "sqlite" or parts.path in ("", "/", "/:memory:"):
-        return None
-    return Path(unquote(parts.path[1:]))  # sqlite:///rel.db -> rel.db, //// -> /abs
-
-
 class MLflowRegistry:
     """Registry of tailcast predictors in MLflow.
 
@@ -139,17 +92,36 @@ class MLflowRegistry:
         experiment: Experiment that training runs are logged to.
         artifact_root: Artifact location of the experiment when this registry creates
             it (default: see :func:`default_artifact_root`).
+        connect_timeout_s: For a PostgreSQL or MySQL registry: seconds the driver may
+            take to connect (added to the URI unless it names a ``connect_timeout``),
+            and the database is checked once before MLflow opens it, so an unreachable
+            or missing database fails here within that time instead of after MLflow's
+            ~100 s of engine retries. ``None``: MLflow's behaviour. HTTP limits are
+            process-wide: see :func:`registry.bound_http_calls`.
+
+    Raises:
+        RegistryError: With ``connect_timeout_s``, the registry database cannot be
+            reached.
     """
 
     def __init__(
-        self, tracking_uri: str, experiment: str = "tailcast", artifact_root: str | None = None
+        self,
+        tracking_uri: str,
+        experiment: str = "tailcast",
+        artifact_root: str | None = None,
+        *,
+        connect_timeout_s: float | None = None,
     ) -> None:
+        uri = normalize_uri(tracking_uri)
+        if connect_timeout_s is not None and is_database_uri(uri):
+            uri = with_connect_timeout(uri, connect_timeout_s)
+            probe_database(uri)
         from mlflow import MlflowClient
 
-        self.tracking_uri = normalize_uri(tracking_uri)
+        self.tracking_uri = uri
         self.experiment = experiment
         self.artifact_root = artifact_root or default_artifact_root(self.tracking_uri)
-        db = _sqlite_path(self.tracking_uri)
+        db = sqlite_path(self.tracking_uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         self._activate()
@@ -183,7 +155,7 @@ class MLflowRegistry:
             artifacts: Files (plots) or directories logged under ``plots/``.
             input_example: A few request rows (columns of :data:`EXAMPLE_COLUMNS`);
                 the model signature declares every column optional, text columns as
-                strings and the rest as numbers of any type (see :func:`_signature`).
+                strings and the rest as numbers of any type (``registry._signature``).
             tags: Extra run tags.
 
         Returns:
@@ -193,7 +165,7 @@ class MLflowRegistry:
 
         self._activate()
         name = registered_name(served_model)
-        example = _normalized_example(input_example)
+        example = normalized_example(input_example)
         output = pd.DataFrame(
             predictor.predict(request_columns(example), len(example)),
             columns=quantile_columns(predictor.spec.levels),
@@ -217,7 +189,7 @@ class MLflowRegistry:
                 name="predictor",
                 python_model=TailcastPyfunc(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle)},
-                signature=_signature(example, output),
+                signature=signature(example, output),
                 input_example=example,
                 registered_model_name=name,
             )
@@ -372,53 +344,11 @@ class MLflowRegistry:
         return True
 
     def _error(self, exc: MlflowException) -> RegistryError:
-        return RegistryError(f"MLflow registry at {self.tracking_uri}: {exc.message}")
+        return RegistryError(f"MLflow registry at {redacted(self.tracking_uri)}: {exc.message}")
 
 
 def _not_found(exc: MlflowException) -> bool:
     return exc.error_code in _NOT_FOUND
-
-
-def _normalized_example(frame: pd.DataFrame) -> pd.DataFrame:
-    """The input example with text columns as objects (None for missing), others float."""
-    cols = request_columns(frame)
-    return pd.DataFrame(
-        {
-            name: pd.Series(values, dtype=object)
-            if name in TEXT_COLUMNS
-            else pd.Series(values, dtype=np.float64)
-            for name, values in cols.items()
-        }
-    )
-
-
-def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
-    """Every request column optional; text columns strings, numeric ones of any type.
-
-    The inputs are :data:`EXAMPLE_COLUMNS` and any other column of the example (MLflow
-    drops input columns the signature does not name).
-
-    Numeric columns are not declared ``double``: MLflow's schema enforcement refuses
-    int64 input for a double column ("can not safely convert"), and ``long`` refuses
-    the float NaN of a missing value; the wrapper converts them itself.
-    """
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema
-    from mlflow.types.schema import AnyType
-
-    number = AnyType()  # type: ignore[no-untyped-call]
-    inputs = Schema(
-        [
-            ColSpec(
-                DataType.string if name in TEXT_COLUMNS else number,
-                str(name),
-                required=False,
-            )
-            for name in dict.fromkeys([*EXAMPLE_COLUMNS, *map(str, example.columns)])
-        ]
-    )
-    outputs = Schema([ColSpec(DataType.double, str(name)) for name in output.columns])
-    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _pages(search: Callable[..., PagedList[_T]], query: str) -> Iterator[_T]:
