@@ -1,8 +1,11 @@
 """Keep each served model's ``champion`` loaded: initial load, polling, atomic swaps.
 
-Every registry call and bundle load runs in a worker thread; the event loop only
-swaps the model table's reference. When the registry cannot be reached the last
-good models keep serving and the error is kept for ``/readyz`` and the metrics.
+Every poll runs in its own daemon thread; the event loop only waits for it, and at
+most ``timeout_s`` while the registry has not answered. A poll that overruns marks the
+registry unreachable (``/readyz``, ``tailcast_registry_up``) at once and is not
+started again while its thread is still waiting; when the thread finishes its outcome
+is recorded (so a registry that comes back is seen as soon as it answers). The last
+good models keep serving throughout.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -49,6 +54,16 @@ class RegistryStatus:
     last_error_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class _Poll:
+    """One poll thread: when it started, whether the registry answered, when it ended."""
+
+    started: float = field(default_factory=time.monotonic)
+    answered: threading.Event = field(default_factory=threading.Event)
+    done: Future[None] = field(default_factory=Future)
+    overdue: bool = False
+
+
 class ModelPoller:
     """Loads champions into a :class:`ModelTable` and keeps them current.
 
@@ -59,7 +74,10 @@ class ModelPoller:
         factory: Builds the registry (retried on every poll until it succeeds).
         served_models: Served models to load; ``None``: every ``tailcast-*``
             registered model, rediscovered on every poll.
-        interval_s: Seconds between polls.
+        interval_s: Seconds between the end of one poll and the start of the next.
+        timeout_s: Longest a poll waits for the registry's answers (discovery and the
+            ``champion`` aliases; loading a new champion's bundle is not limited
+            here) before the registry is reported unreachable, seconds.
     """
 
     def __init__(
@@ -71,21 +89,25 @@ class ModelPoller:
         factory: RegistryFactory | None = None,
         served_models: Sequence[str] | None = None,
         interval_s: float = 30.0,
+        timeout_s: float = 5.0,
     ) -> None:
         if registry is None and factory is None:
             raise ValueError("give a registry or a factory that builds one")
-        if interval_s <= 0:
-            raise ValueError("poll interval must be > 0 seconds")
+        if interval_s <= 0 or timeout_s <= 0:
+            raise ValueError("poll interval and timeout must be > 0 seconds")
         self.table = table
         self.metrics = metrics
         self.registry = registry
         self.factory = factory
         self.configured = tuple(served_models) if served_models is not None else None
         self.interval_s = interval_s
+        self.timeout_s = timeout_s
         self.status = RegistryStatus()
         self.model_errors: Mapping[str, str] = MappingProxyType({})
         self._known: tuple[str, ...] = self.configured or ()
         self._lock = asyncio.Lock()
+        self._guard = threading.Lock()  # status and metrics: poll thread vs event loop
+        self._poll_in_flight: _Poll | None = None
         self._task: asyncio.Task[None] | None = None
 
     # --- what is served ---------------------------------------------------------------
@@ -95,55 +117,131 @@ class ModelPoller:
 
     # --- polling ----------------------------------------------------------------------
     async def poll_now(self) -> RegistryStatus:
-        """Poll the registry once (loads and swaps as needed); never raises."""
+        """Poll the registry once (loads and swaps as needed); never raises.
+
+        Joins the poll in flight if there is one. Returns when the poll has finished,
+        or once ``timeout_s`` passed since it started without the registry answering
+        (the status then says unreachable; the thread records its outcome later).
+        """
         async with self._lock:
-            await asyncio.to_thread(self._poll)
+            poll = self._poll_in_flight
+            if poll is None or poll.done.done():
+                poll = self._poll_in_flight = self._spawn()
+            finished = asyncio.wrap_future(poll.done)
+            left = poll.started + self.timeout_s - time.monotonic()
+            try:
+                await asyncio.wait_for(asyncio.shield(finished), timeout=max(left, 0.0))
+            except TimeoutError:
+                if poll.answered.is_set():
+                    await finished  # the registry answered: a new champion is loading
+                else:
+                    self._overdue(poll)
         return self.status
 
-    def start(self) -> None:
-        """Start polling every ``interval_s`` in the background."""
+    def start(self, *, poll_first: bool = False) -> None:
+        """Poll every ``interval_s`` in the background (first at once if ``poll_first``)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tailcast-model-poller")
+            self._task = asyncio.create_task(self._run(poll_first), name="tailcast-model-poller")
 
     async def stop(self) -> None:
-        """Stop the background polling (a load in flight finishes in its thread)."""
+        """Stop the background polling (a poll thread in flight finishes on its own)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self) -> None:
-        while True:
+    async def _run(self, poll_first: bool) -> None:
+        if not poll_first:
             await asyncio.sleep(self.interval_s)
+        while True:
             try:
                 await self.poll_now()
             except Exception:  # pragma: no cover - _poll records its own errors
                 logger.exception("model poll failed")
+            await asyncio.sleep(self.interval_s)
 
-    def _poll(self) -> None:
-        errors: dict[str, str] = {}
-        failed: str | None = None
+    def _spawn(self) -> _Poll:
+        """Start one poll in a daemon thread (a hung call never holds up shutdown)."""
+        poll = _Poll()
+
+        def run() -> None:
+            try:
+                self._poll(poll)
+            finally:
+                poll.done.set_result(None)
+
+        threading.Thread(target=run, name="tailcast-registry-poll", daemon=True).start()
+        return poll
+
+    def _overdue(self, poll: _Poll) -> None:
+        """Report the registry unreachable: ``poll`` has waited past ``timeout_s``."""
+        waited = time.monotonic() - poll.started
+        with self._guard:
+            if poll.done.done() or poll.answered.is_set():
+                return
+            if not poll.overdue:
+                poll.overdue = True
+                self.metrics.registry_errors.inc()
+                logger.warning("model registry has not answered for %.1f s", waited)
+            self._record(
+                f"registry did not answer within {waited:.1f} s (limit {self.timeout_s:g} s)"
+            )
+
+    def _poll(self, poll: _Poll) -> None:
+        """One poll (in its thread): discover, read the aliases, load changed champions."""
+        notes: dict[str, str] = {}
+        failures: dict[str, str] = {}
         try:
             registry = self._registry()
             names = self.configured if self.configured is not None else _discover(registry)
             self._known = tuple(names)
-            for name in names:
+            changed = self._changed_champions(registry, names, notes, failures)
+            poll.answered.set()
+            for name, champion in changed.items():
                 try:
-                    note = self._refresh(registry, name)
+                    self._swap_in(registry, name, champion)
                 except Exception as exc:
-                    failed = errors[name] = _describe(exc)
-                    self.metrics.registry_errors.inc()
-                    logger.warning("cannot refresh %s: %s", name, failed)
-                else:
-                    if note is not None:
-                        errors[name] = note
+                    failures[name] = _describe(exc)
+                    logger.warning("cannot load %s v%d: %s", name, champion.version, exc)
+            failed = next(iter(failures.values()), None)
         except Exception as exc:
             failed = _describe(exc)
-            self.metrics.registry_errors.inc()
             logger.warning("model registry unreachable: %s", failed)
+        with self._guard:
+            if not poll.overdue:  # an overdue poll was counted once already
+                self.metrics.registry_errors.inc(len(failures) or int(failed is not None))
+            self.model_errors = MappingProxyType({**notes, **failures})
+            self._record(failed)
+
+    def _changed_champions(
+        self,
+        registry: MLflowRegistry,
+        names: Sequence[str],
+        notes: dict[str, str],
+        failures: dict[str, str],
+    ) -> dict[str, ModelVersion]:
+        """Champions that differ from what is served; notes and errors for the rest."""
+        from registry import registered_name
+
+        changed: dict[str, ModelVersion] = {}
+        for name in names:
+            try:
+                champion = registry.alias_version(name, SERVED_ALIAS)
+            except Exception as exc:
+                failures[name] = _describe(exc)
+                logger.warning("cannot read %s's %s alias: %s", name, SERVED_ALIAS, exc)
+                continue
+            current = self.table.get(name)
+            if champion is None:
+                notes[name] = f"{registered_name(name)} has no {SERVED_ALIAS!r} alias"
+            elif current is None or current.version.version != champion.version:
+                changed[name] = champion
+        return changed
+
+    def _record(self, failed: str | None) -> None:
+        """Set the status and ``registry_up`` from a poll's outcome (under ``_guard``)."""
         now = datetime.now(UTC)
-        self.model_errors = MappingProxyType(errors)
         self.metrics.registry_up.set(0 if failed else 1)
         self.status = RegistryStatus(
             reachable=failed is None,
@@ -158,16 +256,8 @@ class ModelPoller:
             self.registry = self.factory()
         return self.registry
 
-    def _refresh(self, registry: MLflowRegistry, served_model: str) -> str | None:
-        """Load ``served_model``'s champion if it changed; returns a note when there is none."""
-        champion = registry.alias_version(served_model, SERVED_ALIAS)
-        if champion is None:
-            from registry import registered_name
-
-            return f"{registered_name(served_model)} has no {SERVED_ALIAS!r} alias"
-        current = self.table.get(served_model)
-        if current is not None and current.version.version == champion.version:
-            return None
+    def _swap_in(self, registry: MLflowRegistry, served_model: str, champion: ModelVersion) -> None:
+        """Load ``champion`` and serve it in place of the current version."""
         loaded = self._load(registry, served_model, champion)
         previous = self.table.swap(loaded)
         self.metrics.model_served(
@@ -182,7 +272,6 @@ class ModelPoller:
             loaded.version.version,
             "none" if previous is None else f"v{previous.version.version}",
         )
-        return None
 
     @staticmethod
     def _load(registry: MLflowRegistry, served_model: str, champion: ModelVersion) -> LoadedModel:
@@ -207,6 +296,8 @@ class ModelPoller:
         registry = self.registry
         if registry is None:
             return {}, self.status.last_error or "registry not connected yet"
+        if self.status.reachable is False:  # no thread per request while it is down
+            return {}, self.status.last_error
         try:
             versions = await asyncio.wait_for(
                 asyncio.to_thread(registry.list_versions), timeout=timeout_s

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from core import Settings
+from core import Settings, TailcastError
 from core.drift import DriftEvent
 from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, open_store, withdraw
 from serving._batcher import MicroBatcher
@@ -174,34 +174,36 @@ async def _start(
     served_models: Sequence[str] | None,
     poll_interval_s: float,
 ) -> ServiceState:
-    """Open the store, load the champions and start polling."""
+    """Open the store and start polling the registry (see ``load_before_serving``).
+
+    Raises:
+        TailcastError: The feature store cannot be opened (the start fails).
+    """
     owns_store = store is None
     if store is None:
-        store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
-    tracking_uri = settings.mlflow_tracking_uri
-    assert tracking_uri is not None  # filled in by Settings' validator
-
-    def connect() -> MLflowRegistry:
-        from registry import MLflowRegistry
-
-        return MLflowRegistry(tracking_uri)
-
+        try:
+            store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
+        except TailcastError as exc:
+            logger.error("cannot open the feature store: %s", exc)
+            raise
     table = ModelTable()
     poller = ModelPoller(
         table,
         service_metrics,
         registry=registry,
-        factory=connect,
+        factory=_connector(settings, config),
         served_models=served_models,
         interval_s=poll_interval_s,
+        timeout_s=config.registry_poll_timeout_s,
     )
-    await poller.poll_now()
-    if not table.names():
-        logger.warning(
-            "no champion loaded yet: %s",
-            poller.status.last_error or "no served model has a 'champion' alias",
-        )
-    poller.start()
+    if config.load_before_serving:
+        await poller.poll_now()
+        if not table.names():
+            logger.warning(
+                "no champion loaded yet: %s",
+                poller.status.last_error or "no served model has a 'champion' alias",
+            )
+    poller.start(poll_first=not config.load_before_serving)
     _limit_blas_threads(config.blas_threads)
     sys.setswitchinterval(config.switch_interval_s)
     endpoints = EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window)
@@ -233,6 +235,21 @@ async def _start(
             config.max_batch_items,
         ),
     )
+
+
+def _connector(settings: Settings, config: ServingConfig) -> Callable[[], MLflowRegistry]:
+    """Builds the registry of ``settings`` with ``config``'s limits (in a poll thread)."""
+    tracking_uri = settings.mlflow_tracking_uri
+    assert tracking_uri is not None  # filled in by Settings' validator
+
+    def connect() -> MLflowRegistry:
+        from registry import MLflowRegistry, bound_http_calls
+
+        if config.mlflow_http_timeout_s is not None:
+            bound_http_calls(config.mlflow_http_timeout_s, config.mlflow_http_retries)
+        return MLflowRegistry(tracking_uri, connect_timeout_s=config.registry_connect_timeout_s)
+
+    return connect
 
 
 def _advertise(state: ServiceState, public_url: str | None) -> BrokerInfo | None:
@@ -267,5 +284,8 @@ def _limit_blas_threads(threads: int) -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """The app with :class:`core.Settings` read from the environment (for ``--factory``)."""
-    return create_app(Settings())
+    """The app with :class:`core.Settings` read from the environment (for ``--factory``).
+
+    It serves at once and bounds MLflow's HTTP calls (:meth:`ServingConfig.standalone`).
+    """
+    return create_app(Settings(), config=ServingConfig.standalone())

@@ -25,6 +25,24 @@ class ServingConfig:
             window training uses).
         registry_timeout_s: Longest a read-only endpoint waits for the registry before
             answering from what is loaded, seconds.
+        registry_poll_timeout_s: Longest a registry poll (also ``POST
+            /v1/models/reload``) waits for the registry's answers before reporting it
+            unreachable in ``/readyz`` and ``tailcast_registry_up``, seconds; the last
+            good models keep serving.
+        registry_connect_timeout_s: Seconds a PostgreSQL or MySQL registry database may
+            take to connect; it is checked once before MLflow opens it (whose own
+            engine retries last about 100 s).
+        mlflow_http_timeout_s: When set, the service bounds this process's MLflow HTTP
+            calls as it connects to the registry: seconds per connect and per read
+            (``MLFLOW_HTTP_REQUEST_TIMEOUT``); ``None`` leaves MLflow's settings (120 s,
+            7 retries with backoff: about four minutes per call to a dead server).
+            Variables the operator set win. ``tailcast serve`` sets 5.
+        mlflow_http_retries: Retries of a failed MLflow HTTP call when
+            ``mlflow_http_timeout_s`` is set (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``).
+        load_before_serving: Whether the app's start waits for the first registry poll
+            (at most ``registry_poll_timeout_s`` while the registry does not answer)
+            before it serves. ``tailcast serve`` sets False: ``/healthz`` answers at
+            once and ``/readyz`` is 503 until a champion is loaded.
         blas_threads: BLAS threads of the process (1: the predictor's small matrix
             products run fastest without thread hand-offs on a busy machine).
         switch_interval_s: The interpreter's thread switch interval, seconds (Python's
@@ -45,16 +63,38 @@ class ServingConfig:
     endpoint_stats_ttl_s: float = 5.0
     endpoint_window: int = 50
     registry_timeout_s: float = 5.0
+    registry_poll_timeout_s: float = 5.0
+    registry_connect_timeout_s: float = 5.0
+    mlflow_http_timeout_s: int | None = None
+    mlflow_http_retries: int = 1
+    load_before_serving: bool = True
     blas_threads: int = 1
     switch_interval_s: float = 0.001
     inline_batch_items: int = 0
     llmd_served_model: str = "llm-d"
     llmd_quantile: float = 0.9
 
+    @classmethod
+    def standalone(cls) -> ServingConfig:
+        """The limits of a service process (``tailcast serve``, the uvicorn factory).
+
+        It serves at once (``load_before_serving`` False) and bounds MLflow's HTTP calls
+        (5 s per connect and read, one retry), so an unreachable registry shows in
+        ``/readyz`` within a poll and a reload answers in seconds.
+
+        >>> ServingConfig.standalone().mlflow_http_timeout_s
+        5
+        """
+        return cls(load_before_serving=False, mlflow_http_timeout_s=5, mlflow_http_retries=1)
+
     def __post_init__(self) -> None:
         if self.max_batch_items < 1 or self.max_body_bytes < 1 or self.endpoint_window < 1:
             raise ValueError("batch, body and window limits must be >= 1")
         if self.endpoint_stats_ttl_s < 0 or self.registry_timeout_s <= 0:
             raise ValueError("cache TTL must be >= 0 and registry timeout > 0")
+        if min(self.registry_poll_timeout_s, self.registry_connect_timeout_s) <= 0:
+            raise ValueError("registry poll and connect timeouts must be > 0 seconds")
+        if (self.mlflow_http_timeout_s or 1) < 1 or self.mlflow_http_retries < 0:
+            raise ValueError("MLflow HTTP timeout must be >= 1 s and its retries >= 0")
         if not 0.0 < self.llmd_quantile < 1.0:
             raise ValueError(f"llmd_quantile must lie in (0, 1) (got {self.llmd_quantile})")

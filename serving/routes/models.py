@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
 from serving.deps import ConfigDep, ModelsDep, PollerDep, RequireToken
 from serving.schemas import ModelInfo, ModelsResponse, VersionInfo
@@ -23,11 +23,27 @@ async def list_models(models: ModelsDep, poller: PollerDep, config: ConfigDep) -
 @router.post(
     "/models/reload",
     dependencies=[RequireToken],
-    responses={401: {"description": "Missing or wrong bearer token (when one is configured)."}},
+    responses={
+        401: {"description": "Missing or wrong bearer token (when one is configured)."},
+        503: {
+            "model": ModelsResponse,
+            "description": "The registry did not answer or failed: the loaded models keep "
+            "serving; `registry_error` says why.",
+        },
+    },
 )
-async def reload_models(models: ModelsDep, poller: PollerDep, config: ConfigDep) -> ModelsResponse:
-    """Poll the registry now (load and swap any new champion), then list the models."""
-    await poller.poll_now()
+async def reload_models(
+    models: ModelsDep, poller: PollerDep, config: ConfigDep, response: Response
+) -> ModelsResponse:
+    """Poll the registry now (load and swap any new champion), then list the models.
+
+    Answers within ``registry_poll_timeout_s`` (plus a load of a new champion) even
+    when the registry hangs: 503 with the reason in ``registry_error`` when the poll
+    failed or the registry did not answer in time.
+    """
+    polled = await poller.poll_now()
+    if polled.reachable is False:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return await _models_response(models, poller, config.registry_timeout_s)
 
 
