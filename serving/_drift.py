@@ -13,7 +13,9 @@ several replicas judge every completion once between them, and
 ``POST /v1/completions`` only wakes the judge: its acknowledgment never waits for
 drift. A :class:`drift.Deliverer` thread on every replica drains the alert outbox,
 claiming each alert for a lease so no two replicas send it at once; alerts left
-pending by an earlier run are sent too.
+pending by an earlier run are sent too. The judge's state (group windows, OOD flags,
+detectors, champion versions, retraining cooldowns) is saved in the store with every
+acknowledged batch and restored by the next judge (:mod:`serving._drift_persist`).
 
 On an OOD event a drift report (evidently; reference = the champion's training data
 from the store, current = the completions judged since) is written in another
@@ -47,6 +49,7 @@ from drift import (
 )
 from feature_store import RecordStore
 from serving._drift_forecast import REPORT_COLUMNS, forecast_request, grid_forecast, reference_frame
+from serving._drift_persist import DriftPersistence
 from serving._drift_store import DriftStore
 from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import request_columns
@@ -138,10 +141,12 @@ class DriftService:
         self.observed = 0
         self.on_retrain = on_retrain
         self.retrain_requests: dict[str, int] = {}
+        self.persistence = DriftPersistence(store)
         self.judge = JudgeLoop(
             store,
             self.observe_rows,
-            on_acquire=self._fresh_start,
+            on_acquire=self._take_over,
+            commit=self._commit,
             retry_s=lock_retry_s,
             poll_s=poll_s,
         )
@@ -184,12 +189,26 @@ class DriftService:
         if self.deliverer is not None:
             self.deliverer.stop()
 
-    def _fresh_start(self) -> None:
-        """Becoming the judge: start every group afresh (the last judge's windows are gone)."""
-        self.monitor = DriftMonitor(self.config)
+    def _take_over(self) -> None:
+        """Becoming the judge: continue the stored judgement (stale champions' groups dropped)."""
+        monitor = DriftMonitor(self.config)
+        versions = self.persistence.restore(monitor, self._debouncer, self._champion)
+        self.monitor = monitor
+        self._versions = versions
         with self._lock:
             self._current.clear()
-            self._versions.clear()
+
+    def _commit(self, request_ids: list[str]) -> None:
+        """Acknowledge a judged batch and save the state it led to (one transaction)."""
+        self.persistence.commit(self.monitor, self._versions, self._debouncer, request_ids)
+
+    @property
+    def _debouncer(self) -> RetrainDebouncer | None:
+        return self.responder.debouncer if self.responder is not None else None
+
+    def _champion(self, served_model: str) -> str | None:
+        model = self.models.get(served_model)
+        return None if model is None else str(model.version.version)
 
     def _request_retrain(self, served_model: str, event: DriftEvent) -> None:
         """Count a granted retraining request and pass it on (a failing callback is logged)."""
@@ -292,10 +311,9 @@ class DriftService:
         """Write (and store, and log to MLflow) a report of ``served_model`` now.
 
         Raises:
-            LookupError: When there is no champion, or too few judged completions or
-                training rows to compare (:data:`drift.reports.MIN_ROWS` in each).
+            LookupError: When there is no champion or nothing judged yet to compare.
         """
-        from drift.reports import NotEnoughDataError, write_report
+        from drift.reports import write_report
 
         model = self.models.get(served_model)
         with self._lock:
@@ -304,17 +322,14 @@ class DriftService:
             raise LookupError(f"no champion or no judged completions for {served_model!r}")
         reference = reference_frame(self.store, model, reference_rows)
         current = pd.DataFrame(window)
-        try:
-            info = write_report(
-                reference,
-                current,
-                self.report_dir,
-                served_model,
-                suffix=event.event_id[:8] if event is not None else None,
-                tracking_uri=self.settings.mlflow_tracking_uri,
-            )
-        except NotEnoughDataError as exc:
-            raise LookupError(f"no drift report for {served_model!r}: {exc}") from exc
+        info = write_report(
+            reference,
+            current,
+            self.report_dir,
+            served_model,
+            suffix=event.event_id[:8] if event is not None else None,
+            tracking_uri=self.settings.mlflow_tracking_uri,
+        )
         if self.tables is not None:
             self.tables.record_drift_report(info)
         return info

@@ -13,7 +13,10 @@ at a time over every replica's completions.
 
 Acknowledgment is after judging: a judge that dies mid-batch leaves the batch for its
 successor (at least once). A batch whose judging raises is acknowledged anyway and
-counted in :attr:`JudgeLoop.failures` (a poison batch must not stop the judge).
+counted in :attr:`JudgeLoop.failures` (a poison batch must not stop the judge). The
+service acknowledges through its ``commit`` (the drift state the batch led to is saved
+in the same store transaction, :mod:`serving._drift_persist`) and restores that state
+in ``on_acquire``; a replica that cannot restore it lets the lock go and tries later.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ JUDGE_LOCK = "drift-judge"
 RETRY_S = 3.0
 
 Judge = Callable[[list[dict[str, Any]]], object]
+Commit = Callable[[list[str]], object]
 
 
 class JudgeLoop:
@@ -46,7 +50,11 @@ class JudgeLoop:
         judge: Called with a batch of inbox rows (dicts of every record field, oldest
             first); whatever it returns is ignored, an exception counts as a failure.
         on_acquire: Called each time this replica becomes the judge, before judging
-            (the service starts its group windows afresh).
+            (the service restores the stored drift state); when it raises, the lock
+            is released and taken again after ``retry_s``.
+        commit: Called with the request ids of a judged batch to acknowledge it
+            (default: ``store.drift_inbox_ack``); when it raises, the batch stays in
+            the inbox and is taken again.
         retry_s: Seconds between lock attempts (default :data:`RETRY_S`).
         poll_s: Seconds between inbox checks of an idle judge (ingests of this process
             wake it at once; other processes' ingests are seen within ``poll_s``).
@@ -59,6 +67,7 @@ class JudgeLoop:
         judge: Judge,
         *,
         on_acquire: Callable[[], None] | None = None,
+        commit: Commit | None = None,
         retry_s: float | None = None,
         poll_s: float = 1.0,
         batch: int = 1000,
@@ -66,6 +75,7 @@ class JudgeLoop:
         self.store = store
         self._judge = judge
         self._on_acquire = on_acquire
+        self._commit: Commit = commit or store.drift_inbox_ack
         self.retry_s = RETRY_S if retry_s is None else retry_s
         self.poll_s = poll_s
         self.batch = batch
@@ -140,14 +150,19 @@ class JudgeLoop:
             if lock is None:
                 self._stop.wait(self.retry_s)
                 continue
+            taken_over = False
             try:
                 self.lock = lock
-                self._hold(lock)
+                taken_over = self._take_over()
+                if taken_over:
+                    self._hold(lock)
             finally:
                 self._judging = False
                 self.lock = None
                 with contextlib.suppress(Exception):
                     lock.release()
+            if not taken_over:
+                self._stop.wait(self.retry_s)
 
     def _acquire(self) -> StoreLock | None:
         try:
@@ -156,11 +171,21 @@ class JudgeLoop:
             logger.exception("cannot try the %s lock", JUDGE_LOCK)
             return None
 
+    def _take_over(self) -> bool:
+        """Run ``on_acquire``; whether this replica may judge now."""
+        logger.info("this replica judges drift (holds %r)", JUDGE_LOCK)
+        if self._on_acquire is None:
+            return True
+        try:
+            self._on_acquire()
+        except Exception:  # e.g. the store is unreachable: no judging without the state
+            self.failures += 1
+            logger.exception("cannot take over as the drift judge; trying again later")
+            return False
+        return True
+
     def _hold(self, lock: StoreLock) -> None:
         """Judge while ``lock`` is held and the loop runs."""
-        logger.info("this replica judges drift (holds %r)", JUDGE_LOCK)
-        if self._on_acquire is not None:
-            self._on_acquire()
         self._judging = True
         while not self._stop.is_set():
             if not lock.held():
@@ -184,7 +209,7 @@ class JudgeLoop:
         if rows:
             self._judge_batch(rows)
             try:
-                self.store.drift_inbox_ack([r["request_id"] for r in rows])
+                self._commit([r["request_id"] for r in rows])
             except Exception:  # judged again by the next pass (at least once)
                 self.failures += 1
                 logger.exception("cannot acknowledge %d judged completions", len(rows))

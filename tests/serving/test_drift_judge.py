@@ -93,12 +93,13 @@ def test_a_judge_that_loses_its_lock_stops_judging(tmp_path: Path) -> None:
         service.wake()
         time.sleep(0.5)  # ten poll intervals
         assert (service.observed, store.drift_inbox_size()) == (3, 4)
-        # The other replica goes away: this one judges again, with fresh groups.
+        # The other replica goes away: this one judges again, continuing the groups
+        # from the state stored with the last acknowledged batch.
         store.refuse = False
         _wait(lambda: service.is_judge)
         service.flush()
         assert (service.observed, store.drift_inbox_size()) == (7, 0)
-        assert [g.n for g in service.monitor.states()] == [4]
+        assert [g.n for g in service.monitor.states()] == [7]
     finally:
         service.stop()
         store.close()
