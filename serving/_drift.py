@@ -311,9 +311,10 @@ class DriftService:
         """Write (and store, and log to MLflow) a report of ``served_model`` now.
 
         Raises:
-            LookupError: When there is no champion or nothing judged yet to compare.
+            LookupError: When there is no champion, or too few judged completions or
+                training rows to compare (:data:`drift.reports.MIN_ROWS` in each).
         """
-        from drift.reports import write_report
+        from drift.reports import NotEnoughDataError, write_report
 
         model = self.models.get(served_model)
         with self._lock:
@@ -322,14 +323,17 @@ class DriftService:
             raise LookupError(f"no champion or no judged completions for {served_model!r}")
         reference = reference_frame(self.store, model, reference_rows)
         current = pd.DataFrame(window)
-        info = write_report(
-            reference,
-            current,
-            self.report_dir,
-            served_model,
-            suffix=event.event_id[:8] if event is not None else None,
-            tracking_uri=self.settings.mlflow_tracking_uri,
-        )
+        try:
+            info = write_report(
+                reference,
+                current,
+                self.report_dir,
+                served_model,
+                suffix=event.event_id[:8] if event is not None else None,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+            )
+        except NotEnoughDataError as exc:
+            raise LookupError(f"no drift report for {served_model!r}: {exc}") from exc
         if self.tables is not None:
             self.tables.record_drift_report(info)
         return info
