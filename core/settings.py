@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         mlflow_tracking_uri: MLflow tracking/registry URI; default SQLite under home.
         optuna_storage: Optuna study storage URL; default SQLite under home.
         api_token: Bearer token the REST API requires when set (writes always check it).
+        allow_no_token: Let ``tailcast serve`` bind a non-loopback address without
+            ``api_token`` (it refuses otherwise: the write and admin endpoints would be
+            open to the network).
         host: Interface the REST API binds to.
         port: TCP port of the REST API.
         ingest_batch_rows: Rows per batch when importing files (memory vs. speed).
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     optuna_storage: str | None = None
     api_token: SecretStr | None = None
+    allow_no_token: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     ingest_batch_rows: int = Field(default=100_000, ge=1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import logging
 import socket
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +18,53 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from feature_store import RecordStore
+
+logger = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches this machine only (every address it resolves to).
+
+    Wildcards (``0.0.0.0``, ``::``) and names that do not resolve are not loopback.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("[::1]"), is_loopback("localhost")
+    (True, True, True)
+    >>> is_loopback("0.0.0.0"), is_loopback("::"), is_loopback("10.1.2.3")
+    (False, False, False)
+    """
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(found) and all(ipaddress.ip_address(a[4][0]).is_loopback for a in found)
+
+
+def check_exposure(host: str, settings: Settings, allow_no_token: bool) -> None:
+    """Exit 2 before binding a non-loopback ``host`` when no API token is set.
+
+    Without ``TAILCAST_API_TOKEN`` anyone who reaches the port can post completions
+    and reload models; the operator must say so (``--allow-no-token`` or
+    ``TAILCAST_ALLOW_NO_TOKEN=true``), and is then warned once.
+    """
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    if token or is_loopback(host):
+        return
+    if allow_no_token or settings.allow_no_token:
+        logger.warning("serving on %s without an API token: writes are open to anyone", host)
+        return
+    fail(
+        f"refusing to serve on {host or 'every interface'} without an API token: anyone "
+        "who reaches it could post completions and reload models. Set TAILCAST_API_TOKEN, "
+        "bind a loopback address (--host 127.0.0.1), or pass --allow-no-token "
+        "(TAILCAST_ALLOW_NO_TOKEN=true) to serve unauthenticated on purpose."
+    )
 
 
 def bind(host: str, port: int) -> tuple[socket.socket, str]:
@@ -92,6 +141,14 @@ def serve(
             help="Retrain a served model when the drift monitor finds it out of distribution."
         ),
     ] = True,
+    allow_no_token: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-token",
+            help="Bind a non-loopback address without TAILCAST_API_TOKEN "
+            "(default: $TAILCAST_ALLOW_NO_TOKEN; refused otherwise).",
+        ),
+    ] = False,
 ) -> None:
     """Serve forecasts, completions, models, health, metrics and llm-d's endpoints.
 
@@ -105,12 +162,17 @@ def serve(
     While it serves a DuckDB store it brokers it: the URL is advertised in
     ``<store file>.broker.json`` and the other commands on this home (ingest, train,
     store stats, pipeline retrain...) reach the store through the service.
+
+    It answers /healthz at once; /readyz is 503 until a champion is loaded. A
+    non-loopback --host needs TAILCAST_API_TOKEN, or --allow-no-token (exit 2).
     """
+    settings = Settings()
+    host = host or settings.host
+    check_exposure(host, settings, allow_no_token)
     from pipelines.drift_trigger import drift_trigger
     from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
-    from serving import create_app
+    from serving import ServingConfig, create_app
 
-    settings = Settings()
     hooks = []
     if llmd_retrain:
         config = LlmdRetrainConfig(interval_s=llmd_interval, min_samples=llmd_min_samples)
@@ -123,12 +185,12 @@ def serve(
         return store
 
     on_retrain = drift_trigger(settings, store=service_store) if drift_retrain else None
-    host = host or settings.host
     port = settings.port if port is None else port
     sock, url = bind(host, port)
     app = create_app(
         settings,
         poll_interval_s=poll_interval,
+        config=ServingConfig.standalone(),
         hooks=hooks,
         on_retrain=on_retrain,
         public_url=url,
