@@ -5,7 +5,8 @@ processes share a fresh PostgreSQL store and a real ``mlflow server`` on Postgre
 two real webhook receivers get the alerts. The champion is trained on the agentic calls
 before the 2026-04-11 shift (real data). Then 20,000 completions are posted in batches
 to both replicas by two client threads: first the pre-shift calls sent again under new
-ids (in distribution), then the calls after the shift (the drift episode). Mid-stream
+ids (in distribution), then the first hour of calls after the slow-down (the drift
+episode). Mid-stream
 the replica that judges drift is SIGKILLed and restarted; a batch that fails is sent to
 the other replica (as a load balancer retries). Afterwards:
 
@@ -23,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +76,14 @@ def _calls(tmp: Path) -> list[dict[str, Any]]:
 
 
 def _stream(calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Batches: pre-shift calls again under new ids, then every post-shift call."""
+    """Batches: pre-shift calls again under new ids, then the slow-down's first hour."""
     early = [c for c in calls if c["submitted_at"] < SHIFT.isoformat()]
-    late = [c for c in calls if c["submitted_at"] >= SLOW.isoformat()]
+    # One episode: the first hour of the slow-down. The retraining debouncer spaces requests
+    # by an hour of event time, so calls hours later would be a second episode if the
+    # retrained champion (which may judge part of the stream on a loaded machine) still
+    # missed them.
+    end = (SLOW + timedelta(hours=1)).isoformat()
+    late = [c for c in calls if SLOW.isoformat() <= c["submitted_at"] < end]
     calm = [
         {**early[i % len(early)], "request_id": f"again-{i}-{early[i % len(early)]['request_id']}"}
         for i in range(TOTAL - len(late))

@@ -1,0 +1,141 @@
+"""The soak benchmark's load generator: forecasts and completions together, for minutes.
+
+Runs as its own process (``python -m benchmarks._soak_loadgen``), reads its configuration
+as JSON on stdin and writes JSON results on stdout. Single forecasts are sent open loop
+at ``rps`` over a pool of keep-alive connections (timed from their scheduled send time,
+so a stall shows as lateness), completions one per call at ``completions_rps`` on a pool
+of their own, each with a new ``request_id``; the server's resident memory is read from
+``/proc`` every ``rss_every_s`` seconds. Every answer is kept with its time since the
+start, so the caller can cut the run into minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks._serving_loadgen import Connection, encode
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of ``pid`` in MiB (None without /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def completions(items: list[dict[str, Any]], n: int, token: str) -> list[bytes]:
+    """``n`` encoded ``POST /v1/completions`` calls of one record each, ids unique."""
+    t0 = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        item = items[i % len(items)]
+        record = {
+            **item,
+            "request_id": f"soak-{i}",
+            "submitted_at": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
+            "output_tokens": 50 + (i * 37) % 400,
+            "latency_s": 0.5 + ((i * 7919) % 1000) / 100,
+        }
+        body = json.dumps({"completions": [record]}).encode()
+        out.append(encode("/v1/completions", body, token))
+    return out
+
+
+async def stream(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    rps: float,
+    duration_s: float,
+    connections: int,
+    start: float,
+) -> dict[str, Any]:
+    """Open loop: ``rps`` calls/s from ``start``; (time since start, seconds) per answer."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await Connection.open(host, port))
+    answers: list[tuple[float, float]] = []
+    errors: list[tuple[float, str]] = []
+
+    async def one(i: int, due: float) -> None:
+        conn = await idle.get()
+        try:
+            status, _ = await conn.call(requests[i % len(requests)])
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append((time.perf_counter() - start, type(exc).__name__))
+            conn.close()
+            idle.put_nowait(await Connection.open(host, port))
+            return
+        done = time.perf_counter()
+        idle.put_nowait(conn)
+        if status != 200:
+            errors.append((done - start, f"HTTP {status}"))
+            return
+        answers.append((done - start, done - due))
+
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(int(rps * duration_s)):
+        due = start + i / rps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    _, late = await asyncio.wait(tasks, timeout=120)
+    for task in late:  # still unanswered two minutes after the last send: an error
+        task.cancel()
+        errors.append((time.perf_counter() - start, "no answer within 120 s"))
+    while not idle.empty():
+        idle.get_nowait().close()
+    return {"answers": answers, "errors": errors}
+
+
+async def sample_rss(pid: int, every_s: float, until: float, start: float) -> list[list[float]]:
+    """(time since start, MiB) every ``every_s`` seconds until ``until``."""
+    out: list[list[float]] = []
+    while time.perf_counter() < until:
+        mb = rss_mb(pid)
+        if mb is not None:
+            out.append([time.perf_counter() - start, mb])
+        await asyncio.sleep(every_s)
+    return out
+
+
+async def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Warm up, then forecasts and completions side by side for ``duration_s``."""
+    host, port, pid, duration = cfg["host"], cfg["port"], cfg["server_pid"], cfg["duration_s"]
+    items: list[dict[str, Any]] = cfg["items"]
+    forecasts = [encode("/v1/forecasts", json.dumps({"requests": [it]}).encode()) for it in items]
+    done = completions(items, int(cfg["completions_rps"] * duration), cfg["token"])
+    warm = await Connection.open(host, port)
+    for i in range(300):
+        await warm.call(forecasts[i % len(forecasts)])
+    warm.close()
+    start = time.perf_counter() + 0.1
+    f, c, rss = await asyncio.gather(
+        stream(host, port, forecasts, cfg["rps"], duration, cfg["connections"], start),
+        stream(host, port, done, cfg["completions_rps"], duration, 4, start),
+        sample_rss(pid, cfg["rss_every_s"], start + duration, start),
+    )
+    return {"forecasts": f, "completions": c, "rss": rss}
+
+
+def main() -> None:
+    """Read the config from stdin, run, write the results to stdout."""
+    cfg = json.load(sys.stdin)
+    import uvloop
+
+    json.dump(uvloop.run(run(cfg)), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Soak: the real service for minutes under forecasts and completions at once.
+
+Measures, in one run: ``tailcast serve`` (DuckDB home, a champion trained on the demo
+workload, API token set, the drift judge judging every posted completion) under
+:data:`FORECAST_RPS` single forecasts/s (open loop, 16 keep-alive connections) plus
+:data:`COMPLETION_RPS` completions/s for :data:`DURATION_S`; per minute: answers,
+errors, p50/p99 latency from each call's scheduled send time, and the server's RSS.
+Bars: 0 errors; p99 of the last minute within 1.5x of the first; RSS growth < 5%.
+Plot: ``benchmarks/plots/soak.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_serving as serving
+from benchmarks._report import ROOT, save_png
+
+DURATION_S = 600.0
+FORECAST_RPS = 500
+COMPLETION_RPS = 50
+RSS_EVERY_S = 5.0
+PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
+
+
+def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str, int]:
+    port = serving._free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILCAST_")}
+    env |= {"TAILCAST_HOME": str(home), "TAILCAST_API_TOKEN": serving.TOKEN}
+    command = [str(Path(sys.executable).parent / "tailcast"), "serve", "--port", str(port)]
+    with (home / "serve.log").open("wb") as fh:
+        proc = subprocess.Popen(
+            [*command, "--poll-interval", "30", "--no-llmd-retrain"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    return proc, f"http://127.0.0.1:{port}", port
+
+
+def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """Start the service on ``home``, drive the soak load, stop; the raw results."""
+    proc, base, port = _serve(home)
+    try:
+        serving._wait_ready(base, proc, home / "serve.log")
+        cfg = {
+            "host": "127.0.0.1",
+            "port": port,
+            "items": items,
+            "rps": FORECAST_RPS,
+            "completions_rps": COMPLETION_RPS,
+            "duration_s": duration_s,
+            "connections": serving.CONNECTIONS,
+            "token": serving.TOKEN,
+            "rss_every_s": RSS_EVERY_S,
+            "server_pid": proc.pid,
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks._soak_loadgen"],
+            input=json.dumps(cfg).encode(),
+            capture_output=True,
+            timeout=duration_s + 300,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"load generator failed:\n{out.stderr.decode()[-4000:]}")
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+    finally:
+        serving._stop(proc)
+
+
+def per_minute(res: dict[str, Any], minutes: int) -> list[dict[str, Any]]:
+    """Answers, errors, p50/p99 (ms, from the scheduled send) and RSS (MiB) per minute."""
+    rows = []
+    for m in range(minutes):
+        lo, hi = 60.0 * m, 60.0 * (m + 1)
+        late = [late for t, late in res["forecasts"]["answers"] if lo <= t < hi]
+        done = [t for t, _ in res["completions"]["answers"] if lo <= t < hi]
+        errors = [t for t, _ in res["forecasts"]["errors"] + res["completions"]["errors"]]
+        rss = [mb for t, mb in res["rss"] if lo <= t < hi]
+        rows.append(
+            {
+                "minute": m + 1,
+                "forecasts": len(late),
+                "completions": len(done),
+                "errors": sum(1 for t in errors if lo <= t < hi),
+                "p50_ms": serving._quantile(late, 0.5) * 1e3,
+                "p99_ms": serving._quantile(late, 0.99) * 1e3,
+                "rss_mb": rss[-1] if rss else float("nan"),
+            }
+        )
+    return rows
+
+
+def plot(rows: list[dict[str, Any]]) -> Path:
+    """p99 and RSS per minute, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    minutes = [r["minute"] for r in rows]
+    top.plot(minutes, [r["p99_ms"] for r in rows], marker="o", label="p99")
+    top.plot(minutes, [r["p50_ms"] for r in rows], marker=".", label="p50")
+    top.set_ylabel("forecast latency, ms")
+    top.legend()
+    bottom.plot(minutes, [r["rss_mb"] for r in rows], marker="o", color="tab:red")
+    bottom.set_ylabel("server RSS, MiB")
+    bottom.set_xlabel("minute")
+    fig.suptitle(f"soak: {FORECAST_RPS} forecasts/s + {COMPLETION_RPS} completions/s")
+    return save_png(fig, PLOT)
+
+
+def run(duration_s: float = DURATION_S) -> str:
+    """Run the benchmark; return the Markdown body for BENCHMARKS.md."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        items = serving._prepare(home)
+        res = soak(home, items, duration_s)
+    rows = per_minute(res, int(duration_s // 60))
+    plot(rows)
+    return report(rows, res)
+
+
+def report(rows: list[dict[str, Any]], res: dict[str, Any]) -> str:
+    """The Markdown body: the table per minute and the bar lines."""
+    first, last = rows[0], rows[-1]
+    errors = len(res["forecasts"]["errors"]) + len(res["completions"]["errors"])
+    p99_ratio = last["p99_ms"] / first["p99_ms"]
+    rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
+    lines = [
+        f"Load: {FORECAST_RPS} single forecasts/s (open loop, {serving.CONNECTIONS} connections) "
+        f"plus {COMPLETION_RPS} completions/s (one per call, each judged for drift) for "
+        f"{len(rows)} minutes against `tailcast serve` on a DuckDB home; latency from each "
+        f"call's scheduled send; RSS read from /proc every {RSS_EVERY_S:.0f} s (the last "
+        f"reading of each minute). Load average at the end: {os.getloadavg()[0]:.2f}.",
+        "",
+        "| minute | forecasts | completions | errors | p50 ms | p99 ms | RSS MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['minute']} | {r['forecasts']:,} | {r['completions']:,} | {r['errors']} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rss_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        f"- errors: **{errors}** (bar 0): {'met' if errors == 0 else 'NOT met'}",
+        f"- p99 last minute / first minute: **{p99_ratio:.2f}** (bar <= 1.5): "
+        f"{'met' if p99_ratio <= 1.5 else 'NOT met'}",
+        f"- RSS growth first to last minute: **{100 * rss_growth:+.1f}%** (bar < 5%): "
+        f"{'met' if rss_growth < 0.05 else 'NOT met'}",
+        "",
+        "![soak](benchmarks/plots/soak.png)",
+    ]
+    return "\n".join(lines)
