@@ -1,9 +1,10 @@
 """The bar: every command works on a home while ``tailcast serve`` runs on it.
 
 A real service (port from the OS) owns the embedded DuckDB store; on the same home the
-real console script ingests the agentic calls, prints store stats, trains, retrains and
-lists models, all through the service (DuckDB allows one writer process). The service
-then serves the promoted champion and counts the ingested rows.
+real console script ingests the agentic calls, prints store stats, trains, retrains,
+lists models, evaluates the champion and promotes an older version, the store work all
+through the service (DuckDB allows one writer process). The service serves each
+promoted champion and counts the ingested rows.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def test_every_command_works_while_the_service_runs_on_the_home(tmp_path: Path) 
         assert {v["version"] for v in listed["versions"]} == {1, 2}
 
         assert served_version(service.url, served) == 2
+        scored = ok("evaluate", "--served-model", served, "--data", str(CALLS), home=home)
+        assert scored, "evaluate printed an empty document"
+        ok("models", "promote", "--served-model", served, "--version", "1", home=home)
+        assert served_version(service.url, served) == 1  # the service follows the alias
         assert get(f"{service.url}/v1/store/stats")["records"] == ingested["accepted"]
         assert ok("store", "stats", home=home)["records"] == ingested["accepted"]
     assert not broker_path(home / "store.duckdb").exists()  # withdrawn at shutdown
