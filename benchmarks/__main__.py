@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "workflows": ("workflows", workflows_bench.run),
     "drift": ("drift", bench_drift.run),
     "capacity": ("capacity", lambda: __import__("benchmarks.bench_capacity").bench_capacity.run()),
+    "fuzz": ("fuzz", lambda: __import__("benchmarks.bench_fuzz").bench_fuzz.run()),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 

@@ -8,17 +8,18 @@ client's named lock is held by the service for a lease the client renews
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo
 from feature_store import ARROW_STREAM, table_bytes
 from serving._drift_store import DriftReader
+from serving._openapi import INVALID_BODY
 from serving._store_locks import LeasedLocks, leases_for
 from serving.deps import StoreDep
 
@@ -64,8 +65,17 @@ class AlertClaim(BaseModel):
 
     now: datetime
     holder: str = Field(min_length=1)
-    lease_s: float = Field(default=60.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0, le=86_400, allow_inf_nan=False)
     limit: int = Field(default=100, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _lease_ends_in_time(self) -> AlertClaim:
+        """``now + lease_s`` must be a time (not past 9999-12-31)."""
+        try:
+            self.now + timedelta(seconds=self.lease_s)
+        except OverflowError:
+            raise ValueError("now + lease_s is past the last representable time") from None
+        return self
 
 
 async def get_drift_reader(store: StoreDep) -> DriftReader:
@@ -98,7 +108,10 @@ async def take_lock(
     return LeaseGranted(name=name, lock_id=lock_id, lease_s=lease_s)
 
 
-@router.post("/locks/renew", responses={410: {"description": "The lease ran out or was lost."}})
+@router.post(
+    "/locks/renew",
+    responses={410: {"description": "The lease ran out or was lost."}, **INVALID_BODY},
+)
 async def renew_lock(leases: LeasesDep, lock: LockRef) -> LockRef:
     """Extend a held lock's lease (410 when the client no longer holds it)."""
     if not await asyncio.to_thread(leases.renew, lock.name, lock.lock_id):
@@ -106,7 +119,7 @@ async def renew_lock(leases: LeasesDep, lock: LockRef) -> LockRef:
     return lock
 
 
-@router.post("/locks/release", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/locks/release", status_code=status.HTTP_204_NO_CONTENT, responses=INVALID_BODY)
 async def release_lock(leases: LeasesDep, lock: LockRef) -> None:
     """Release a held lock (idempotent)."""
     await asyncio.to_thread(leases.release, lock.name, lock.lock_id)
@@ -126,7 +139,7 @@ async def drift_inbox_take(
     return Response(await asyncio.to_thread(take), media_type=ARROW_STREAM)
 
 
-@router.post("/drift/inbox/ack")
+@router.post("/drift/inbox/ack", responses=INVALID_BODY)
 async def drift_inbox_ack(store: StoreDep, body: RequestIds) -> int:
     """Remove judged completions from the inbox; how many were removed."""
     return await asyncio.to_thread(store.drift_inbox_ack, body.request_ids)
@@ -138,7 +151,7 @@ async def drift_inbox_size(store: StoreDep) -> int:
     return await asyncio.to_thread(store.drift_inbox_size)
 
 
-@router.put("/drift/state", status_code=status.HTTP_204_NO_CONTENT)
+@router.put("/drift/state", status_code=status.HTTP_204_NO_CONTENT, responses=INVALID_BODY)
 async def save_drift_state(store: StoreDep, body: DriftStateSave) -> None:
     """Upsert drift states, delete ``drop``, acknowledge ``ack``: one store transaction."""
     await asyncio.to_thread(
@@ -152,7 +165,7 @@ async def load_drift_state(store: StoreDep) -> dict[str, str]:
     return await asyncio.to_thread(store.load_drift_state)
 
 
-@router.post("/drift/claims")
+@router.post("/drift/claims", responses=INVALID_BODY)
 async def claim_alerts(store: StoreDep, claim: AlertClaim) -> list[AlertMessage]:
     """Claim due alerts of the outbox for ``holder`` for ``lease_s`` seconds."""
     c = claim

@@ -127,7 +127,10 @@ def _int(text: str | None, default: int | None) -> int | None:
         }
     },
     responses={
-        200: {"description": "A ReplicaSelectionResponse (Selected or NoDecision)."},
+        200: {
+            "description": "A ReplicaSelectionResponse (Selected or NoDecision).",
+            "content": {MEDIA_TYPE: {}},
+        },
         422: {"description": "Not a valid ReplicaSelectionRequest; `detail[*].loc` names it."},
     },
 )

@@ -36,6 +36,7 @@ from feature_store import (
     vectors_table,
 )
 from serving._drift import wake_drift
+from serving._openapi import INVALID_BODY
 from serving.deps import RequireToken, StoreDep
 from serving.routes._store_shared import router as shared_router
 
@@ -142,14 +143,18 @@ async def ingest(
         report = await asyncio.to_thread(_ingest_file, store, spooled, source, judge)
         wake_drift(request.app)
         return report
-    except (pa.ArrowException, StoreError, ValueError) as exc:
+    except (pa.ArrowException, OSError, StoreError, ValueError) as exc:  # OSError: bad IPC
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"nothing was stored: {exc}") from exc
     finally:
         spooled.unlink(missing_ok=True)
 
 
 @router.post(
-    "/rows", responses={503: {"description": "The store could not take the rows (none were)."}}
+    "/rows",
+    responses={
+        **INVALID_BODY,
+        503: {"description": "The store could not take the rows (none were)."},
+    },
 )
 async def ingest_rows(body: RowsBody, store: StoreDep, request: Request) -> IngestReport:
     """Validate and store untrusted rows (a bad row is rejected alone, with its reason)."""
@@ -161,7 +166,14 @@ async def ingest_rows(body: RowsBody, store: StoreDep, request: Request) -> Inge
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"nothing stored: {exc}") from exc
 
 
-@router.post("/frames", responses={**_ARROW_ANSWER, 400: {"description": "Bad frame query."}})
+@router.post(
+    "/frames",
+    responses={
+        **_ARROW_ANSWER,
+        **INVALID_BODY,
+        400: {"description": "Bad frame query, or a body that could not be parsed."},
+    },
+)
 async def training_frame(query: FrameQuery, store: StoreDep) -> Response:
     """A point-in-time-correct training frame, as an Arrow IPC stream."""
     try:
@@ -189,7 +201,7 @@ async def put_embeddings(request: Request, store: StoreDep, encoder_id: EncoderI
     raw = await request.body()
     try:
         new = await asyncio.to_thread(_put_embeddings, store, encoder_id, raw)
-    except (pa.ArrowException, KeyError, ValueError) as exc:
+    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"bad embeddings body: {exc}") from exc
     return NewEmbeddings(new=new)
 
@@ -202,7 +214,7 @@ async def get_embeddings(request: Request, store: StoreDep, encoder_id: EncoderI
     raw = await request.body()
     try:
         body = await asyncio.to_thread(_lookup_embeddings, store, encoder_id, raw)
-    except (pa.ArrowException, KeyError, ValueError) as exc:
+    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"bad lookup body: {exc}") from exc
     return Response(body, media_type=ARROW_STREAM)
 
