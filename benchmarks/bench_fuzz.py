@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 else:
     from tests.serving._fuzz import Budget, FuzzResult, fuzz, report, served
 
-BUDGET = Budget(positive=100, negative=60, pinned=30)
+BUDGET = Budget(positive=120, negative=70, pinned=40)
 BAR = 5000
 
 
