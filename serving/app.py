@@ -184,7 +184,7 @@ async def _start(
         try:
             store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
         except TailcastError as exc:
-            logger.error("cannot open the feature store: %s", exc)
+            logger.error("tailcast cannot start: %s", exc)
             raise
     table = ModelTable()
     poller = ModelPoller(

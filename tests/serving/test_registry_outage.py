@@ -352,3 +352,26 @@ def test_mlflow_http_limits_are_set_unless_the_operator_set_them(
     assert read == [5, 3]  # what MLflow reads on every call
     with pytest.raises(ValueError, match="timeout_s"):
         bound_http_calls(0, 1)
+
+
+def test_a_store_that_cannot_be_opened_still_fails_the_start(tmp_path: Path) -> None:
+    missing = f"tailcast_missing_store_{os.getpid()}"
+    env = clean_env(
+        TAILCAST_HOME=str(tmp_path),
+        TAILCAST_STORE_URL=f"postgresql://postgres@127.0.0.1:5432/{missing}",
+    )
+    began = time.monotonic()
+    done = subprocess.run(
+        [str(TAILCAST), "serve", "--host", "127.0.0.1", "--port", "0", *FLAGS],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - began
+    log = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 3, log[-2000:]  # uvicorn's startup failure
+    assert "tailcast cannot start: cannot open feature store" in log
+    assert f'database "{missing}" does not exist' in log
+    assert elapsed < 30
