@@ -59,14 +59,17 @@ CHECKS = (
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LLMD_MODELS = ("llm-d.ttft", "llm-d.tpot")
 Operation = APIOperation[Any, Any, Any, Any]
+_MODEL_KEYS = frozenset({"served_model", "model"})
+#: The served model of the tiny workflow bundle.
+WORKFLOW_SERVED = "m"
 
 
 @dataclass(frozen=True)
 class Budget:
     """Examples per operation: positive, negative, and positive with ``served_model`` pinned.
 
-    Pinned runs (operations with a ``served_model`` parameter) use a loaded champion, so
-    the handlers past the unknown-model check are reached too.
+    Pinned runs (a ``served_model`` parameter, or ``served_model`` keys in the body) name
+    a loaded champion, so the handlers past the unknown-model check are reached too.
     """
 
     positive: int
@@ -200,6 +203,25 @@ def _passes(operation: Operation, budget: Budget) -> Iterator[tuple[str, Any, in
         yield "pinned", operation.as_strategy(path_parameters=pin), budget.pinned
     elif any(p.name == "served_model" for p in operation.query):
         yield "pinned", operation.as_strategy(query=pin), budget.pinned
+    elif list(operation.body):
+        model = WORKFLOW_SERVED if operation.path == "/v1/forecasts/workflow" else SERVED
+        pinned = operation.as_strategy().map(lambda case: _pin_body(case, model))
+        yield "pinned", pinned, budget.pinned
+
+
+def _pin_body(case: Case[Operation], model: str) -> Case[Operation]:
+    """``case`` with every ``served_model`` (and AIBrix ``model``) of its body ``model``."""
+    if isinstance(case.body, dict | list):
+        case.body = _pinned(case.body, model)
+    return case
+
+
+def _pinned(value: Any, model: str) -> Any:
+    if isinstance(value, dict):
+        return {k: model if k in _MODEL_KEYS else _pinned(v, model) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pinned(v, model) for v in value]
+    return value
 
 
 def _has_inputs(operation: Operation) -> bool:

@@ -32,8 +32,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Use of deprecated class 'DependencyKwarg'"),
     pytest.mark.filterwarnings("ignore:Call to deprecated function 'Dependency'"),
 ]
-BUDGET = Budget(positive=20, negative=12, pinned=8)
-MIN_REQUESTS = 1000
+BUDGET = Budget(positive=30, negative=18, pinned=12)
+MIN_REQUESTS = 1800
 
 
 @pytest.fixture(scope="module")
