@@ -19,14 +19,26 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
+from functools import cache
 from importlib.metadata import version
-
-from river.drift import ADWIN
+from typing import Any
 
 from drift._state import AdwinSnapshot
 
 #: The installed river version: ADWIN windows it encoded decode only under it.
 RIVER_VERSION = version("river")
+
+
+@cache
+def _adwin_class() -> Any:
+    """The ADWIN class of river, imported on first use.
+
+    ``river.drift`` pulls in river's datasets (about a second of imports), which the
+    service must not pay before it binds its port.
+    """
+    from river.drift import ADWIN
+
+    return ADWIN
 
 
 class AdwinDetector:
@@ -38,7 +50,7 @@ class AdwinDetector:
     """
 
     def __init__(self, delta: float = 0.002, clock: int = 32) -> None:
-        self._adwin = ADWIN(delta=delta, clock=clock)  # type: ignore[no-untyped-call]
+        self._adwin = _adwin_class()(delta=delta, clock=clock)
         self.delta = delta
         self.clock = clock
         self.detections = 0
@@ -47,7 +59,7 @@ class AdwinDetector:
 
     def update(self, x: float) -> bool:
         """Feed one value; ``True`` when ADWIN detected a change at this value."""
-        self._adwin.update(x)  # type: ignore[no-untyped-call]
+        self._adwin.update(x)
         self.n += 1
         if self._adwin.drift_detected:
             self.detections += 1
@@ -97,7 +109,7 @@ class AdwinDetector:
             det._adwin._drift_detected = snap.drift_detected
             return det
         for x in replay:
-            det._adwin.update(x)  # type: ignore[no-untyped-call]
+            det._adwin.update(x)
         det._adwin._drift_detected = False
         return det
 
@@ -111,6 +123,6 @@ class AdwinDetector:
         except BaseException as exc:  # river's Rust decoder panics on a malformed window
             if type(exc).__name__ != "PanicException":
                 raise
-            self._adwin = ADWIN(delta=self.delta, clock=self.clock)  # type: ignore[no-untyped-call]
+            self._adwin = _adwin_class()(delta=self.delta, clock=self.clock)
             return False
         return True
