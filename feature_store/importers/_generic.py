@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import InputError
-from core.records import RECORD_FIELDS, REQUIRED_FIELDS
+from core.records import RECORD_FIELDS, REQUIRED_FIELDS, text_problem
 from feature_store.importers._base import Importer
 from feature_store.importers._csvreader import CsvReader, check_columns, text_lines
 from feature_store.importers._layout import RowErrors, canonical_table
@@ -72,8 +72,14 @@ def _parse_json_line(text: str) -> tuple[dict[str, object] | None, str | None, s
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return None, None, f"invalid JSON: {exc}"
     if not isinstance(obj, dict):
         return None, None, f"invalid JSON: expected an object, found {type(obj).__name__}"
+    for key, value in obj.items():  # before anything quotes a key or a value back
+        problem = text_problem(key) or (text_problem(value) if isinstance(value, str) else None)
+        if problem is not None:
+            return None, key.encode("unicode_escape").decode(), problem
     unknown = [key for key in obj if key not in _FIELDS]
     if unknown:
         names = ", ".join(unknown)

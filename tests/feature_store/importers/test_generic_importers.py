@@ -225,3 +225,27 @@ def test_every_generic_importer_emits_only_record_fields(tmp_path: Path) -> None
     path = parquet_file(tmp_path / "calls.parquet")
     columns = set(read(ParquetImporter(), path).column_names)
     assert columns <= {LINE, ERROR_FIELD, ERROR, *RECORD_FIELDS}
+
+
+def test_jsonl_lines_no_store_can_hold_are_rejected_alone(tmp_path: Path) -> None:
+    from feature_store import DuckDBStore
+
+    good = {"request_id": "r1", "served_model": "m", "device": "d", "submitted_at": 1.7e9}
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "request_id": "r2", "prompt": "half \ud800 a pair"}),
+        json.dumps({**good, "request_id": "r3", "\udc00key": 1}),
+        '{"request_id": "r4", "served_model": "m", "device": "d", "submitted_at": 1.7e9, '
+        f'"input_tokens": {"9" * 5000}}}',
+        json.dumps({**good, "request_id": "r5"}),
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines) + "\n", errors="surrogatepass")
+    rows = {r[LINE]: r for r in read(JsonlImporter(), path).to_pylist()}
+    assert rows[2][ERROR_FIELD] == "prompt"
+    assert "lone surrogate" in rows[2][ERROR]
+    assert rows[3][ERROR_FIELD] == "\\udc00key"
+    assert rows[4][ERROR].startswith("invalid JSON:")
+    with DuckDBStore(":memory:") as store:
+        report = store.ingest_batches(JsonlImporter().read(path))
+    assert (report.accepted, [r.line for r in report.rejected]) == (2, [2, 3, 4])
