@@ -87,7 +87,7 @@ class FrameQuery(BaseModel):
     served_model: str | None = None
     start: datetime | None = None
     end: datetime | None = None
-    columns: list[str] | None = None
+    columns: list[str] | None = Field(default=None, min_length=1)
     as_of: datetime | None = None
     require: list[str] = ["latency_s"]
     endpoint_window: int = Field(default=50, ge=1)

@@ -85,3 +85,32 @@ def test_a_drift_report_of_too_few_judged_completions_is_a_404_with_the_reason(
     assert SERVED in detail
     assert "at least 10" in detail
     assert DEVICE  # the completion's device is the champion's
+
+
+ARROW = {"content-type": "application/vnd.apache.arrow.stream"}
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status"),
+    [
+        ("/v1/store/frames", {"json": {"columns": []}}, 422),
+        ("/v1/store/drift/claims", {"json": {"now": "9999-12-31T23:59:59Z", "holder": "h"}}, 422),
+        (
+            "/v1/store/drift/claims",
+            {"json": {"now": "2026-01-01T00:00:00Z", "holder": "h", "lease_s": 1e300}},
+            422,
+        ),
+        ("/v1/store/ingest", {"content": b"\xff\xff\x04\x00", "headers": ARROW}, 400),
+        ("/v1/store/embeddings?encoder_id=e", {"content": b"\xff\xff", "headers": ARROW}, 400),
+        ("/v1/store/embeddings/lookup?encoder_id=e", {"content": b"x", "headers": ARROW}, 400),
+    ],
+)
+def test_inputs_that_once_earned_a_500_are_client_errors(
+    service: tuple[str, dict[str, Any]], path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    url, document = service
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+        answer = client.post(path, **kwargs)
+    assert answer.status_code == status, answer.text
+    documented = document["paths"][path.split("?")[0]]["post"]["responses"]
+    assert str(status) in documented
