@@ -47,7 +47,8 @@ def ppf_rows(levels: F64, values: F64, q: F64, lower: float | None = None) -> F6
     s_left, s_right = tail_scales(levels, values)
     left, right = q < levels[0], q > levels[-1]
     if np.any(left):
-        tail = values[:, :1] - s_left[:, None] * np.log(levels[0] / q[left])
+        # log(a / b) as log(a) - log(b): a level like 5e-308 would overflow the ratio.
+        tail = values[:, :1] - s_left[:, None] * (np.log(levels[0]) - np.log(q[left]))
         out[:, left] = tail
     if np.any(right):
         tail = values[:, -1:] + s_right[:, None] * np.log((1 - levels[-1]) / (1 - q[right]))

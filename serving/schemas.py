@@ -4,8 +4,9 @@ Units: seconds for latencies (forecast quantiles, means and ``cdf_at`` points),
 tokens for token counts, fractions in [0, 1] for utilisations and probabilities.
 Forecast and CDF maps are keyed by the shortest decimal form of the level or point
 (``"0.9"``, ``"2.5"``, ``"2"``). Numbers are strict: ``true``/``false`` or ``"12"`` are no
-numbers, an integer field takes integers only (up to :data:`core.MAX_COUNT`), and
-NaN or infinities are refused.
+numbers, an integer field takes whole numbers only (``12`` or ``12.0``, as JSON Schema's
+``integer`` does; never ``12.5``; up to :data:`core.MAX_COUNT`), and NaN or infinities
+are refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from core import MAX_COUNT, MAX_PROMPT_CHARS
 
@@ -21,7 +22,18 @@ Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False, strict=True)]
 Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+
+
+def _number(value: object) -> object:
+    """Refuse booleans and text where a number belongs (pydantic's lax int takes both)."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError(f"expected a whole number, got {type(value).__name__}")
+    return value
+
+
+#: A whole number >= 0: ``12`` or ``12.0`` (JSON Schema's ``integer``), never ``true``,
+#: ``"12"`` or ``12.5``.
+Count = Annotated[int, BeforeValidator(_number), Field(ge=0, le=MAX_COUNT)]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 MAX_LEVELS = 99

@@ -17,9 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from core import MAX_COUNT
+from serving.schemas import Count
 
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 Millis = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 
