@@ -14,7 +14,9 @@ from serving.schemas import ForecastRequest
 BASE = {"served_model": "m", "device": "d"}
 
 
-@pytest.mark.parametrize(("given", "stored"), [(12, 12), (12.0, 12), (0, 0), (MAX_COUNT, MAX_COUNT)])
+@pytest.mark.parametrize(
+    ("given", "stored"), [(12, 12), (12.0, 12), (0, 0), (MAX_COUNT, MAX_COUNT)]
+)
 def test_whole_numbers_are_counts(given: float, stored: int) -> None:
     body = json.dumps({**BASE, "input_tokens": given})
     assert ForecastRequest.model_validate_json(body).input_tokens == stored
