@@ -76,11 +76,13 @@ def training_frame_sql(
     """Build the training-frame query and its parameters.
 
     Raises:
-        ValueError: On an unknown column or a window below 1.
+        ValueError: On no columns, an unknown column or a window below 1.
     """
     if window < 1:
         raise ValueError("endpoint window must be >= 1")
     wanted = tuple(columns) if columns is not None else FRAME_COLUMNS
+    if not wanted:
+        raise ValueError("a training frame needs at least one column")
     unknown = sorted(set(wanted) - set(FRAME_COLUMNS))
     bad_require = sorted(set(require) - set(RECORD_FIELDS))
     if unknown or bad_require:

@@ -337,3 +337,8 @@ def test_lone_surrogates_are_rejected_alone_in_every_text_field(
     assert report.accepted == 1
     (stored,) = store.training_frame(columns=["request_id", "prompt"]).to_pylist()
     assert stored == {"request_id": "r1", "prompt": "caf\u00e9 \U0001f600"}
+
+
+def test_a_frame_of_no_columns_is_a_clear_error(store: RecordStore) -> None:
+    with pytest.raises(ValueError, match="at least one column"):
+        store.training_frame(columns=[])
