@@ -9,6 +9,7 @@ from core import Settings
 from feature_store import RecordStore
 from serving._batcher import MicroBatcher
 from serving._endpoint_cache import EndpointStatsCache
+from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
 from serving._models import ModelTable
 from serving._poller import ModelPoller
@@ -33,6 +34,7 @@ class ServiceState:
         endpoints: Cached endpoint features.
         metrics: The service's Prometheus metrics.
         forecaster: Batches concurrent forecast calls into one predictor call each.
+        completions: Stores concurrent completion calls in one transaction each.
         llmd: Answers the llm-d prediction endpoints.
     """
 
@@ -45,6 +47,7 @@ class ServiceState:
     endpoints: EndpointStatsCache
     metrics: ServiceMetrics
     forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]
+    completions: MicroBatcher[Any, Outcome]
     llmd: LlmdPredictor
 
 

@@ -31,6 +31,7 @@ from serving._drift_metrics import DriftCollector
 from serving._endpoint_cache import EndpointStatsCache
 from serving._fast_path import ForecastFastPath
 from serving._forecast import forecast_batch
+from serving._ingest import completion_writer
 from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
 from serving._models import ModelTable
@@ -130,6 +131,7 @@ def create_app(
             await asyncio.to_thread(stop_drift, app)
             await state.poller.stop()
             state.forecaster.close()
+            state.completions.close()
             state.llmd.close()
             leases_for(state.store).release_all()
             if state.owns_store:
@@ -221,6 +223,7 @@ async def _start(
         poller=poller,
         endpoints=endpoints,
         metrics=service_metrics,
+        completions=completion_writer(store, config.max_batch_items),
         forecaster=MicroBatcher(
             run_forecasts,
             config.max_batch_items,

@@ -7,14 +7,16 @@ cost a thread-pool hop on every request).
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core import Settings
 from feature_store import RecordStore
+from serving._batcher import MicroBatcher
 from serving._endpoint_cache import EndpointStatsCache
+from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
 from serving._models import ModelTable
 from serving._poller import ModelPoller
@@ -48,6 +50,11 @@ async def get_store(service: ServiceDep) -> RecordStore:
     return service.store
 
 
+async def get_completion_writer(service: ServiceDep) -> MicroBatcher[Any, Outcome]:
+    """The group-commit writer of ``POST /v1/completions``."""
+    return service.completions
+
+
 async def get_models(service: ServiceDep) -> ModelTable:
     """The served predictors."""
     return service.models
@@ -71,6 +78,7 @@ async def get_metrics(service: ServiceDep) -> ServiceMetrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 StoreDep = Annotated[RecordStore, Depends(get_store)]
+CompletionWriterDep = Annotated[MicroBatcher[Any, Outcome], Depends(get_completion_writer)]
 ModelsDep = Annotated[ModelTable, Depends(get_models)]
 PollerDep = Annotated[ModelPoller, Depends(get_poller)]
 EndpointsDep = Annotated[EndpointStatsCache, Depends(get_endpoints)]

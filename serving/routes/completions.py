@@ -8,8 +8,6 @@ store then rejects that item alone, naming the field, instead of the whole batch
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -17,7 +15,8 @@ from pydantic import ValidationError
 from core import StoreError
 from serving._body import body_errors, inline_json_body, load_json
 from serving._drift import wake_drift
-from serving.deps import ConfigDep, MetricsDep, RequireToken, StoreDep
+from serving._ingest import report_of
+from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
 
 router = APIRouter(prefix="/v1", tags=["completions"])
@@ -50,7 +49,7 @@ def parse_completions(raw: bytes) -> CompletionsRequest:
     },
 )
 async def post_completions(
-    store: StoreDep,
+    writer: CompletionWriterDep,
     config: ConfigDep,
     metrics: MetricsDep,
     request: Request,
@@ -59,8 +58,9 @@ async def post_completions(
 
     Each item is validated on its own: invalid ones (including values the store cannot
     hold) are rejected with their index, field and reason while the valid ones are
-    stored. The answer comes once the accepted records are durable; re-sending a batch
-    counts its records as duplicates.
+    stored. The answer comes once the accepted records are durable (calls that arrive
+    together share one transaction); re-sending a batch counts its records as
+    duplicates.
     """
     body = parse_completions(await request.body())
     n = len(body.completions)
@@ -70,7 +70,8 @@ async def post_completions(
             detail=f"{n} completions in one call; the limit is {config.max_batch_items}",
         )
     try:
-        report = await asyncio.to_thread(store.ingest_rows, body.completions, SOURCE)
+        # group commit: stored in one transaction with the calls that arrived meanwhile
+        report = report_of(await writer.submit(SOURCE, body.completions, SOURCE))
     except StoreError as exc:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -121,3 +121,43 @@ def test_a_body_that_is_not_a_batch_is_422(client: TestClient) -> None:
     assert res.status_code == 422
     locs = [e["loc"] for e in res.json()["detail"]]
     assert ["body", "completions"] in locs
+
+
+def test_concurrent_calls_share_transactions_and_each_gets_its_own_outcome(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    import asyncio
+
+    import httpx
+
+    app = create_app(settings(tmp_path, registry, token=TOKEN), registry=registry)
+
+    async def run() -> list[Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+        ):
+            calls = [
+                # each call: its own id, an id every call shares, and one bad item
+                [completion(f"own-{i}"), completion("shared"), completion(f"bad-{i}", latency_s=-1)]
+                for i in range(40)
+            ]
+            answers = await asyncio.gather(
+                *(
+                    http.post("/v1/completions", json={"completions": c}, headers=AUTH)
+                    for c in calls
+                )
+            )
+            writer = app.state.service.completions
+            return [[a.json() for a in answers], writer.batches]
+
+    bodies, transactions = asyncio.run(run())
+    assert transactions < 40  # calls that arrived together were stored together
+    assert sum(b["accepted"] for b in bodies) == 41  # 40 own ids + "shared" once
+    assert sum(b["duplicates"] for b in bodies) == 39
+    for body in bodies:  # indices and lines are the call's own
+        assert [(r["index"], r["field"]) for r in body["rejected"]] == [(2, "latency_s")]
+        assert body["accepted"] + body["duplicates"] == 2
+    with open_store(tmp_path / "store.duckdb") as store:
+        assert store.stats().records == 41
