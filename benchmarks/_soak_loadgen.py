@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks._serving_loadgen import Connection, encode
 
 
@@ -33,18 +35,27 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def completions(items: list[dict[str, Any]], n: int, token: str) -> list[bytes]:
-    """``n`` encoded ``POST /v1/completions`` calls of one record each, ids unique."""
+def completions(
+    items: list[dict[str, Any]], grids: list[list[float]], levels: list[float], n: int, token: str
+) -> list[bytes]:
+    """``n`` encoded ``POST /v1/completions`` calls of one record each, ids unique.
+
+    Latencies are drawn from the champion's own forecast of each item (``grids``: its
+    quantiles at ``levels``), so the outcomes are calibrated: a steady state, not a
+    drift episode.
+    """
     t0 = datetime.now(UTC)
+    rng = np.random.default_rng(0)
     out = []
     for i in range(n):
         item = items[i % len(items)]
+        u = rng.uniform(levels[0], levels[-1])
         record = {
             **item,
             "request_id": f"soak-{i}",
             "submitted_at": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
             "output_tokens": 50 + (i * 37) % 400,
-            "latency_s": 0.5 + ((i * 7919) % 1000) / 100,
+            "latency_s": max(1e-3, float(np.interp(u, levels, grids[i % len(items)]))),
         }
         body = json.dumps({"completions": [record]}).encode()
         out.append(encode("/v1/completions", body, token))
@@ -115,7 +126,9 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     host, port, pid, duration = cfg["host"], cfg["port"], cfg["server_pid"], cfg["duration_s"]
     items: list[dict[str, Any]] = cfg["items"]
     forecasts = [encode("/v1/forecasts", json.dumps({"requests": [it]}).encode()) for it in items]
-    done = completions(items, int(cfg["completions_rps"] * duration), cfg["token"])
+    done = completions(
+        items, cfg["grids"], cfg["levels"], int(cfg["completions_rps"] * duration), cfg["token"]
+    )
     warm = await Connection.open(host, port)
     for i in range(300):
         await warm.call(forecasts[i % len(forecasts)])

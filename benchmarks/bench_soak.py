@@ -26,6 +26,8 @@ DURATION_S = 600.0
 FORECAST_RPS = 500
 COMPLETION_RPS = 50
 RSS_EVERY_S = 5.0
+#: Levels of the forecasts the completions' latencies are drawn from (0.01-0.99).
+LEVELS = tuple(round(0.01 * k, 2) for k in range(1, 100))
 PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
 
 
@@ -45,12 +47,28 @@ def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str, int]:
     return proc, f"http://127.0.0.1:{port}", port
 
 
+def _forecast_grids(base: str, items: list[dict[str, Any]]) -> list[list[float]]:
+    """The champion's quantiles at :data:`LEVELS` for every item, seconds."""
+    import urllib.request
+
+    body = json.dumps({"requests": items, "quantiles": list(LEVELS)}).encode()
+    request = urllib.request.Request(
+        f"{base}/v1/forecasts", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        answers = json.loads(response.read())["forecasts"]
+    return [[float(a["quantiles"][f"{q:g}"]) for q in LEVELS] for a in answers]
+
+
 def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
     """Start the service on ``home``, drive the soak load, stop; the raw results."""
     proc, base, port = _serve(home)
     try:
         serving._wait_ready(base, proc, home / "serve.log")
+        grids = _forecast_grids(base, items)
         cfg = {
+            "levels": list(LEVELS),
+            "grids": grids,
             "host": "127.0.0.1",
             "port": port,
             "items": items,
@@ -139,7 +157,8 @@ def report(rows: list[dict[str, Any]], res: dict[str, Any]) -> str:
     rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
     lines = [
         f"Load: {FORECAST_RPS} single forecasts/s (open loop, {serving.CONNECTIONS} connections) "
-        f"plus {COMPLETION_RPS} completions/s (one per call, each judged for drift) for "
+        f"plus {COMPLETION_RPS} completions/s (one per call, latencies drawn from the "
+        "champion's own forecast of each request, so calibrated; each judged for drift) for "
         f"{len(rows)} minutes against `tailcast serve` on a DuckDB home; latency from each "
         f"call's scheduled send; RSS read from /proc every {RSS_EVERY_S:.0f} s (the last "
         f"reading of each minute). Load average at the end: {os.getloadavg()[0]:.2f}.",
