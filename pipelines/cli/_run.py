@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from feature_store import RecordStore
-    from serving._state import ServiceState
+    from serving import ServiceState
 
 DEMO_SOURCE = "demo-workload"
 MLFLOW_PORT = 5000

@@ -4,6 +4,7 @@ See :mod:`serving.compat.routes` for the endpoints and ``docs/serving.md`` for t
 field mapping.
 """
 
+from serving.compat._mapping import target_names
 from serving.compat.routes import router
 
-__all__ = ["router"]
+__all__ = ["router", "target_names"]

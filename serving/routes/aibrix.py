@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from core import MAX_COUNT
-from scheduler_hooks._select import tail_aware_choice
+from scheduler_hooks import tail_aware_choice
 from serving._body import parse_body
 from serving._scaling import GRID, forecast_rows
 from serving._state import ServiceState

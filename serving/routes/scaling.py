@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
 from core import MAX_COUNT
-from scheduler_hooks._plan import plan
+from scheduler_hooks import plan
 from serving._scaling import GRID, ScalingState, forecast_rows, placed_count, set_gauges
 from serving._state import ServiceState
 from serving.schemas import ForecastRequest

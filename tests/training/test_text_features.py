@@ -188,10 +188,10 @@ def test_static_table_rows_are_the_encoders_output_at_the_token(
 ) -> None:
     import torch
 
-    from core.predictor._text import _load_encoder
+    from core.predictor import load_encoder
 
     table, tok_json = static_table
-    tokenizer, model = _load_encoder(6)
+    tokenizer, model = load_encoder(6)
     assert table.shape == (tokenizer.vocab_size, 384)
     assert table.dtype == np.float32
     ids = TokenTable(table, tok_json).token_ids(["bread"])[0]

@@ -110,10 +110,10 @@ def distill_static_table(
         raise ValueError(f"unknown pooling {pooling!r}")
     import torch
 
-    from core.predictor._text import _load_encoder  # the loader SentenceEncoder uses
+    from core.predictor import load_encoder  # the loader SentenceEncoder uses
 
     dtype = torch.bfloat16 if resolve_precision(precision) == "bfloat16" else torch.float32
-    tokenizer, model = _load_encoder(layers)
+    tokenizer, model = load_encoder(layers)
     vocab = int(model.get_input_embeddings().num_embeddings)
     cls_id, sep_id = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
     table = np.empty((vocab, int(model.config.hidden_size)), dtype=np.float32)
