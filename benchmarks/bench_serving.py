@@ -127,6 +127,29 @@ def _promote_latest(home: Path) -> int:
     return latest
 
 
+def start_service(
+    home: Path, log: Path, poll_interval_s: float, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``tailcast serve`` on ``home`` (token :data:`TOKEN`) on a free port: (process, port).
+
+    The caller's ``TAILCAST_*`` variables are not inherited; ``extra_env`` adds settings.
+    The process leads its own session (see :func:`_stop`); wait with :func:`_wait_ready`.
+    """
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILCAST_")}
+    env |= {"TAILCAST_HOME": str(home), "TAILCAST_API_TOKEN": TOKEN, **(extra_env or {})}
+    command = [str(Path(sys.executable).parent / "tailcast"), "serve", "--port", str(port)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [*command, "--poll-interval", str(poll_interval_s), "--no-llmd-retrain"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    return proc, port
+
+
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -157,20 +180,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _measure(home: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Start the service, promote the swap version, drive the load generator, stop."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    bin_dir = Path(sys.executable).parent
     log = home / "serve.log"
-    env = {**os.environ, "TAILCAST_HOME": str(home), "TAILCAST_API_TOKEN": TOKEN}
-    command = [str(bin_dir / "tailcast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [*command, "--poll-interval", "3600", "--no-llmd-retrain"],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    proc, port = start_service(home, log, 3600)
+    base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, log)
         swap_to = _promote_latest(home)  # loaded only when the swap phase calls reload

@@ -31,22 +31,6 @@ LEVELS = tuple(round(0.01 * k, 2) for k in range(1, 100))
 PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
 
 
-def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str, int]:
-    port = serving._free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILCAST_")}
-    env |= {"TAILCAST_HOME": str(home), "TAILCAST_API_TOKEN": serving.TOKEN}
-    command = [str(Path(sys.executable).parent / "tailcast"), "serve", "--port", str(port)]
-    with (home / "serve.log").open("wb") as fh:
-        proc = subprocess.Popen(
-            [*command, "--poll-interval", "30", "--no-llmd-retrain"],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    return proc, f"http://127.0.0.1:{port}", port
-
-
 def _forecast_grids(base: str, items: list[dict[str, Any]]) -> list[list[float]]:
     """The champion's quantiles at :data:`LEVELS` for every item, seconds."""
     import urllib.request
@@ -62,7 +46,8 @@ def _forecast_grids(base: str, items: list[dict[str, Any]]) -> list[list[float]]
 
 def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
     """Start the service on ``home``, drive the soak load, stop; the raw results."""
-    proc, base, port = _serve(home)
+    proc, port = serving.start_service(home, home / "serve.log", 30)
+    base = f"http://127.0.0.1:{port}"
     try:
         serving._wait_ready(base, proc, home / "serve.log")
         grids = _forecast_grids(base, items)

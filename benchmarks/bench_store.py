@@ -117,22 +117,10 @@ def measure_frames(kind: str, work: Path, csv_path: Path) -> dict[str, float]:
 
 def measure_forecasts(home: Path, store_url: str | None) -> dict[str, Any]:
     """p99 of open-loop single forecasts from ``tailcast serve`` on one backend."""
-    port = serving._free_port()
-    base = f"http://127.0.0.1:{port}"
     log = home / f"serve-{'pg' if store_url else 'duckdb'}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILCAST_")}
-    env |= {"TAILCAST_HOME": str(home), "TAILCAST_API_TOKEN": serving.TOKEN}
-    if store_url:
-        env["TAILCAST_STORE_URL"] = store_url
-    command = [str(Path(sys.executable).parent / "tailcast"), "serve", "--port", str(port)]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [*command, "--poll-interval", "3600", "--no-llmd-retrain"],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    extra = {"TAILCAST_STORE_URL": store_url} if store_url else None
+    proc, port = serving.start_service(home, log, 3600, extra)
+    base = f"http://127.0.0.1:{port}"
     try:
         serving._wait_ready(base, proc, log)
         cfg = {

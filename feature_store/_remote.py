@@ -176,7 +176,7 @@ class RemoteStore(RemoteDriftReads, RecordStore):
                 raise
 
         try:
-            query = {"source": source, "judge": "true" if judge else "false"}
+            query = {"source": source, "judge": judge}
             raw = self._call("POST", "/ingest", query, body(), ARROW_STREAM)
         except BaseException:
             if failure:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from core import CompletionRecord, Settings
+from core import Settings
 from feature_store import DuckDBStore
 from pipelines.drift_trigger import drift_trigger
 from pipelines.retrain import (
@@ -33,9 +33,9 @@ from registry import MLflowRegistry
 from serving import create_app
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
-    from _fixtures import running
+    from _fixtures import agentic_records, running
 else:
-    from tests.serving._fixtures import running
+    from tests.serving._fixtures import agentic_records, running
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = ROOT.parent / "shared" / "data" / "agentic" / "minisweagent_calls.csv.gz"
@@ -48,18 +48,6 @@ FAST = RetrainConfig(
 )
 
 
-def _records(path: Path, tmp: Path) -> list[CompletionRecord]:
-    """Every completed call of the agentic file, in submission order."""
-    from feature_store.importers import get_importer
-
-    with DuckDBStore(tmp / "scratch.duckdb") as scratch:
-        scratch.ingest_batches(get_importer("minisweagent").read(path))
-        frame = scratch.training_frame(SERVED)
-    fields = set(CompletionRecord.model_fields)
-    rows = [{k: v for k, v in r.items() if k in fields} for r in frame.to_pylist()]
-    return [CompletionRecord.model_validate(r) for r in rows]
-
-
 def _served_version(client: httpx.Client) -> int:
     (model,) = client.get("/v1/models").json()["models"]
     assert model["served_model"] == SERVED
@@ -70,7 +58,7 @@ def _served_version(client: httpx.Client) -> int:
 @pytest.mark.shared_data
 def test_drift_alarm_retrains_and_the_service_swaps_in_the_new_champion(tmp_path: Path) -> None:
     assert CALLS.exists(), f"shared data missing: {CALLS}"
-    records = _records(CALLS, tmp_path)
+    records = agentic_records(CALLS, SERVED, tmp_path)
     early = [r for r in records if r.submitted_at < SHIFT]
     late = [r for r in records if r.submitted_at >= SLOW]
     assert len(early) > 7000

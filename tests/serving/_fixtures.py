@@ -18,7 +18,7 @@ import pandas as pd
 import uvicorn
 from fastapi import FastAPI
 
-from core import Settings
+from core import CompletionRecord, Settings
 from core.predictor import Predictor, PredictorSpec
 from registry import MLflowRegistry, ModelVersion
 
@@ -131,3 +131,16 @@ def running(app: FastAPI, start_timeout_s: float = 30.0) -> Iterator[str]:
         thread.join(timeout=30)
     if thread.is_alive():
         raise RuntimeError("uvicorn did not shut down")
+
+
+def agentic_records(path: Path, served_model: str, tmp: Path) -> list[CompletionRecord]:
+    """Every completed call of ``served_model`` in the agentic calls file, by submission."""
+    from feature_store import DuckDBStore
+    from feature_store.importers import get_importer
+
+    with DuckDBStore(tmp / "scratch.duckdb") as scratch:
+        scratch.ingest_batches(get_importer("minisweagent").read(path))
+        frame = scratch.training_frame(served_model)
+    fields = set(CompletionRecord.model_fields)
+    rows = [{k: v for k, v in r.items() if k in fields} for r in frame.to_pylist()]
+    return [CompletionRecord.model_validate(r) for r in rows]

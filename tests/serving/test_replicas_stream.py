@@ -33,17 +33,19 @@ import psycopg
 import pytest
 
 from core import CompletionRecord, Settings
-from feature_store import DuckDBStore, PostgresStore
+from feature_store import PostgresStore
 from pipelines.retrain import STATIC_FEATURES, RetrainConfig, retrain
 from registry import MLflowRegistry
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
+    from _fixtures import agentic_records
     from _receiver import Receiver
     from _replicas import Replica, clean_env, replicas, wait_for
     from _server import mlflow_server
 else:
     from tests.drift._receiver import Receiver
     from tests.registry._server import mlflow_server
+    from tests.serving._fixtures import agentic_records
     from tests.serving._replicas import Replica, clean_env, replicas, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.shared_data]
@@ -65,14 +67,7 @@ FAST = RetrainConfig(
 
 def _calls(tmp: Path) -> list[dict[str, Any]]:
     """Every completed call of the served model in the agentic file, as JSON rows."""
-    from feature_store.importers import get_importer
-
-    with DuckDBStore(tmp / "scratch.duckdb") as scratch:
-        scratch.ingest_batches(get_importer("minisweagent").read(CALLS))
-        frame = scratch.training_frame(SERVED)
-    fields = set(CompletionRecord.model_fields)
-    rows = [{k: v for k, v in r.items() if k in fields} for r in frame.to_pylist()]
-    return [CompletionRecord.model_validate(r).model_dump(mode="json") for r in rows]
+    return [r.model_dump(mode="json") for r in agentic_records(CALLS, SERVED, tmp)]
 
 
 def _stream(calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
