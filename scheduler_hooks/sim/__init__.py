@@ -7,13 +7,8 @@ with cold starts and capacity events; :class:`SimResult` summarises latency, SLO
 attainment and replica-seconds. See ``docs/scheduling.md`` for the model.
 """
 
-from scheduler_hooks.sim._engine import (
-    CapacityEvent,
-    Completion,
-    SimConfig,
-    Simulator,
-    simulate,
-)
+from scheduler_hooks.sim._config import CapacityEvent, Completion, SimConfig
+from scheduler_hooks.sim._engine import Simulator, simulate
 from scheduler_hooks.sim._result import SimResult
 from scheduler_hooks.sim._workload import Workload, parse_cluster
 
