@@ -5,7 +5,7 @@ model's ``champion`` and starts the poller that swaps in new champions; shutdown
 undoes it in reverse. A service that opened a DuckDB store file itself brokers it: it
 advertises its URL in ``<store file>.broker.json`` while it runs, so other processes
 reach the store through ``/v1/store`` (:class:`feature_store.RemoteStore`). OpenAPI
-docs are at ``/docs``.
+docs are at ``/docs`` and ``/redoc``, their assets served by tailcast (no CDN).
 
 Run it with uvicorn, e.g.
 ``uvicorn --factory "serving.app:app_from_environment" --host 127.0.0.1 --port 8000``.
@@ -26,6 +26,7 @@ from core import Settings, TailcastError
 from core.drift import DriftEvent
 from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, open_store, withdraw
 from serving._batcher import MicroBatcher
+from serving._docs import install_docs
 from serving._drift import start_drift, stop_drift
 from serving._drift_metrics import DriftCollector
 from serving._endpoint_cache import EndpointStatsCache
@@ -144,7 +145,10 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=cfg.max_body_bytes,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
     service_metrics.registry.register(DriftCollector(lambda: getattr(app.state, "drift", None)))
