@@ -49,7 +49,7 @@ from serving.compat.schemas import (
     PredictionRequest,
 )
 from serving.config import ServingConfig
-from serving.routes import aibrix, completions, forecasts, health, metrics, models, scaling
+from serving.routes import aibrix, completions, forecasts, health, metrics, models, scaling, traces
 from serving.routes import drift as drift_routes
 from serving.routes import store as store_routes
 from serving.routes import workflows as workflow_routes
@@ -152,7 +152,7 @@ def create_app(
     app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
     service_metrics.registry.register(DriftCollector(lambda: getattr(app.state, "drift", None)))
-    for module in (forecasts, completions, models, health, metrics, scaling, aibrix):
+    for module in (forecasts, completions, traces, models, health, metrics, scaling, aibrix):
         app.include_router(module.router)
     app.include_router(workflow_routes.router)
     app.include_router(drift_routes.router)

@@ -7,7 +7,9 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from serving.otlp import OtlpMapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class ServingConfig:
             TTFT and TPOT predictors are ``<name>.ttft`` and ``<name>.tpot``.
         llmd_quantile: Level at which llm-d endpoints answer ``ttft_ms``/``tpot_ms``
             (llm-d's default is 0.9), in (0, 1).
+        otlp: Which span and resource attributes of ``POST /v1/traces`` become which
+            completion-record fields (vLLM's names, then the OpenTelemetry GenAI
+            semantic conventions'; see ``docs/otel.md``).
     """
 
     max_batch_items: int = 10_000
@@ -73,6 +78,7 @@ class ServingConfig:
     inline_batch_items: int = 0
     llmd_served_model: str = "llm-d"
     llmd_quantile: float = 0.9
+    otlp: OtlpMapping = field(default_factory=OtlpMapping)
 
     @classmethod
     def standalone(cls) -> ServingConfig:

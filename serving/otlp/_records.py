@@ -1,0 +1,147 @@
+"""GenAI request spans -> the raw completion rows ``POST /v1/completions`` stores.
+
+Each GenAI request span becomes one row of untrusted values (the store validates
+them exactly as it validates a completions body); other spans are counted and left
+out. ``submitted_at`` is the span's start time (vLLM starts its span at the request's
+arrival); ``latency_s`` falls back to the span's duration. Every row keeps where its
+values came from, so a rejection names the span and the attribute at fault.
+
+Example:
+    >>> from serving.otlp._decode import SpanView
+    >>> from serving.otlp._mapping import OtlpMapping
+    >>> span = SpanView("llm_request", "00f067aa0ba902b7", 10**18, 10**18 + 2 * 10**9,
+    ...     {"gen_ai.request.id": "r-1", "gen_ai.usage.prompt_tokens": 12},
+    ...     {"tailcast.served_model": "m", "tailcast.device": "h100"})
+    >>> batch = span_rows([span], OtlpMapping())
+    >>> batch.rows[0]["latency_s"], batch.rows[0]["input_tokens"], batch.ignored
+    (2.0, 12, 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core import Rejection
+from serving.otlp._decode import SpanView, decode_json, decode_protobuf, inflate
+from serving.otlp._mapping import MAPPED_FIELDS, OPERATION, OtlpMapping
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Most rejected spans named in one answer's error message (the rest are counted).
+MAX_NAMED = 20
+
+
+@dataclass(slots=True)
+class SpanBatch:
+    """The rows of one request's GenAI spans, and what happened to the other spans.
+
+    Attributes:
+        rows: One raw completion row per GenAI request span, in body order.
+        origins: Per row: the span's label and, per field, where its value came from.
+        rejected: Descriptions of spans rejected before the store saw them.
+        ignored: Spans that are no GenAI request spans.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+    def describe(self, rejection: Rejection) -> str:
+        """A store rejection of row ``rejection.index`` as text naming its span."""
+        label, sources = self.origins[rejection.index]
+        where = rejection.field or "record"
+        source = sources.get(where)
+        if source is not None:
+            where = f"{where} (from {source})"
+        return f"{label}: {where}: {rejection.reason}"
+
+
+def span_rows(spans: Sequence[SpanView], mapping: OtlpMapping) -> SpanBatch:
+    """Sort ``spans`` into rows, rejections (malformed spans) and ignored spans."""
+    batch = SpanBatch()
+    markers = mapping.markers()
+    for span in spans:
+        if span.problem is not None:
+            batch.rejected.append(f"{label_of(span)}: {span.problem}")
+        elif not _is_request(span, markers, mapping):
+            batch.ignored += 1
+        else:
+            row, sources = _row(span, mapping)
+            batch.rows.append(row)
+            batch.origins.append((label_of(span), sources))
+    return batch
+
+
+def _is_request(span: SpanView, markers: frozenset[str], mapping: OtlpMapping) -> bool:
+    if mapping.span_names and span.name not in mapping.span_names:
+        return False
+    if markers.isdisjoint(span.attributes):
+        return False
+    operation = span.attributes.get(OPERATION)
+    return operation is None or operation in mapping.operations
+
+
+def _row(span: SpanView, mapping: OtlpMapping) -> tuple[dict[str, Any], dict[str, str]]:
+    """One raw row of ``span`` and, per field, the attribute (or span part) it came from."""
+    row: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in MAPPED_FIELDS:
+        keys = mapping.keys_of(name)
+        for key in keys:
+            if key in span.attributes:
+                row[name], sources[name] = span.attributes[key], key
+                break
+            if key in span.resource:
+                row[name], sources[name] = span.resource[key], f"resource {key}"
+                break
+        else:
+            sources[name] = " or ".join(keys) if keys else "no attribute"
+    if "device" not in row and mapping.default_device is not None:
+        row["device"], sources["device"] = mapping.default_device, "default_device"
+    sources["submitted_at"] = "the span's start time"
+    if span.start_ns > 0:
+        row["submitted_at"] = _time(span.start_ns)
+    if "latency_s" not in row and span.start_ns > 0 and span.end_ns > 0:
+        row["latency_s"] = (span.end_ns - span.start_ns) / 1e9
+        sources["latency_s"] = "the span's duration"
+    return row, sources
+
+
+def _time(ns: int) -> datetime | str:
+    """``ns`` since the epoch as a UTC datetime (out of range: text the store refuses)."""
+    try:
+        return _EPOCH + timedelta(microseconds=ns // 1000)
+    except OverflowError:
+        return f"{ns} ns since the epoch"
+
+
+def label_of(span: SpanView) -> str:
+    """How a rejection names ``span``: its id and name."""
+    name = span.name.encode("utf-8", "backslashreplace").decode()[:80]
+    return f"span {span.span_id or '(no id)'} {name!r}"
+
+
+def error_message(rejected: Sequence[str]) -> str:
+    """The ``error_message`` of a partial success: the first :data:`MAX_NAMED` spans."""
+    named = "; ".join(rejected[:MAX_NAMED])
+    more = len(rejected) - MAX_NAMED
+    suffix = f"; and {more} more" if more > 0 else ""
+    return f"{len(rejected)} span(s) rejected: {named}{suffix}"
+
+
+def decode_batch(
+    body: bytes, encoding: str | None, *, as_json: bool, mapping: OtlpMapping, limit: int
+) -> SpanBatch:
+    """A request body (compressed or not, protobuf or JSON) -> its :class:`SpanBatch`.
+
+    Raises:
+        OtlpBodyError: The body cannot be decoded.
+        OtlpTooLargeError: It is over ``limit`` bytes once decompressed.
+        ValueError: An unsupported ``Content-Encoding``.
+    """
+    raw = inflate(body, encoding, limit)
+    decode = decode_json if as_json else decode_protobuf
+    return span_rows(decode(raw, mapping.wanted()), mapping)

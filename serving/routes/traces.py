@@ -1,0 +1,137 @@
+"""``POST /v1/traces``: OTLP/HTTP trace export; GenAI request spans become completions.
+
+An inference server's (vLLM's ``--otlp-traces-endpoint``) or an OpenTelemetry
+Collector's OTLP/HTTP exporter points here. The body is an ``ExportTraceServiceRequest``
+in protobuf (``application/x-protobuf``) or OTLP/JSON (``application/json``), plain,
+gzip or deflate. Each GenAI request span becomes one completion record (attributes
+mapped by ``ServingConfig.otlp``) and goes the way of ``POST /v1/completions``: the same
+validation, the same group-committed store ingest (idempotent by ``request_id``) and the
+same drift feed. Other spans are ignored and counted. The answer is an
+``ExportTraceServiceResponse`` in the request's encoding; its ``partial_success`` names
+each rejected span and why, while the valid spans of the batch are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from starlette.responses import Response
+
+from core import StoreError
+from serving._drift import wake_drift
+from serving._ingest import report_of
+from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
+from serving.otlp import (
+    JSON,
+    PROTOBUF,
+    OtlpBodyError,
+    OtlpTooLargeError,
+    count_spans,
+    decode_batch,
+    error_message,
+    export_response,
+    status_response,
+)
+
+router = APIRouter(prefix="/v1", tags=["traces"])
+
+#: The ``source`` label stored with records that arrive as spans.
+SOURCE = "otlp"
+
+_STATUS = {"schema": {"type": "object", "description": "A google.rpc.Status."}}
+_FAILED = {"content": {JSON: _STATUS, PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            JSON: {"schema": {"type": "object", "description": "OTLP/JSON request."}},
+        },
+    }
+}
+
+
+@router.post(
+    "/traces",
+    dependencies=[RequireToken],
+    openapi_extra=_BODY,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "ExportTraceServiceResponse (partial_success names rejected spans).",
+            "content": {
+                JSON: {"schema": {"type": "object"}},
+                PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        400: {"description": "The body cannot be decoded.", **_FAILED},
+        401: {"description": "Missing or wrong bearer token (when one is configured)."},
+        413: {
+            "description": "Too large a body, or more GenAI spans than the batch limit.",
+            **_FAILED,
+        },
+        415: {"description": "Not protobuf or JSON, or an unknown Content-Encoding.", **_FAILED},
+        503: {"description": "The feature store could not store the spans (none were).", **_FAILED},
+    },
+)
+async def post_traces(
+    writer: CompletionWriterDep, config: ConfigDep, metrics: MetricsDep, request: Request
+) -> Response:
+    """Store the GenAI request spans of an OTLP export as completions (idempotent).
+
+    Protobuf or OTLP/JSON by ``Content-Type``; gzip or deflate by ``Content-Encoding``.
+    """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in (PROTOBUF, JSON):
+        reason = f"Content-Type {media or '(none)'!r}: send {PROTOBUF} or {JSON}"
+        return status_response(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, reason, as_json=True)
+    as_json = media == JSON
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    try:
+        batch = await asyncio.to_thread(
+            decode_batch,
+            body,
+            encoding,
+            as_json=as_json,
+            mapping=config.otlp,
+            limit=config.max_body_bytes,
+        )
+    except OtlpBodyError as exc:
+        return status_response(status.HTTP_400_BAD_REQUEST, str(exc), as_json=as_json)
+    except OtlpTooLargeError as exc:
+        return status_response(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), as_json=as_json)
+    except ValueError as exc:  # an unknown Content-Encoding
+        return status_response(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc), as_json=as_json)
+    n = len(batch.rows)
+    if n > config.max_batch_items:
+        reason = f"{n} GenAI spans in one export; the limit is {config.max_batch_items}"
+        return status_response(status.HTTP_413_CONTENT_TOO_LARGE, reason, as_json=as_json)
+    try:
+        outcomes: list[Any] = await writer.submit(SOURCE, batch.rows, SOURCE) if n else []
+    except StoreError as exc:
+        reason = f"nothing was stored, retry later: {exc}"
+        return status_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            reason,
+            as_json=as_json,
+            headers={"Retry-After": "1"},
+        )
+    report = report_of(outcomes)
+    if report.accepted:
+        wake_drift(request.app)  # the ingest put what it stored in the drift inbox
+    rejected = [*batch.rejected, *(batch.describe(r) for r in report.rejected)]
+    metrics.completions_accepted.inc(report.accepted)
+    metrics.completions_duplicates.inc(report.duplicates)
+    metrics.completions_rejected.inc(len(report.rejected))
+    count_spans(
+        metrics.registry,
+        accepted=report.accepted,
+        duplicates=report.duplicates,
+        rejected=len(rejected),
+        ignored=batch.ignored,
+    )
+    message = error_message(rejected) if rejected else ""
+    return export_response(len(rejected), message, as_json=as_json)
