@@ -1,17 +1,25 @@
-"""``tailcast simulate``: replay a real trace through a router and a scaler."""
+"""``tailcast simulate``: replay a real trace through a router and a scaler.
+
+The command parses its options into a :class:`pipelines.simulate.SimulationRequest`,
+runs :func:`pipelines.simulate.run` under a progress bar and renders the
+:class:`pipelines.simulate.SimulationResult` (a table, or ``--json``).
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from core import Settings, TailcastError
 from pipelines.cli import _simulate_capacity as capacity
 from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from pipelines.simulate import SimulationRequest, SimulationResult
 
 ROUTER_NAMES = (
     "random",
@@ -27,7 +35,84 @@ PERCENTILE_MODES = ("shared", "independent")
 ARRIVAL_MODELS = ("auto", "poisson", "renewal")
 """Names the CLI checks before importing the policies (numpy-free start; a test keeps them
 equal to ``scheduler_hooks``' own)."""
-FORECAST_POLICIES = {"predicted_mean", "tail_aware", "forecast"}
+
+_O = typer.Option
+Trace = Annotated[Path, _O("--trace", exists=True, dir_okay=False, help="Trace file to replay.")]
+Cluster = Annotated[str, _O("--cluster", help="Replicas per device type, e.g. a100:4,h100:2.")]
+Fmt = Annotated[str, _O("--format", "-f", help="azure, mooncake, minisweagent or auto.")]
+Router = Annotated[str, _O("--router", help="Routing policy.")]
+Scaler = Annotated[str, _O("--scaler", help="Scaling policy.")]
+Load = Annotated[float, _O("--load", min=0.01, help="Offered load as a fraction of capacity.")]
+Seed = Annotated[int, _O("--seed", help="Seed of every random choice.")]
+Slots = Annotated[int, _O("--slots", help="Requests a replica serves at once (1,2,4,...,64).")]
+Slo = Annotated[
+    float | None, _O("--slo", help="Latency SLO, s (default 5 x median fastest service time).")
+]
+Quantile = Annotated[float, _O("--quantile", help="Level tail_aware minimises.")]
+Percentiles = Annotated[
+    str,
+    _O(
+        "--percentiles",
+        help="tail_aware's draws: shared (one percentile per draw for every request) "
+        "or independent.",
+    ),
+]
+Arrivals = Annotated[
+    str,
+    _O(
+        "--arrivals",
+        help="The forecast scaler's arrival model: poisson (bursts at exponential gaps), "
+        "renewal (gaps resampled from recent ones; for regular bursts) or auto "
+        "(renewal while recent gaps are regular).",
+    ),
+]
+Samples = Annotated[int, _O("--samples", min=16, help="Monte Carlo draws.")]
+Limit = Annotated[int | None, _O("--limit", min=1, help="Simulate at most this many requests.")]
+TrainFraction = Annotated[
+    float, _O("--train-fraction", help="Leading share of a trace that trains.")
+]
+Trials = Annotated[int, _O("--trials", min=1, help="Optuna trials.")]
+ColdStart = Annotated[float, _O("--cold-start", help="Scale-up delay, s.")]
+MaxReplicas = Annotated[int | None, _O("--max-replicas", help="Replica budget of scalers.")]
+Plot = Annotated[Path | None, _O("--plot", help="Latency-over-time PNG (default under home).")]
+ScaleDevice = Annotated[
+    str | None,
+    _O("--scale-device", help="Device type scale-ups add (default: cluster's first)."),
+]
+LossAt = Annotated[
+    float | None,
+    _O("--loss-at", help="Simulated second capacity is lost at (default: no loss)."),
+]
+LossFraction = Annotated[
+    float,
+    _O(
+        "--loss-fraction",
+        help="In (0, 1): degrade: speed lost by the pool; slow/remove: replicas hit.",
+    ),
+]
+LossKind = Annotated[
+    str, _O("--loss-kind", help="degrade, slow (hit replicas at 25% speed) or remove.")
+]
+LossDevices = Annotated[
+    str | None, _O("--loss-devices", help="Device types a degrade hits, e.g. a100 (all).")
+]
+DriftRetrain = Annotated[
+    bool,
+    _O(
+        "--drift-retrain/--no-drift-retrain",
+        help="Recalibrate forecasts when the drift monitor alarms.",
+    ),
+]
+DeviceData = Annotated[
+    Path | None,
+    _O(
+        "--device-data",
+        envvar="TAILCAST_DEVICE_DATA",
+        dir_okay=False,
+        help="splitwise_perf_model.csv of the device measurements (default: the public "
+        "data beside a source checkout).",
+    ),
+]
 
 
 def _check(name: str, value: str, known: tuple[str, ...], what: str = "policy") -> None:
@@ -36,96 +121,32 @@ def _check(name: str, value: str, known: tuple[str, ...], what: str = "policy") 
 
 
 def simulate(
-    trace: Annotated[
-        Path, typer.Option("--trace", exists=True, dir_okay=False, help="Trace file to replay.")
-    ],
-    cluster: Annotated[
-        str, typer.Option("--cluster", help="Replicas per device type, e.g. a100:4,h100:2.")
-    ],
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="azure, mooncake, minisweagent or auto.")
-    ] = "auto",
-    router: Annotated[str, typer.Option("--router", help="Routing policy.")] = "tail_aware",
-    scaler: Annotated[str, typer.Option("--scaler", help="Scaling policy.")] = "none",
-    load: Annotated[
-        float, typer.Option("--load", min=0.01, help="Offered load as a fraction of capacity.")
-    ] = 0.8,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
-    slots: Annotated[
-        int, typer.Option("--slots", help="Requests a replica serves at once (1,2,4,...,64).")
-    ] = 1,
-    slo: Annotated[
-        float | None,
-        typer.Option("--slo", help="Latency SLO, s (default 5 x median fastest service time)."),
-    ] = None,
-    quantile: Annotated[
-        float, typer.Option("--quantile", help="Level tail_aware minimises.")
-    ] = 0.95,
-    percentiles: Annotated[
-        str,
-        typer.Option(
-            "--percentiles",
-            help="tail_aware's draws: shared (one percentile per draw for every request) "
-            "or independent.",
-        ),
-    ] = "shared",
-    arrivals: Annotated[
-        str,
-        typer.Option(
-            "--arrivals",
-            help="The forecast scaler's arrival model: poisson (bursts at exponential gaps), "
-            "renewal (gaps resampled from recent ones; for regular bursts) or auto "
-            "(renewal while recent gaps are regular).",
-        ),
-    ] = "auto",
-    samples: Annotated[int, typer.Option("--samples", min=16, help="Monte Carlo draws.")] = 256,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Simulate at most this many requests.")
-    ] = None,
-    train_fraction: Annotated[
-        float,
-        typer.Option("--train-fraction", help="Leading share of a trace that trains."),
-    ] = 0.4,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials.")] = 2,
-    cold_start: Annotated[float, typer.Option("--cold-start", help="Scale-up delay, s.")] = 60.0,
-    max_replicas: Annotated[
-        int | None, typer.Option("--max-replicas", help="Replica budget of scalers.")
-    ] = None,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Latency-over-time PNG (default under home).")
-    ] = None,
-    scale_device: Annotated[
-        str | None,
-        typer.Option(
-            "--scale-device", help="Device type scale-ups add (default: cluster's first)."
-        ),
-    ] = None,
-    loss_at: Annotated[
-        float | None,
-        typer.Option("--loss-at", help="Simulated second capacity is lost at (default: no loss)."),
-    ] = None,
-    loss_fraction: Annotated[
-        float,
-        typer.Option(
-            "--loss-fraction",
-            help="In (0, 1): degrade: speed lost by the pool; slow/remove: replicas hit.",
-        ),
-    ] = 0.71,
-    loss_kind: Annotated[
-        str,
-        typer.Option("--loss-kind", help="degrade, slow (hit replicas at 25% speed) or remove."),
-    ] = "degrade",
-    loss_devices: Annotated[
-        str | None,
-        typer.Option("--loss-devices", help="Device types a degrade hits, e.g. a100 (all)."),
-    ] = None,
-    drift_retrain: Annotated[
-        bool,
-        typer.Option(
-            "--drift-retrain/--no-drift-retrain",
-            help="Recalibrate forecasts when the drift monitor alarms.",
-        ),
-    ] = False,
+    trace: Trace,
+    cluster: Cluster,
+    fmt: Fmt = "auto",
+    router: Router = "tail_aware",
+    scaler: Scaler = "none",
+    load: Load = 0.8,
+    seed: Seed = 0,
+    slots: Slots = 1,
+    slo: Slo = None,
+    quantile: Quantile = 0.95,
+    percentiles: Percentiles = "shared",
+    arrivals: Arrivals = "auto",
+    samples: Samples = 256,
+    limit: Limit = None,
+    train_fraction: TrainFraction = 0.4,
+    trials: Trials = 2,
+    cold_start: ColdStart = 60.0,
+    max_replicas: MaxReplicas = None,
+    plot: Plot = None,
+    scale_device: ScaleDevice = None,
+    loss_at: LossAt = None,
+    loss_fraction: LossFraction = 0.71,
+    loss_kind: LossKind = "degrade",
+    loss_devices: LossDevices = None,
+    drift_retrain: DriftRetrain = False,
+    device_data: DeviceData = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay a trace on a simulated heterogeneous cluster; print latency, SLO, cost.
@@ -139,109 +160,69 @@ def simulate(
     _check("scaler", scaler, SCALER_NAMES)
     _check("percentiles", percentiles, PERCENTILE_MODES, "mode")
     _check("arrivals", arrivals, ARRIVAL_MODELS, "arrival model")
-    from feature_store.importers import detect_format
     from pipelines import simulate as job
-    from scheduler_hooks.sim import SimConfig, parse_cluster
 
-    loss = capacity.LossOptions(loss_at, loss_fraction, loss_kind, loss_devices, drift_retrain)
+    loss = job.LossSpec(
+        at_s=loss_at,
+        fraction=loss_fraction,
+        kind=loss_kind,
+        devices=loss_devices,
+        retrain=drift_retrain,
+    )
+    request = job.SimulationRequest(
+        trace=trace,
+        cluster=cluster,
+        fmt=fmt,
+        router=router,
+        scaler=scaler,
+        load=load,
+        seed=seed,
+        slots=slots,
+        slo_s=slo,
+        quantile=quantile,
+        percentiles=percentiles,
+        arrivals=arrivals,
+        samples=samples,
+        limit=limit,
+        train_fraction=train_fraction,
+        trials=trials,
+        cold_start_s=cold_start,
+        max_replicas=max_replicas,
+        scale_device=scale_device,
+        loss=loss,
+        device_data=device_data,
+        home=Settings().home,
+        plot=plot,
+    )
+    _render(_run(request, hidden=as_json), as_json=as_json)
 
-    settings = Settings()
-    started = time.perf_counter()
-    try:
-        kind = detect_format(trace) if fmt == "auto" else fmt
-        spec = parse_cluster(cluster)
-        devices = tuple(dict.fromkeys(name for name, _ in spec))
-        scale_to = capacity.scale_device(scale_device, tuple(job.HARDWARE))
-        forecasts = bool({router, scaler} & FORECAST_POLICIES)
-        event = capacity.loss_event(loss, devices, forecasts, router, scaler)
-        devices = tuple(dict.fromkeys((*devices, scale_to or devices[0])))
-        data = job.load_trace(trace, kind, train_fraction)
-        work = job.service_times(data, devices, slots=slots, seed=seed)
-    except (TailcastError, ValueError, OSError) as exc:
-        fail(str(exc))
-    with progress_bar(hidden=as_json) as bar:
-        if forecasts:
-            task = bar.add_task("train predictor", total=trials)
-            out = job.cache_dir(settings.home, trace, kind, devices, slots, seed)
-            try:
-                predictor = job.train_forecaster(
-                    data,
-                    work,
-                    devices,
-                    out,
-                    seed=seed,
-                    trials=trials,
-                    on_trial=lambda _: bar.advance(task),
-                )
-            except (TailcastError, ValueError, RuntimeError) as exc:
-                fail(f"training the predictor failed: {exc}")
-            bar.update(task, completed=trials)
-            quantiles, levels = job.forecast_table(predictor, data, devices), predictor.spec.levels
-        else:  # policies without forecasts: a placeholder grid the book never reads
-            quantiles, levels = job.placeholder_forecasts(work)
-        config = SimConfig(
-            cluster=spec, slots=slots, cold_start_s=cold_start, seed=seed, scale_device=scale_to
-        )
-        scenario = job.build_scenario(
-            data, work, quantiles, levels, config, devices, load, slo, limit
-        )
-        sim_task = bar.add_task(f"simulate {router}", total=scenario.workload.n)
-        scaling: dict[str, Any] = {
-            "min_replicas": 1,
-            "max_replicas": max_replicas or 4 * sum(c for _, c in spec),
-            "horizon_s": cold_start,  # the forecast scaler looks ahead over the cold start
-            "arrival_model": arrivals,
-        }
-        extra: dict[str, Any] = {}
+
+def _run(request: SimulationRequest, *, hidden: bool) -> SimulationResult:
+    """Run the job under a progress bar (one task per phase); failures exit with 2."""
+    from pipelines import simulate as job
+
+    with progress_bar(hidden=hidden) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
         try:
-            if loss.active:
-                result, extra = capacity.run(
-                    scenario,
-                    event,
-                    loss.retrain,
-                    router=router,
-                    scaler=scaler,
-                    scaler_options=scaling,
-                    seed=seed,
-                    quantile=quantile,
-                    percentiles=percentiles,
-                    samples=samples,
-                    progress=lambda done: bar.update(sim_task, completed=done),
-                )
-            else:
-                result = job.run_policy(
-                    scenario,
-                    router,
-                    scaler,
-                    seed=seed,
-                    quantile=quantile,
-                    percentiles=percentiles,
-                    samples=samples,
-                    scaler_options=scaling,
-                    progress=lambda done: bar.update(sim_task, completed=done),
-                )
-        except ValueError as exc:
+            return job.run(request, progress=progress)
+        except (TailcastError, ValueError, RuntimeError, OSError) as exc:
             fail(str(exc))
-        bar.update(sim_task, completed=scenario.workload.n)
-    summary = result.summary(scenario.slo_s)
-    png = plot or settings.home / "simulate" / f"{trace.stem}-{router}-{scaler}.png"
-    job.latency_plot({f"{router}/{scaler}": result}, png)
-    document = {
-        **{k: round(v, 4) for k, v in summary.items()},
-        "router": router,
-        "scaler": scaler,
-        "load": load,
-        "capacity_rps": round(scenario.capacity_rps, 4),
-        "cluster": cluster,
-        "format": kind,
-        "plot": str(png),
-        **extra,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+
+
+def _render(outcome: SimulationResult, *, as_json: bool) -> None:
+    """Print the result: the JSON document, or a table (and the capacity-loss table)."""
     if as_json:
-        print_json(document)
+        print_json(outcome.as_json())
         return
-    table = Table(title=f"{trace.name}: {router} / {scaler}, load {load:g}, {cluster}")
+    req, summary = outcome.request, outcome.summary
+    title = f"{req.trace.name}: {req.router} / {req.scaler}, load {req.load:g}, {req.cluster}"
+    table = Table(title=title)
     for col in ("P50 s", "P95 s", "P99 s", "SLO s", "SLO attainment", "replica-seconds"):
         table.add_column(col, justify="right")
     table.add_row(
@@ -253,6 +234,6 @@ def simulate(
         f"{summary['replica_seconds']:,.0f}",
     )
     console.print(table)
-    if extra:
-        capacity.print_table(extra)
-    console.print(f"{int(summary['requests']):,} requests; latency plot: {png}")
+    if outcome.extra:
+        capacity.print_table(outcome.extra)
+    console.print(f"{int(summary['requests']):,} requests; latency plot: {outcome.plot}")
