@@ -21,12 +21,12 @@ from core.workflow._compose import (
     sum_of_p90,
 )
 from core.workflow._count import CallCountModel, unit_rows
-from core.workflow._model import (
+from core.workflow._model import WorkflowModel
+from core.workflow._spec import (
     COUNT_TEXT,
     ENDPOINT_COLUMNS,
     WORKFLOWS_DIR,
     LatencyTables,
-    WorkflowModel,
     WorkflowSpec,
     bundle_versions,
     normal_cdf,
