@@ -91,7 +91,7 @@ class OtlpMapping:
     num_running: tuple[str, ...] = ("tailcast.num_running",)
     num_waiting: tuple[str, ...] = ("tailcast.num_waiting",)
     kv_cache_util: tuple[str, ...] = ("tailcast.kv_cache_util",)
-    workflow_id: tuple[str, ...] = ("tailcast.workflow_id", "gen_ai.conversation.id")
+    workflow_id: tuple[str, ...] = ("tailcast.workflow_id",)
     step: tuple[str, ...] = ("tailcast.step",)
     operations: tuple[str, ...] = ("chat", "text_completion", "generate_content")
     default_device: str | None = None
