@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "drift": ("drift", bench_drift.run),
     "capacity": ("capacity", lambda: __import__("benchmarks.bench_capacity").bench_capacity.run()),
     "fuzz": ("fuzz", lambda: __import__("benchmarks.bench_fuzz").bench_fuzz.run()),
+    "otlp": ("otlp", lambda: __import__("benchmarks.bench_otlp").bench_otlp.run()),
 }
 DEFAULT = ("ingest", "workload", "predictor", "text")
 
