@@ -8,12 +8,9 @@ slice on) must alarm and retrain; replaying held-out tasks of the same period mu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,25 +20,29 @@ import pytest
 from core import RECORD_FIELDS
 from feature_store import DuckDBStore
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
+
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = ROOT.parent / "shared" / "data" / "agentic" / "minisweagent_calls.csv.gz"
 SHIFT = datetime(2026, 4, 11, 6, tzinfo=UTC)
 #: Keep the test fast: one trial, no text features.
-ENV = {"TAILCAST_RETRAIN_TEXT_KINDS": '["none"]'}
+TEXT_KINDS = '["none"]'
 
 
-def tailcast(*args: str, home: Path) -> dict[str, Any]:
-    user = home / "user-home"  # the user's configuration, which a replay must not touch
-    env = {
-        **os.environ,
-        **ENV,
-        "TAILCAST_HOME": str(user),
-        "TAILCAST_STORE_PATH": str(user / "store.duckdb"),
-        "TAILCAST_MLFLOW_TRACKING_URI": f"sqlite:///{user / 'mlflow.db'}",
-    }
-    out = subprocess.run(
-        [str(TAILCAST), *args, "--json"], capture_output=True, text=True, env=env, timeout=900
+def replay_json(*args: str, home: Path) -> dict[str, Any]:
+    """``tailcast *args --json`` with a user configuration the replay must not touch."""
+    user = home / "user-home"
+    out = tailcast(
+        *args,
+        "--json",
+        home=user,
+        timeout=900.0,
+        TAILCAST_STORE_PATH=str(user / "store.duckdb"),
+        TAILCAST_MLFLOW_TRACKING_URI=f"sqlite:///{user / 'mlflow.db'}",
+        TAILCAST_RETRAIN_TEXT_KINDS=TEXT_KINDS,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout)
@@ -78,7 +79,7 @@ def test_injected_slowdown_alarms_and_retrains(early: pa.Table, tmp_path: Path) 
     )
     data = early.set_column(early.column_names.index("latency_s"), "latency_s", latency)
     path = _write(data, tmp_path / "slowed.parquet")
-    result = tailcast(
+    result = replay_json(
         "drift", "replay", "--served-model", "deepseek-chat", "--data", str(path),
         "--train-before", middle.isoformat(), "--features", "static", "--retrain",
         "--trials", "1", "--plot", str(tmp_path / "coverage.png"), home=tmp_path,
@@ -118,7 +119,7 @@ def test_same_period_held_out_tasks_raise_no_alarm(early: pa.Table, tmp_path: Pa
     is_held = pc.is_in(tasks, pa.array(held))
     train = _write(early.filter(pc.invert(is_held)), tmp_path / "train.parquet")
     replayed = _write(early.filter(is_held), tmp_path / "held.parquet")
-    result = tailcast(
+    result = replay_json(
         "drift", "replay", "--served-model", "deepseek-chat", "--data", str(replayed),
         "--train-data", str(train), "--features", "static", "--trials", "1", home=tmp_path,
     )  # fmt: skip

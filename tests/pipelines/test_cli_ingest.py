@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
-TAILCAST = Path(sys.executable).parent / "tailcast"
 
 HEADER = "request_id,served_model,device,submitted_at,prompt,latency_s,output_tokens\n"
 GOOD = [
@@ -22,13 +23,6 @@ GOOD = [
     "a2,m,h100,2024-01-01T00:00:05Z,,2.5,20\n",
     "a3,m,h100,1704067210,short,0.5,3\n",
 ]
-
-
-def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAILCAST_HOME": str(home)}
-    return subprocess.run(
-        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=300
-    )
 
 
 def ingest_json(path: Path, home: Path, *extra: str) -> dict[str, Any]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,15 +14,10 @@ from core import Settings
 from core.predictor import Predictor, PredictorSpec
 from registry import MLflowRegistry
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
-
-
-def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILCAST_", "MLFLOW_"))}
-    env["TAILCAST_HOME"] = str(home)
-    return subprocess.run(
-        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=120, cwd=home
-    )
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "head_W": rng.normal(size=(4, 3)),
         "head_b": rng.normal(size=3),
     }
-    uri = Settings(home=home).mlflow_tracking_uri
+    uri = Settings(home=home, cwd=home).mlflow_tracking_uri
     assert uri is not None
     MLflowRegistry(uri).log_training(
         "m",
@@ -61,7 +54,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_list_shows_the_registered_version(home: Path) -> None:
-    res = tailcast("models", "list", "--json", home=home)
+    res = tailcast("models", "list", "--json", home=home, cwd=home)
     assert res.returncode == 0, res.stderr
     versions = json.loads(res.stdout)["versions"]
     assert [(v["name"], v["served_model"], v["version"]) for v in versions] == [
@@ -69,11 +62,11 @@ def test_list_shows_the_registered_version(home: Path) -> None:
     ]
     assert "challenger" in versions[0]["aliases"]
     assert versions[0]["mean_pinball"] == 0.25
-    table = tailcast("models", "list", "--served-model", "m", home=home)
+    table = tailcast("models", "list", "--served-model", "m", home=home, cwd=home)
     assert table.returncode == 0, table.stderr
     assert "tailcast-m" in table.stderr
     assert "challenger" in table.stderr
-    none = tailcast("models", "list", "--served-model", "nope", "--json", home=home)
+    none = tailcast("models", "list", "--served-model", "nope", "--json", home=home, cwd=home)
     assert json.loads(none.stdout)["versions"] == []
 
 
@@ -85,14 +78,20 @@ def test_promote_sets_champion(home: Path) -> None:
     doc = json.loads(res.stdout)
     assert (doc["name"], doc["version"], doc["alias"]) == ("tailcast-m", 1, "champion")
     assert doc["aliases"] == ["challenger", "champion"]
-    listed = json.loads(tailcast("models", "list", "--json", home=home).stdout)["versions"]
+    listed = json.loads(tailcast("models", "list", "--json", home=home, cwd=home).stdout)[
+        "versions"
+    ]
     assert listed[0]["aliases"] == ["challenger", "champion"]
 
 
 def test_promote_unknown_version_or_model_exits_2(home: Path) -> None:
-    res = tailcast("models", "promote", "--served-model", "m", "--version", "42", home=home)
+    res = tailcast(
+        "models", "promote", "--served-model", "m", "--version", "42", home=home, cwd=home
+    )
     assert res.returncode == 2
     assert "tailcast-m has no version 42" in res.stderr
-    res = tailcast("models", "promote", "--served-model", "ghost", "--version", "1", home=home)
+    res = tailcast(
+        "models", "promote", "--served-model", "ghost", "--version", "1", home=home, cwd=home
+    )
     assert res.returncode == 2
     assert "no registered model tailcast-ghost" in res.stderr

@@ -7,21 +7,17 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
-
-
-def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAILCAST_HOME": str(home)}
-    return subprocess.run(
-        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=300
-    )
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import TAILCAST, clean_env, tailcast
+else:
+    from tests.pipelines._cli import TAILCAST, clean_env, tailcast
 
 
 def test_demo_data_is_reproducible_and_ingestible(tmp_path: Path) -> None:
@@ -55,7 +51,7 @@ def test_run_serves_a_ready_api_once_the_first_champion_is_trained(tmp_path: Pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    env = {**os.environ, "TAILCAST_HOME": str(tmp_path), "TAILCAST_PORT": str(port)}
+    env = clean_env(tmp_path, TAILCAST_PORT=str(port))
     proc = subprocess.Popen(
         [str(TAILCAST), "run", "--records", "3000", "--trials", "1"],
         stdout=subprocess.PIPE,

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 KEYS = {"p50", "p95", "p99", "slo_attainment", "replica_seconds"}
 
 
-def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAILCAST_HOME": str(home)}
-    return subprocess.run(
-        [str(TAILCAST), "simulate", *args], capture_output=True, text=True, env=env, timeout=900
-    )
+def simulate_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``tailcast simulate *args`` (15 minutes at most: training included)."""
+    return tailcast("simulate", *args, home=home, timeout=900.0)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def azure_slice(tmp_path: Path) -> Path:
 
 def run_json(trace: Path, home: Path, *extra: str) -> dict[str, Any]:
     base = ["--trace", str(trace), "--format", "azure", "--cluster", "a100:2,h100:1"]
-    out = tailcast(*base, "--load", "0.8", "--seed", "0", "--json", *extra, home=home)
+    out = simulate_cli(*base, "--load", "0.8", "--seed", "0", "--json", *extra, home=home)
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout)
     return result
@@ -69,20 +69,20 @@ def test_simulate_prints_latency_slo_and_cost(azure_slice: Path, tmp_path: Path)
 @pytest.mark.shared_data
 def test_simulate_names_bad_input(azure_slice: Path, tmp_path: Path) -> None:
     args = ["--trace", str(azure_slice), "--format", "azure"]
-    out = tailcast(*args, "--cluster", "a100:2", "--router", "fastest", home=tmp_path)
+    out = simulate_cli(*args, "--cluster", "a100:2", "--router", "fastest", home=tmp_path)
     assert out.returncode == 2
     assert "--router 'fastest'" in out.stderr
     assert "tail_aware" in out.stderr
-    out = tailcast(*args, "--cluster", "a100=2", "--router", "po2", home=tmp_path)
+    out = simulate_cli(*args, "--cluster", "a100=2", "--router", "po2", home=tmp_path)
     assert out.returncode == 2
     assert "bad cluster part 'a100=2'" in out.stderr
-    out = tailcast(*args, "--cluster", "tpu:2", "--router", "po2", home=tmp_path)
+    out = simulate_cli(*args, "--cluster", "tpu:2", "--router", "po2", home=tmp_path)
     assert out.returncode == 2
     assert "no measurements for device 'tpu'" in out.stderr
-    out = tailcast(*args, "--cluster", "a100:2", "--percentiles", "comonotone", home=tmp_path)
+    out = simulate_cli(*args, "--cluster", "a100:2", "--percentiles", "comonotone", home=tmp_path)
     assert out.returncode == 2
     assert "--percentiles 'comonotone' is not a known mode" in out.stderr
-    out = tailcast(*args, "--cluster", "a100:2", "--arrivals", "hawkes", home=tmp_path)
+    out = simulate_cli(*args, "--cluster", "a100:2", "--arrivals", "hawkes", home=tmp_path)
     assert out.returncode == 2
     assert "--arrivals 'hawkes' is not a known arrival model" in out.stderr
 
@@ -137,7 +137,9 @@ def test_simulate_capacity_loss_raises_the_late_tail(azure_slice: Path, tmp_path
         assert isinstance(lost["alarms"], int)
         assert lost["alarms"] >= 0
     base = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2,h100:1"]
-    table = tailcast(*base, *args, "--loss-at", "300", "--plot", str(tmp_path / "t.png"), home=home)
+    table = simulate_cli(
+        *base, *args, "--loss-at", "300", "--plot", str(tmp_path / "t.png"), home=home
+    )
     assert table.returncode == 0, table.stderr[-3000:]
     assert "late / pre" in table.stderr
     assert "P95 s" in table.stderr
@@ -146,7 +148,7 @@ def test_simulate_capacity_loss_raises_the_late_tail(azure_slice: Path, tmp_path
 @pytest.mark.shared_data
 def test_simulate_drift_retrain_needs_forecasts(azure_slice: Path, tmp_path: Path) -> None:
     args = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2"]
-    out = tailcast(
+    out = simulate_cli(
         *args, "--router", "round_robin", "--scaler", "none", "--drift-retrain", home=tmp_path
     )
     assert out.returncode != 0
@@ -158,18 +160,18 @@ def test_simulate_drift_retrain_needs_forecasts(azure_slice: Path, tmp_path: Pat
 @pytest.mark.shared_data
 def test_simulate_names_bad_loss_options(azure_slice: Path, tmp_path: Path) -> None:
     args = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2"]
-    out = tailcast(
+    out = simulate_cli(
         *args, "--router", "po2", "--loss-at", "100", "--loss-devices", "h100", home=tmp_path
     )
     assert out.returncode != 0
     assert "--loss-devices" in out.stderr
     assert "h100 not in the cluster" in out.stderr
-    out = tailcast(
+    out = simulate_cli(
         *args, "--router", "po2", "--loss-at", "100", "--loss-fraction", "1.5", home=tmp_path
     )
     assert out.returncode != 0
     assert "--loss-fraction" in out.stderr
-    out = tailcast(*args, "--router", "po2", "--loss-at", "-1", home=tmp_path)
+    out = simulate_cli(*args, "--router", "po2", "--loss-at", "-1", home=tmp_path)
     assert out.returncode != 0
     assert "--loss-at" in out.stderr
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
-
-
-def tailcast(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAILCAST_HOME": str(home)}
-    return subprocess.run(
-        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
 
 
 def as_json(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:

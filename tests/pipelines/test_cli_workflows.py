@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -14,15 +13,17 @@ import pytest
 from core.workflow import WorkflowModel, bundle_versions
 from training.workflow import TASKS_FILE, write_subset
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
+if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
+    from _cli import tailcast
+else:
+    from tests.pipelines._cli import tailcast
+
 AGENTIC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "agentic"
 
 
-def tailcast(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAILCAST_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "400"}
-    return subprocess.run(
-        [str(TAILCAST), *args], capture_output=True, text=True, env=env, timeout=900
-    )
+def workflows_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``tailcast *args`` with wide output (tables unwrapped) and 15 minutes at most."""
+    return tailcast(*args, home=home, timeout=900.0, COLUMNS="400")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_evaluate_workflows_json(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     train, test = dirs
     args = ["--train", str(train), "--test", str(test), "--trials", "1", "--timeout", "60"]
-    out = tailcast("evaluate-workflows", *args, "--samples", "400", "--json", home=tmp_path)
+    out = workflows_cli("evaluate-workflows", *args, "--samples", "400", "--json", home=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     comp = result["composition"]
@@ -63,7 +64,7 @@ def test_train_workflows_publishes_a_loadable_bundle(
     dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     train, _ = dirs
-    out = tailcast(
+    out = workflows_cli(
         "train-workflows", "--data", str(train), "--trials", "1", "--json", home=tmp_path
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -77,12 +78,12 @@ def test_train_workflows_publishes_a_loadable_bundle(
 
 def test_bad_dirs_name_the_file(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     train, _ = dirs
-    out = tailcast(
+    out = workflows_cli(
         "evaluate-workflows", "--train", str(train), "--test", str(tmp_path), home=tmp_path
     )
     assert out.returncode == 2
     assert "minisweagent_calls.csv.gz: no such file" in " ".join(out.stderr.split())
-    same = tailcast(
+    same = workflows_cli(
         "evaluate-workflows", "--train", str(train), "--test", str(train), home=tmp_path
     )
     assert same.returncode == 2

@@ -101,6 +101,8 @@ def test_serve_app_routed_by_tailcast(base_url: str) -> None:
         }
         config = RequestRouterConfig(**options)
         app = cast(Any, Sleeper).options(request_router_config=config).bind()
+        # Handles only: no HTTP proxy (it would bind the fixed port 8000).
+        serve.start(proxy_location="Disabled")
         handle = serve.run(app, name="tailcast-ray", route_prefix=None)
         start = time.monotonic()
         responses = []
