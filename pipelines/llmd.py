@@ -10,7 +10,8 @@ with the service. The child trains two predictors, registers them as
 ``<name>.ttft`` and ``<name>.tpot`` and promotes each one that beats its champion on
 the same held-out rows (or when there is none); the service's poller then swaps them
 in. Until both exist, the llm-d endpoints answer 503 ``Models not ready``, as llm-d's
-prediction server does.
+prediction server does. Samples flushed by ``POST /flush`` (see
+:func:`serving.compat.retained`) are neither counted nor trained on.
 """
 
 from __future__ import annotations
@@ -144,19 +145,26 @@ class LlmdRetrainer:
                 logger.exception("llm-d retrain round failed")
 
     def _samples(self) -> int:
+        """Stored samples with a TTFT, less the ones ``POST /flush`` flushed."""
+        from serving.compat import load_marks, retained
+
         assert self._service is not None
         frame = self._service.store.training_frame(
-            self.config.served_model, columns=["request_id"], require=("ttft_s",)
+            self.config.served_model, columns=["request_id", "submitted_at"], require=("ttft_s",)
         )
-        return int(frame.num_rows)
+        marks = load_marks(self.settings.home, self.config.served_model)
+        return int(retained(frame, marks).num_rows)
 
     def _export(self, path: Path) -> None:
         import pyarrow.parquet as pq
 
+        from serving.compat import load_marks, retained
+
         assert self._service is not None
         frame = self._service.store.training_frame(self.config.served_model, require=("ttft_s",))
+        marks = load_marks(self.settings.home, self.config.served_model)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(frame, path)
+        pq.write_table(retained(frame, marks), path)
 
     async def run_once(self) -> bool:
         """Retrain now if enough new samples arrived; returns whether a round ran.
@@ -167,6 +175,7 @@ class LlmdRetrainer:
         assert self._service is not None
         cfg = self.config
         n = await asyncio.to_thread(self._samples)
+        self.trained_on = min(self.trained_on, n)  # a flush forgot samples: count anew
         if n - self.trained_on < cfg.min_samples:
             return False
         path = self.settings.home / "llm-d" / f"frame-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.parquet"

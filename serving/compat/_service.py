@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, status
 
+from feature_store import RecordStore
 from serving._batcher import MicroBatcher
 from serving._models import LoadedModel, ModelTable
+from serving.compat._files import ModelFiles
 from serving.compat._mapping import EndpointLookup, predict_ms, request_columns, target_names
+from serving.compat._training import LlmdTraining, metric_lines
 from serving.compat.schemas import MODEL_TYPE, OBJECTIVE_TYPE, PredictionRequest
 
 #: llm-d's answer while no model is loaded (its ``detail`` text, status 503).
@@ -26,6 +30,9 @@ class LlmdPredictor:
         quantile: The level every ``ttft_ms``/``tpot_ms`` is read at, in (0, 1).
         endpoint: Endpoint features lookup.
         max_items: Most items the batcher runs at once.
+
+    Attributes:
+        files: The loaded champions as llm-d model files.
     """
 
     def __init__(
@@ -41,6 +48,8 @@ class LlmdPredictor:
         self.quantile = quantile
         self.ttft_name, self.tpot_name = target_names(served_model)
         self._endpoint = endpoint
+        self.files = ModelFiles()
+        self._training: LlmdTraining | None = None
         run: Callable[[Any, list[PredictionRequest]], list[tuple[float, float]]] = self._run
         self.batcher: MicroBatcher[PredictionRequest, tuple[float, float]] = MicroBatcher(
             run, max_items, name="llmd"
@@ -50,6 +59,17 @@ class LlmdPredictor:
         """The loaded TTFT and TPOT models (``None`` where missing)."""
         snapshot = self.models.snapshot()
         return snapshot.get(self.ttft_name), snapshot.get(self.tpot_name)
+
+    def training(self, store: RecordStore, home: Path) -> LlmdTraining:
+        """The stored samples of the llm-d served model (one view per service)."""
+        if self._training is None:
+            self._training = LlmdTraining(store, home, self.served_model)
+        return self._training
+
+    async def metric_text(self, store: RecordStore, home: Path) -> str:
+        """llm-d's training-server lines of ``/metrics`` (sample counts from the store)."""
+        train, test = await self.training(store, home).counts()
+        return metric_lines(MODEL_TYPE, OBJECTIVE_TYPE, self.quantile, train, test)
 
     def last_load(self) -> datetime | None:
         """When the older of the two current models was loaded (``None``: not ready)."""

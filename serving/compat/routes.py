@@ -10,10 +10,12 @@ Bulk semantics:
 
 * ``/predict/bulk/strict``: the whole body is validated first; one invalid item
   answers 422 (with its field path) and nothing is predicted.
-* ``/predict/bulk``: each item is validated on its own; valid items are predicted,
-  invalid ones get ``null`` in ``predictions`` and an entry in ``errors`` (index,
-  reason with field path, the item as sent). Only a malformed envelope (no
-  ``requests`` list, empty, more than 10,000 items) answers 422.
+* ``/predict/bulk``: each item is validated on its own and the valid ones are
+  predicted. With every item valid it answers 200. With an invalid item it answers
+  422, as llm-d does (its body is validated whole), with llm-d's ``detail`` (one
+  entry per invalid item, with its field path) *and* the valid items' answers:
+  ``predictions`` (``null`` for the invalid ones), ``errors`` (index, reason, the
+  item as sent) and the counts, so a client that reads the body loses nothing.
 """
 
 from __future__ import annotations
@@ -131,29 +133,36 @@ async def predict_bulk(request: Request) -> Response:
     valid: list[PredictionRequest] = []
     where: list[int] = []
     errors: list[dict[str, object]] = []
+    details: list[dict[str, object]] = []
     for i, raw in enumerate(body.requests):
         try:
             valid.append(PredictionRequest.model_validate(raw))
             where.append(i)
         except ValidationError as exc:
+            found = exc.errors(include_url=False, include_context=False)
             reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
-                for e in exc.errors(include_url=False)
+                f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in found
             )
             errors.append({"index": i, "error": json_safe(reason), "request": json_safe(raw)})
+            details += [
+                {"type": e["type"], "loc": ["body", "requests", i, *e["loc"]], "msg": e["msg"]}
+                for e in found
+            ]
     predictions: list[object] = [None] * len(body.requests)
     if valid:
         for i, answer in zip(where, await service.llmd.predict(valid), strict=True):
             predictions[i] = answer
     return json_response(
         {
+            **({"detail": details} if details else {}),
             "predictions": predictions,
             "errors": errors,
             "total_requests": len(body.requests),
             "successful_predictions": len(valid),
             "failed_predictions": len(errors),
             "processing_time_ms": (time.perf_counter() - start) * 1000.0,
-        }
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
     )
 
 
@@ -231,6 +240,7 @@ async def add_training_data_bulk(request: Request) -> TrainingAccepted:
             detail=f"entries[{first.index}].{first.field or ''}: {first.reason} "
             f"({len(report.rejected)} rejected, {report.accepted} stored)",
         )
+    service.llmd.training(service.store, service.settings.home).invalidate()
     service.metrics.completions_accepted.inc(report.accepted)
     service.metrics.completions_duplicates.inc(report.duplicates)
     return TrainingAccepted(

@@ -24,8 +24,11 @@ Millis = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
 
 #: Most requests in one bulk call (llm-d's limit).
 MAX_BULK = 10_000
-#: ``model_type`` tailcast reports (llm-d's are ``bayesian_ridge``/``xgboost``/``lightgbm``).
-MODEL_TYPE = "tailcast"
+#: ``model_type`` tailcast reports. llm-d's clients know ``bayesian_ridge`` (they then
+#: predict locally from ``/metrics`` coefficients), ``xgboost`` (they may fetch trees and
+#: predict locally) and ``lightgbm`` (they always call ``/predict/bulk/strict``); only
+#: the last keeps every prediction on tailcast's own predictor.
+MODEL_TYPE = "lightgbm"
 #: ``objective_type``: tailcast answers quantiles of a full distribution.
 OBJECTIVE_TYPE = "quantile"
 
@@ -186,3 +189,33 @@ class TrainingAccepted(BaseModel):
     message: str
     stored: int
     duplicates: int
+
+
+class FlushRequest(BaseModel):
+    """``POST /flush`` body (llm-d ``FlushRequest``); an empty body flushes everything.
+
+    Attributes:
+        flush_training_data: Flush the training part of the samples.
+        flush_test_data: Flush the test part.
+        flush_metrics: Clear evaluation scores (tailcast keeps none between rounds).
+        reason: Free text, echoed back.
+    """
+
+    flush_training_data: bool = Field(default=True, strict=True)
+    flush_test_data: bool = Field(default=True, strict=True)
+    flush_metrics: bool = Field(default=True, strict=True)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class FlushResponse(BaseModel):
+    """``POST /flush`` answer (llm-d ``FlushResponse``): samples flushed per part."""
+
+    success: bool
+    flushed_at: datetime
+    reason: str | None = None
+    ttft_training_samples_flushed: int
+    tpot_training_samples_flushed: int
+    ttft_test_samples_flushed: int
+    tpot_test_samples_flushed: int
+    metrics_cleared: bool
+    message: str

@@ -160,10 +160,13 @@ def test_llmd_training_data_retrain_and_predictions_over_http(base_url: str) -> 
         assert res.status_code == 422
         assert res.json()["detail"][0]["loc"] == ["body", "requests", 1, "kv_cache_percentage"]
 
-        # lenient bulk: valid ones answered in place, invalid ones reported
+        # lenient bulk: llm-d's 422, with the valid ones answered in place
         res = http.post("/predict/bulk", json={"requests": invalid})
-        assert res.status_code == 200, res.text
+        assert res.status_code == 422, res.text
         lenient = res.json()
+        assert [d["loc"] for d in lenient["detail"]] == [
+            ["body", "requests", 1, "kv_cache_percentage"]
+        ]
         assert lenient["predictions"][1] is None
         assert lenient["predictions"][0]["ttft_ms"] == out["predictions"][0]["ttft_ms"]
         assert (lenient["successful_predictions"], lenient["failed_predictions"]) == (2, 1)

@@ -52,13 +52,18 @@ def entry(**fields: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> MLflowRegistry:
-    """llm-d.ttft v1 and llm-d.tpot v1, both champions."""
-    reg = new_registry(tmp_path_factory.mktemp("registry"))
+def llmd_champions(root: Path) -> MLflowRegistry:
+    """A registry under ``root`` with llm-d.ttft v1 (seed 3) and llm-d.tpot v1 (seed 4)."""
+    reg = new_registry(root)
     register(reg, TTFT, seed=3)
     register(reg, TPOT, seed=4)
     return reg
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> MLflowRegistry:
+    """llm-d.ttft v1 and llm-d.tpot v1, both champions."""
+    return llmd_champions(tmp_path_factory.mktemp("registry"))
 
 
 def make_client(registry: MLflowRegistry, home: Path, served: list[str]) -> TestClient:
@@ -82,7 +87,7 @@ def test_predict_answers_each_predictors_quantile_in_ms(client: TestClient) -> N
     assert res.status_code == 200, res.text
     body = res.json()
     assert (body["model_type"], body["objective_type"], body["quantile"]) == (
-        "tailcast",
+        "lightgbm",
         "quantile",
         0.9,
     )
