@@ -51,6 +51,10 @@ class RetrainLockedError(RuntimeError):
             f"{lock_name(served_model)!r} held); try again later"
         )
 
+    def __reduce__(self) -> tuple[type[RetrainLockedError], tuple[str]]:
+        """Pickle by served model (the error crosses from a retraining child process)."""
+        return (type(self), (self.served_model,))
+
 
 @contextmanager
 def retrain_lock(store: RecordStore, served_model: str) -> Iterator[StoreLock]:

@@ -1,9 +1,11 @@
 """Drift-triggered retraining: a callback that runs :func:`pipelines.retrain.retrain`.
 
 ``tailcast serve`` passes :func:`drift_trigger` as the drift judge's ``on_retrain``;
-each granted request runs the retraining job in a background thread, at most one per
+each granted request runs the retraining job from a background thread, at most one per
 served model in this process, and none while another process holds the model's
-retrain lock in the shared store.
+retrain lock in the shared store. Without a ``store`` the job runs in a spawned child
+process (:mod:`pipelines._retrain_child`), so the service never loads the training
+stack; with one (tests, embedding) it runs in the thread on that store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Protocol
 
 from core import Settings
 from feature_store import RecordStore
+from pipelines._retrain_child import retrain_isolated
 from pipelines._retrain_lock import RetrainLockedError
 from pipelines.retrain import RetrainConfig, RetrainOutcome, retrain
 
@@ -48,32 +51,29 @@ def drift_trigger(
     Args:
         settings: Where the registry and (unless ``store`` is given) the store are.
         config: Job configuration (default: from the environment).
-        store: An open store to use, or a function returning it when a job starts (the
-            service's, which only exists once its lifespan has begun); default: open
-            the settings' store for each job (through the service brokering it when
-            one holds the DuckDB file).
+        store: An open store to use in this process, or a function returning it when
+            a job starts; default (what ``tailcast serve`` uses): each job runs in a
+            spawned child process that opens the settings' store itself (through the
+            service brokering it when one holds the DuckDB file), so the caller never
+            imports the training stack and gets the child's memory back when it ends.
         on_done: Called with (served model, outcome or exception) when a job ends.
     """
     running: set[str] = set()
     lock = threading.Lock()
 
-    def job(served_model: str) -> None:
-        from feature_store import open_store
+    def run(served_model: str) -> RetrainOutcome:
+        if store is None:
+            return retrain_isolated(served_model, settings, config)
         from registry import MLflowRegistry
 
+        registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+        shared = store() if callable(store) else store
+        return retrain(served_model, settings, shared, registry, config=config, trigger="drift")
+
+    def job(served_model: str) -> None:
         result: RetrainOutcome | BaseException
         try:
-            registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
-            if store is not None:
-                shared = store() if callable(store) else store
-                result = retrain(
-                    served_model, settings, shared, registry, config=config, trigger="drift"
-                )
-            else:
-                with open_store(settings) as own:
-                    result = retrain(
-                        served_model, settings, own, registry, config=config, trigger="drift"
-                    )
+            result = run(served_model)
         except RetrainLockedError as exc:  # another process retrains it: once is enough
             log.info("drift-triggered retraining skipped: %s", exc)
             result = exc

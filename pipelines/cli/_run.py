@@ -28,8 +28,6 @@ from pipelines.cli._common import console, fail, progress_bar
 from pipelines.cli._store import print_stats
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from feature_store import RecordStore
     from serving import ServiceState
 
@@ -213,19 +211,12 @@ def _serve(settings: Settings, missing: list[str], trials: int) -> None:
     ui = _start_mlflow_ui(settings)
     console.print(f"serving on {url} (OpenAPI: {url}/docs, readiness: {url}/readyz); Ctrl-C stops")
     hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
-    app: FastAPI | None = None
-
-    def service_store() -> RecordStore:
-        assert app is not None
-        store: RecordStore = app.state.service.store
-        return store
-
     try:
         app = create_app(
             settings,
             poll_interval_s=10.0,
             hooks=hooks,
-            on_retrain=drift_trigger(settings, store=service_store),
+            on_retrain=drift_trigger(settings),
             public_url=url,
         )
         run_uvicorn(app, settings.host, settings.port, log_level="warning", sock=sock)

@@ -17,7 +17,6 @@ from pipelines.cli._common import fail
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from feature_store import RecordStore
 
 logger = logging.getLogger(__name__)
 
@@ -177,14 +176,7 @@ def serve(
     if llmd_retrain:
         config = LlmdRetrainConfig(interval_s=llmd_interval, min_samples=llmd_min_samples)
         hooks.append(LlmdRetrainer(settings, config))
-    app: FastAPI | None = None
-
-    def service_store() -> RecordStore:
-        assert app is not None
-        store: RecordStore = app.state.service.store
-        return store
-
-    on_retrain = drift_trigger(settings, store=service_store) if drift_retrain else None
+    on_retrain = drift_trigger(settings) if drift_retrain else None
     port = settings.port if port is None else port
     sock, url = bind(host, port)
     app = create_app(
