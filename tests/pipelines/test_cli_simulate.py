@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 
+from core import InputError
+
 if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
     from _cli import tailcast
 else:
@@ -191,3 +193,49 @@ def test_simulate_passes_the_arrival_model_to_the_forecast_scaler(
         poisson["p95"],
         poisson["replica_seconds"],
     )
+
+
+@pytest.mark.shared_data
+def test_missing_device_data_is_named(azure_slice: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "splitwise_perf_model.csv"
+    args = ["--trace", str(azure_slice), "--format", "azure", "--cluster", "a100:2"]
+    out = simulate_cli(*args, "--router", "po2", "--device-data", str(missing), home=tmp_path)
+    assert out.returncode == 2
+    assert "device measurements not found" in out.stderr
+    assert "--device-data" in out.stderr
+    # the environment variable is the same setting (the helper strips inherited ones)
+    env = tailcast(
+        "simulate", *args, "--router", "po2", home=tmp_path, TAILCAST_DEVICE_DATA=str(missing)
+    )
+    assert env.returncode == 2
+    assert "device measurements not found" in env.stderr
+
+
+@pytest.mark.shared_data
+def test_run_takes_a_request_and_returns_a_result(azure_slice: Path, tmp_path: Path) -> None:
+    from pipelines import simulate as job
+
+    request = job.SimulationRequest(
+        trace=azure_slice,
+        fmt="azure",
+        cluster="a100:2,h100:1",
+        router="po2",
+        limit=120,
+        samples=16,
+        home=tmp_path,
+        device_data=job.device_data_path(),
+    )
+    phases: dict[str, tuple[int, int]] = {}
+    result = job.run(request, progress=lambda p, done, total: phases.__setitem__(p, (done, total)))
+    assert phases == {"simulate po2": (120, 120)}  # no policy reads forecasts: no training
+    assert result.summary["requests"] == 120
+    assert 0 < result.summary["p50"] <= result.summary["p95"] <= result.summary["p99"]
+    assert result.plot == tmp_path / "simulate" / "azure_slice-po2-none.png"
+    assert result.plot.read_bytes()[:4] == b"\x89PNG"
+    doc = result.as_json()
+    assert set(doc) >= KEYS | {"capacity_rps", "plot", "format", "seconds"}
+    assert doc["format"] == "azure"
+    again = job.run(request)
+    assert again.summary["p95"] == result.summary["p95"]  # same request, same numbers
+    with pytest.raises(InputError, match="--scale-device 'tpu' has no measurements"):
+        job.run(request.model_copy(update={"scale_device": "tpu"}))
