@@ -7,7 +7,7 @@ Usage::
 Prints ``path:function:lines`` for every function (or method) longer than
 ``--max-function`` lines (decorators to the last line of the body) and
 ``path:<module>:lines`` for every module longer than ``--max-module`` lines, in
-``PACKAGE`` directories (default: the project's packages). Exits 1 when anything
+``PACKAGE`` directories or files (default: the project's packages). Exits 1 when anything
 is found, so it can gate a check.
 """
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = 0
     for package in args.packages:
-        for path in sorted(Path(package).rglob("*.py")):
+        root = Path(package)
+        for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
             lines = len(path.read_text(encoding="utf-8").splitlines())
             if lines > args.max_module:
                 print(f"{path}:<module>:{lines}")
