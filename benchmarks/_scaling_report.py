@@ -122,6 +122,48 @@ def _plot(name: str, rows: list[dict[str, Any]], load: float, slo: float) -> str
     return f"![scaling {name}](benchmarks/plots/scaling_{slug}.png)"
 
 
+def _row(row: dict[str, Any]) -> str:
+    """One setting's table row (its best run, or none in range)."""
+    b = row["best"]
+    if not b:
+        return (
+            f"| {row['scaler']} | {row['label']} | none >= {LOW:.2f} | - | - | - | - "
+            f"| {row['seconds']:.0f} |"
+        )
+    return (
+        f"| {row['scaler']} | {row['label']} | {row['load']:.2f} | {b['rate_rps']:.3f} "
+        f"| {b['p95']:.2f} | {b['slo_attainment']:.1%} | {b['mean_replicas']:.2f} "
+        f"| {row['seconds']:.0f} |"
+    )
+
+
+def _verdict(base: float, fore: float, floor: float, bounds: dict[float, float]) -> str:
+    """Whether the forecast scaler sustains 1.5x the best utilisation baseline's load.
+
+    Args:
+        base: The baseline's highest load in range (0: none).
+        fore: The forecast scaler's highest load in range (0: none).
+        floor: The baseline's highest load below the range (0: none).
+        bounds: Clairvoyant bound per window length, seconds.
+    """
+    fine = bounds[min(bounds)]
+    if base:
+        verdict = "met" if fore >= 1.5 * base else "not met"
+        if fine < 1.5 * base:
+            verdict += (
+                f"; out of reach in this set-up: even the clairvoyant bound with "
+                f"{min(bounds):.0f} s windows is {fine / base:.2f}x"
+            )
+    elif floor or not fore:  # a baseline below the range, or no forecast at all
+        verdict = "met" if floor and fore >= 1.5 * floor else "not met"
+    else:
+        verdict = (
+            f"met only in the limit: the baseline sustains none of the loads tried, down to "
+            f"{BELOW[0]:g}, so any ratio is above {fore / BELOW[0]:.0f}x"
+        )
+    return verdict
+
+
 def table(
     name: str, rows: list[dict[str, Any]], clairvoyant: Callable[[str, float], float]
 ) -> tuple[str, float]:
@@ -143,42 +185,15 @@ def table(
         "| mean replicas | bisection s |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
-        b = row["best"]
-        if b:
-            lines.append(
-                f"| {row['scaler']} | {row['label']} | {row['load']:.2f} | {b['rate_rps']:.3f} "
-                f"| {b['p95']:.2f} | {b['slo_attainment']:.1%} | {b['mean_replicas']:.2f} "
-                f"| {row['seconds']:.0f} |"
-            )
-        else:
-            lines.append(
-                f"| {row['scaler']} | {row['label']} | none >= {LOW:.2f} | - | - | - | - "
-                f"| {row['seconds']:.0f} |"
-            )
+    lines += [_row(row) for row in rows]
     best = {
         kind: max((r for r in rows if r["scaler"] == kind), key=lambda r: r["load"])
         for kind in ("none", "utilization", "forecast")
     }
     util, fore, fixed = best["utilization"], best["forecast"], best["none"]
     bounds = {w: clairvoyant(name, w) for w in CLAIRVOYANT_WINDOWS}
-    fine = bounds[min(bounds)]
-
     below, floor = ("", 0.0) if util["load"] else _below_range(name, slo)
-    if util["load"]:
-        verdict = "met" if fore["load"] >= 1.5 * util["load"] else "not met"
-        if fine < 1.5 * util["load"]:
-            verdict += (
-                f"; out of reach in this set-up: even the clairvoyant bound with "
-                f"{min(bounds):.0f} s windows is {fine / util['load']:.2f}x"
-            )
-    elif floor or not fore["load"]:  # a baseline below the range, or no forecast at all
-        verdict = "met" if floor and fore["load"] >= 1.5 * floor else "not met"
-    else:
-        verdict = (
-            f"met only in the limit: the baseline sustains none of the loads tried, down to "
-            f"{BELOW[0]:g}, so any ratio is above {fore['load'] / BELOW[0]:.0f}x"
-        )
+    verdict = _verdict(util["load"], fore["load"], floor, bounds)
 
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}x" if b else f"undefined (the {util['scaler']} baseline met nothing)"
