@@ -18,8 +18,9 @@ detectors, champion versions, retraining cooldowns) is saved in the store with e
 acknowledged batch and restored by the next judge (:mod:`serving._drift_persist`).
 
 On an OOD event a drift report (evidently; reference = the champion's training data
-from the store, current = the completions judged since) is written in another
-thread, kept under ``settings.home/drift_reports`` and logged to MLflow.
+from the store, current = the completions judged since) is written by a child process
+(:mod:`serving._report_worker`: evidently never loads in the service), kept under
+``settings.home/drift_reports`` and logged to MLflow.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import request_columns
 from serving._judge import JudgeLoop
 from serving._models import LoadedModel, ModelTable
+from serving._report_worker import ReportWorker
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +139,7 @@ class DriftService:
         self._seen_max = seen_ids
         self._versions: dict[str, str] = {}
         self._report_work = ThreadPoolExecutor(1, thread_name_prefix="tailcast-drift-report")
+        self._report_worker = ReportWorker()
         self._lock = threading.Lock()
         self.observed = 0
         self.on_retrain = on_retrain
@@ -186,6 +189,7 @@ class DriftService:
         """Stop judging (the inbox keeps the rest) and delivering (the outbox keeps it)."""
         self.judge.stop()
         self._report_work.shutdown(wait=True)
+        self._report_worker.close()
         if self.deliverer is not None:
             self.deliverer.stop()
 
@@ -314,7 +318,7 @@ class DriftService:
             LookupError: When there is no champion, or too few judged completions or
                 training rows to compare (:data:`drift.reports.MIN_ROWS` in each).
         """
-        from drift.reports import NotEnoughDataError, write_report
+        from drift.reports import NotEnoughDataError
 
         model = self.models.get(served_model)
         with self._lock:
@@ -324,7 +328,7 @@ class DriftService:
         reference = reference_frame(self.store, model, reference_rows)
         current = pd.DataFrame(window)
         try:
-            info = write_report(
+            info = self._report_worker.write(  # in a child: evidently stays out of here
                 reference,
                 current,
                 self.report_dir,

@@ -1,0 +1,80 @@
+"""Drift reports built in a child process, so evidently never loads in the service.
+
+evidently is slow to import (~8 s) and large (a few hundred MiB resident, never given
+back); a service that built reports in its own process would carry that from its
+first drift event on, and each report's Python work would compete with the forecast
+path for the interpreter. :class:`ReportWorker` keeps one spawned child (started at the
+first report, reused after) that runs :func:`drift.reports.write_report`; the service
+sends it the two windows and gets the report's metadata back. A child that dies is
+replaced at the next report.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pandas as pd
+
+from core.drift import DriftReportInfo
+
+
+class ReportWorker:
+    """Writes drift reports in one child process of its own (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            return self._pool
+
+    def write(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        directory: Path,
+        served_model: str,
+        *,
+        suffix: str | None,
+        tracking_uri: str | None,
+    ) -> DriftReportInfo:
+        """:func:`drift.reports.write_report` in the child; its metadata.
+
+        Raises:
+            drift.reports.NotEnoughDataError: A window is too small (nothing written).
+            BrokenProcessPool: The child died (the next call starts a new one).
+        """
+        from drift.reports import write_report
+
+        pool = self._executor()
+        future = pool.submit(
+            write_report,
+            reference,
+            current,
+            directory,
+            served_model,
+            suffix=suffix,
+            tracking_uri=tracking_uri,
+        )
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise
+
+    def close(self) -> None:
+        """Stop the child (a report being written is abandoned)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
