@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, status
 from starlette.responses import Response
 
+from serving._openapi import INVALID_BODY, UNAUTHORIZED
 from serving._state import ServiceState
 from serving.compat._files import MODEL_NAMES, ModelFile, export_bundle
 from serving.compat.schemas import MODEL_TYPE, OBJECTIVE_TYPE, FlushRequest, FlushResponse
@@ -99,7 +100,14 @@ async def models_list(service: ServiceDep) -> dict[str, Any]:
     }
 
 
-@router.get("/model/export", responses={503: {"description": "Models are not ready."}})
+@router.get(
+    "/model/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/gzip": {}}, "description": "The seed bundle."},
+        503: {"description": "Models are not ready."},
+    },
+)
 async def model_export(service: ServiceDep) -> Response:
     """Both champions' files and a ``metadata.json`` in one ``.tar.gz`` (seed bundle)."""
     files = _files(service)
@@ -142,7 +150,14 @@ async def model_info(name: str, service: ServiceDep) -> dict[str, Any]:
     }
 
 
-@router.get("/model/{name}/download", response_class=Response, responses=_NOT_FOUND)
+@router.get(
+    "/model/{name}/download",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        **_NOT_FOUND,
+    },
+)
 async def model_download(name: str, service: ServiceDep) -> Response:
     """One model file: the champion's predictor bundle as a ``.tar.gz``."""
     found = _file(service, name)
@@ -153,7 +168,12 @@ async def model_download(name: str, service: ServiceDep) -> Response:
     )
 
 
-@router.post("/flush", dependencies=[RequireToken], response_model=FlushResponse)
+@router.post(
+    "/flush",
+    dependencies=[RequireToken],
+    response_model=FlushResponse,
+    responses={**UNAUTHORIZED, **INVALID_BODY},
+)
 async def flush(
     service: ServiceDep, body: Annotated[FlushRequest | None, Body()] = None
 ) -> FlushResponse:
