@@ -3,9 +3,12 @@
 Install with ``pip install 'tailcast[litellm]'`` and register on the SDK router::
 
     router = litellm.Router(model_list=[...])
-    router.set_custom_routing_strategy(  # ``register_plugin`` on the newest releases
-        TailcastRoutingStrategy(lambda: router.model_list, "http://tailcast:8000")
+    strategy = TailcastRoutingStrategy(
+        lambda: router.registry().all(),  # ``router.model_list`` before litellm 1.110
+        "http://tailcast:8000",
     )
+    router.register_plugin(strategy)  # ``set_custom_routing_strategy`` on older releases
+    litellm.callbacks.append(TailcastCompletionLogger("http://tailcast:8000", strategy))
 
 For a request to model group ``model``, the strategy takes the group's deployments
 (``model_name == model``), asks tailcast for the request's latency on each (device:
@@ -14,19 +17,24 @@ the default; served model: ``model_info["tailcast_served_model"]``, else the gro
 name; ``input_tokens`` estimated as prompt characters / 4; the last user message as
 the prompt), and returns the deployment with the smallest predicted P95 completion
 time, counting the requests it sent there that have not finished yet. LiteLLM does
-not tell a routing strategy when a call ends, so a request counts as in flight until
-its forecast P50 has passed, or until :meth:`TailcastRoutingStrategy.completed` is
-called (from a LiteLLM success/failure callback, when one is wired). When tailcast
-cannot answer in ``timeout_s`` the deployment with the fewest in flight is returned.
+not tell a routing strategy when a call ends: on its own, the strategy counts a
+request in flight until its forecast P50 has passed. With a
+:class:`~scheduler_hooks.litellm_callback.TailcastCompletionLogger` wired (a LiteLLM
+callback), each request counts until its success or failure is logged (matched by
+LiteLLM's ``litellm_trace_id``), at most ``stale_s``; the logger also posts every
+completion to tailcast, so the endpoint features of later forecasts see each
+deployment's observed latency. When tailcast cannot answer in ``timeout_s`` the
+deployment with the fewest in flight is returned.
 
 The base class is LiteLLM's when LiteLLM is installed; the two methods keep its
-documented signatures either way (``tests/scheduler_hooks/test_litellm.py`` checks
-them against a protocol of that interface).
+signatures either way (``tests/scheduler_hooks/test_litellm.py`` checks them against
+LiteLLM's class; ``test_litellm_router.py`` routes through a real ``litellm.Router``).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +90,16 @@ def _setting(deployment: Deployment, key: str) -> Any:
     return info.get(key, params.get(key))
 
 
+def target_of(deployment: Deployment, group: str, device: str) -> tuple[str, str]:
+    """The (served model, device) tailcast knows ``deployment`` of model group ``group`` by.
+
+    >>> target_of({"model_info": {"tailcast_device": "h100-sxm"}}, "chat", "unknown")
+    ('chat', 'h100-sxm')
+    """
+    served = _setting(deployment, "tailcast_served_model") or group
+    return str(served), str(_setting(deployment, "tailcast_device") or device)
+
+
 def deployment_id(deployment: Deployment) -> str:
     """The deployment's ``model_info.id`` (LiteLLM fills it in), else its model."""
     info = deployment.get("model_info") or {}
@@ -89,18 +107,26 @@ def deployment_id(deployment: Deployment) -> str:
     return str(info.get("id") or params.get("model") or id(deployment))
 
 
+def request_key(request_kwargs: dict[str, Any] | None) -> str:
+    """The key a request is counted under: LiteLLM's ``litellm_trace_id``, else a new id."""
+    trace = (request_kwargs or {}).get("litellm_trace_id")
+    return str(trace) if trace else uuid.uuid4().hex
+
+
 class TailcastRoutingStrategy(_Base):
     """Pick a LiteLLM deployment by predicted P95 completion time.
 
     Args:
         model_list: The router's deployments, or a callable answering them (e.g.
-            ``lambda: router.model_list``, so later changes are seen).
+            ``lambda: router.registry().all()``, so later changes are seen).
         tailcast_url: The tailcast service.
         device: Device of deployments that name none.
         quantile: The completion-time level minimised.
         slots: Requests a deployment serves at once.
         timeout_s: Longest wait for tailcast, seconds, before the fallback.
         token: tailcast bearer token, if any.
+        stale_s: Longest a request counts in flight once completions are reported
+            (:meth:`track_completions`), seconds: a lost callback is forgotten then.
         clock: Seconds now (monotonic); tests pass their own.
     """
 
@@ -114,37 +140,61 @@ class TailcastRoutingStrategy(_Base):
         slots: int = 8,
         timeout_s: float = 0.05,
         token: str | None = None,
+        stale_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._models = model_list
         self.device, self.quantile, self.slots, self.clock = device, quantile, slots, clock
         self.sync_client = TailcastClient(tailcast_url, token=token, timeout_s=timeout_s)
         self.async_client = AsyncTailcastClient(tailcast_url, token=token, timeout_s=timeout_s)
-        self.busy_until: dict[str, list[float]] = {}
+        #: Deployment id -> {request key: monotonic time it stops counting}, oldest first.
+        self.busy_until: dict[str, dict[str, float]] = {}
+        self.stale_s: float | None = None
+        self._stale_after = stale_s
         self.fallbacks = 0
+
+    def models(self) -> list[Deployment]:
+        """Every deployment of the router, now."""
+        return list(self._models() if callable(self._models) else self._models)
 
     def group(self, model: str) -> list[Deployment]:
         """Deployments of model group ``model``."""
-        models = self._models() if callable(self._models) else self._models
-        return [d for d in models if d.get("model_name") == model]
+        return [d for d in self.models() if d.get("model_name") == model]
+
+    def track_completions(self) -> None:
+        """Count each request until :meth:`completed` names it (at most ``stale_s``).
+
+        Called by :class:`~scheduler_hooks.litellm_callback.TailcastCompletionLogger`
+        when it is given this strategy; before that a request counts until its forecast
+        P50 has passed.
+        """
+        self.stale_s = self._stale_after
 
     def in_flight(self, deployment: Deployment) -> int:
-        """Requests sent to ``deployment`` whose forecast P50 has not passed yet."""
-        now = self.clock()
-        ends = [t for t in self.busy_until.get(deployment_id(deployment), []) if t > now]
-        self.busy_until[deployment_id(deployment)] = ends
-        return len(ends)
+        """Requests sent to ``deployment`` that still count (see :meth:`track_completions`)."""
+        now, key = self.clock(), deployment_id(deployment)
+        live = {r: t for r, t in self.busy_until.get(key, {}).items() if t > now}
+        self.busy_until[key] = live
+        return len(live)
 
-    def completed(self, deployment: Deployment | str) -> None:
-        """A request to ``deployment`` (or its id) finished: stop counting the oldest."""
+    def completed(self, deployment: Deployment | str, request: str | None = None) -> None:
+        """A request to ``deployment`` (or its id) finished: stop counting it.
+
+        Args:
+            deployment: The deployment, or its ``model_info.id``.
+            request: The request's key (LiteLLM's ``litellm_trace_id``); ``None``: the
+                oldest request counted there. A key no longer counted is ignored.
+        """
         key = deployment if isinstance(deployment, str) else deployment_id(deployment)
-        if self.busy_until.get(key):
-            self.busy_until[key].pop(0)
+        busy = self.busy_until.get(key)
+        if not busy:
+            return
+        busy.pop(next(iter(busy)) if request is None else request, None)
 
     def _prepare(
         self, model: str, messages: Sequence[dict[str, Any]] | None, input: Any
-    ) -> tuple[list[Deployment], list[int], list[ForecastItem]] | None:
-        """The group, its in-flight counts and the forecast items (``None``: no group)."""
+    ) -> tuple[list[Deployment], list[ForecastItem]] | None:
+        """The group and its forecast items (``None``: no group)."""
         group = self.group(model)
         if not group:
             return None
@@ -153,19 +203,20 @@ class TailcastRoutingStrategy(_Base):
         tokens = None if prompt is None else max(len(prompt) // 4, 1)
         items = [
             ForecastItem(
-                str(_setting(d, "tailcast_served_model") or model),
-                str(_setting(d, "tailcast_device") or self.device),
+                *target_of(d, model, self.device),
                 prompt=prompt,
                 input_tokens=tokens,
                 num_running=load,
             )
             for d, load in zip(group, loads, strict=True)
         ]
-        return group, loads, items
+        return group, items
 
     def _pick(
-        self, group: Sequence[Deployment], loads: Sequence[int], forecasts: list[Forecast] | None
+        self, group: Sequence[Deployment], forecasts: list[Forecast] | None, request: str
     ) -> Deployment:
+        """Choose, on the loads as they are now (concurrent picks may have added some)."""
+        loads = [self.in_flight(d) for d in group]
         if forecasts is None:
             self.fallbacks += 1
             best = min(range(len(group)), key=lambda i: (loads[i], i))
@@ -175,7 +226,9 @@ class TailcastRoutingStrategy(_Base):
             best = tail_aware_choice(GRID, rows, loads, self.slots, quantile=self.quantile)
             hold = forecasts[best].quantiles.get(0.5, forecasts[best].mean)
         chosen = group[best]
-        self.busy_until.setdefault(deployment_id(chosen), []).append(self.clock() + hold)
+        if self.stale_s is not None:
+            hold = self.stale_s
+        self.busy_until.setdefault(deployment_id(chosen), {})[request] = self.clock() + hold
         return chosen
 
     def get_available_deployment(
@@ -191,10 +244,10 @@ class TailcastRoutingStrategy(_Base):
         if ask is None:
             return None
         try:
-            forecasts: list[Forecast] | None = self.sync_client.forecasts(ask[2], GRID)
+            forecasts: list[Forecast] | None = self.sync_client.forecasts(ask[1], GRID)
         except TailcastClientError:
             forecasts = None
-        return self._pick(ask[0], ask[1], forecasts)
+        return self._pick(ask[0], forecasts, request_key(request_kwargs))
 
     async def async_get_available_deployment(
         self,
@@ -209,7 +262,7 @@ class TailcastRoutingStrategy(_Base):
         if ask is None:
             return None
         try:
-            answers: list[Forecast] | None = await self.async_client.forecasts(ask[2], GRID)
+            answers: list[Forecast] | None = await self.async_client.forecasts(ask[1], GRID)
         except TailcastClientError:
             answers = None
-        return self._pick(ask[0], ask[1], answers)
+        return self._pick(ask[0], answers, request_key(request_kwargs))
