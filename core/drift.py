@@ -267,7 +267,8 @@ class DriftReportInfo(BaseModel):
         current_rows: Rows in the current window.
         mlflow_run_id: The MLflow run it was logged to, if any.
         summary: Headline numbers, e.g. ``drift_share`` (share of drifted columns) and
-            ``pvalue:<column>`` (per-column drift test p-value).
+            one statistic per column: ``pvalue:<column>`` (a test's p-value, low means
+            drift) or ``distance:<column>`` (a distance, high means drift).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

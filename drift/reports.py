@@ -74,8 +74,22 @@ def _run(reference: pd.DataFrame, current: pd.DataFrame) -> Any:
     return report.run(reference_data=reference[cols], current_data=current[cols])
 
 
+def stat_key(method: str, column: str) -> str:
+    """Summary key of one column's drift statistic, named by what the number is.
+
+    evidently picks a test per column (by type and size): a test's p-value (low means
+    drift) is ``pvalue:<column>``; a distance (Wasserstein, Jensen-Shannon, PSI...;
+    high means drift) is ``distance:<column>``.
+
+    >>> stat_key("K-S p_value", "u"), stat_key("Wasserstein distance (normed)", "u")
+    ('pvalue:u', 'distance:u')
+    """
+    kind = "pvalue" if "p_value" in method.lower().replace("-", "_") else "distance"
+    return f"{kind}:{column}"
+
+
 def _summary(snapshot: Any) -> dict[str, float]:
-    """Headline numbers of an evidently snapshot: drift share and per-column p-values."""
+    """Headline numbers of a snapshot: drift share, each column's p-value or distance."""
     out: dict[str, float] = {}
     for metric in snapshot.dict().get("metrics", []):
         cfg, value = metric.get("config", {}), metric.get("value")
@@ -84,7 +98,7 @@ def _summary(snapshot: Any) -> dict[str, float]:
             out["drifted_columns"] = float(value.get("count", 0.0))
             out["drift_share"] = float(value.get("share", 0.0))
         elif kind.endswith("ValueDrift") and isinstance(value, int | float):
-            out[f"pvalue:{cfg.get('column')}"] = float(value)
+            out[stat_key(str(cfg.get("method", "")), str(cfg.get("column")))] = float(value)
     return out
 
 

@@ -58,6 +58,7 @@ def test_report_is_written_summarised_and_logged_to_mlflow(tmp_path: Path) -> No
     assert info.summary["drifted_columns"] == 1.0
     assert "pvalue:only_here" not in info.summary
     assert "pvalue:input_tokens_missing" not in info.summary
+    assert all(0.0 <= v <= 1.0 for k, v in info.summary.items() if k.startswith("pvalue:"))
     assert info.mlflow_run_id is not None
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(info.mlflow_run_id)
@@ -74,3 +75,14 @@ def test_build_report_contract(tmp_path: Path) -> None:
     assert out.exists()
     with pytest.raises(ValueError, match="share no column"):
         build_report(reference[["u"]], current[["only_here"]], tmp_path / "x.html")
+
+
+@pytest.mark.slow
+def test_large_windows_report_distances_not_pvalues(tmp_path: Path) -> None:
+    """Past 1,000 reference rows evidently measures numeric drift by a distance."""
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"latency_s": rng.lognormal(0.0, 1.0, 3000)})
+    current = pd.DataFrame({"latency_s": rng.lognormal(1.5, 1.0, 400)})
+    info = write_report(reference, current, tmp_path, "m")
+    assert "pvalue:latency_s" not in info.summary
+    assert info.summary["distance:latency_s"] > 0.1  # shifted by 1.5 log units: drifted
