@@ -38,40 +38,51 @@ class SpanBatch:
     """The rows of one request's GenAI spans, and what happened to the other spans.
 
     Attributes:
+        mapping: The mapping the rows were built with.
         rows: One raw completion row per GenAI request span, in body order.
-        origins: Per row: the span's label and, per field, where its value came from.
+        origins: The span of each row.
         rejected: Descriptions of spans rejected before the store saw them.
         ignored: Spans that are no GenAI request spans.
     """
 
+    mapping: OtlpMapping
     rows: list[dict[str, Any]] = field(default_factory=list)
-    origins: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    origins: list[SpanView] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
 
     def describe(self, rejection: Rejection) -> str:
-        """A store rejection of row ``rejection.index`` as text naming its span."""
-        label, sources = self.origins[rejection.index]
+        """A store rejection of row ``rejection.index`` as text naming its span and attribute."""
+        span = self.origins[rejection.index]
+        sources: dict[str, str] = {}
+        _row(span, _plan(self.mapping), self.mapping, sources)
         where = rejection.field or "record"
         source = sources.get(where)
         if source is not None:
             where = f"{where} (from {source})"
-        return f"{label}: {where}: {rejection.reason}"
+        return f"{label_of(span)}: {where}: {rejection.reason}"
+
+
+#: Per record field: its attribute keys, in priority order.
+_Plan = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _plan(mapping: OtlpMapping) -> _Plan:
+    return tuple((name, mapping.keys_of(name)) for name in MAPPED_FIELDS)
 
 
 def span_rows(spans: Sequence[SpanView], mapping: OtlpMapping) -> SpanBatch:
     """Sort ``spans`` into rows, rejections (malformed spans) and ignored spans."""
-    batch = SpanBatch()
-    markers = mapping.markers()
+    batch = SpanBatch(mapping)
+    markers, plan = mapping.markers(), _plan(mapping)
     for span in spans:
         if span.problem is not None:
             batch.rejected.append(f"{label_of(span)}: {span.problem}")
         elif not _is_request(span, markers, mapping):
             batch.ignored += 1
         else:
-            row, sources = _row(span, mapping)
-            batch.rows.append(row)
-            batch.origins.append((label_of(span), sources))
+            batch.rows.append(_row(span, plan, mapping))
+            batch.origins.append(span)
     return batch
 
 
@@ -84,30 +95,38 @@ def _is_request(span: SpanView, markers: frozenset[str], mapping: OtlpMapping) -
     return operation is None or operation in mapping.operations
 
 
-def _row(span: SpanView, mapping: OtlpMapping) -> tuple[dict[str, Any], dict[str, str]]:
-    """One raw row of ``span`` and, per field, the attribute (or span part) it came from."""
+def _row(
+    span: SpanView, plan: _Plan, mapping: OtlpMapping, sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One raw row of ``span``; fills ``sources`` (when given) with where each value came from."""
     row: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in MAPPED_FIELDS:
-        keys = mapping.keys_of(name)
+    attributes, resource = span.attributes, span.resource
+    for name, keys in plan:
         for key in keys:
-            if key in span.attributes:
-                row[name], sources[name] = span.attributes[key], key
+            if key in attributes:
+                row[name] = attributes[key]
                 break
-            if key in span.resource:
-                row[name], sources[name] = span.resource[key], f"resource {key}"
+            if key in resource:
+                row[name] = resource[key]
+                key = f"resource {key}"
                 break
         else:
-            sources[name] = " or ".join(keys) if keys else "no attribute"
+            key = " or ".join(keys) if keys else "no attribute"
+        if sources is not None:
+            sources[name] = key
     if "device" not in row and mapping.default_device is not None:
-        row["device"], sources["device"] = mapping.default_device, "default_device"
-    sources["submitted_at"] = "the span's start time"
+        row["device"] = mapping.default_device
+        if sources is not None:
+            sources["device"] = "default_device"
     if span.start_ns > 0:
         row["submitted_at"] = _time(span.start_ns)
     if "latency_s" not in row and span.start_ns > 0 and span.end_ns > 0:
         row["latency_s"] = (span.end_ns - span.start_ns) / 1e9
-        sources["latency_s"] = "the span's duration"
-    return row, sources
+        if sources is not None:
+            sources["latency_s"] = "the span's duration"
+    if sources is not None:
+        sources["submitted_at"] = "the span's start time"
+    return row
 
 
 def _time(ns: int) -> datetime | str:
