@@ -8,31 +8,24 @@ bounded by a timeout.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-TAILCAST = Path(sys.executable).parent / "tailcast"
-"""The console script of this virtual environment."""
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """This environment without ``TAILCAST_*``/``MLFLOW_*``, with ``TAILCAST_HOME=home``.
-
-    Args:
-        home: The tailcast home of the run.
-        extra: Variables to set on top (may set ``TAILCAST_*`` ones on purpose).
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILCAST_", "MLFLOW_"))}
-    env.update(TAILCAST_HOME=str(home), HF_HUB_OFFLINE="1", **extra)
-    return env
+if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
+    from _replicas import TAILCAST, clean_env
+else:
+    from tests.serving._replicas import TAILCAST, clean_env
 
 
 def tailcast(
     *args: str, home: Path, timeout: float = 600.0, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """``tailcast *args`` on ``home`` in a clean environment (see :func:`clean_env`).
+    """``tailcast *args`` on ``home`` in a clean environment.
+
+    The environment is this process's minus every ``TAILCAST_*`` and ``MLFLOW_*``
+    variable (``tests.serving._replicas.clean_env``), plus ``TAILCAST_HOME=home`` and
+    ``env``.
 
     Args:
         args: Command-line arguments.
@@ -45,7 +38,7 @@ def tailcast(
         [str(TAILCAST), *args],
         capture_output=True,
         text=True,
-        env=clean_env(home, **env),
+        env=clean_env(**{"TAILCAST_HOME": str(home), **env}),
         timeout=timeout,
         cwd=cwd,
     )

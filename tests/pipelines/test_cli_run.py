@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # mypy maps tests/pipelines/*.py to top-level modules (no __init__.py)
-    from _cli import TAILCAST, clean_env, tailcast
+    from _cli import tailcast
+    from _replicas import TAILCAST, clean_env
 else:
-    from tests.pipelines._cli import TAILCAST, clean_env, tailcast
+    from tests.pipelines._cli import tailcast
+    from tests.serving._replicas import TAILCAST, clean_env
 
 
 def test_demo_data_is_reproducible_and_ingestible(tmp_path: Path) -> None:
@@ -51,7 +53,7 @@ def test_run_serves_a_ready_api_once_the_first_champion_is_trained(tmp_path: Pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    env = clean_env(tmp_path, TAILCAST_PORT=str(port))
+    env = clean_env(TAILCAST_HOME=str(tmp_path), TAILCAST_PORT=str(port))
     proc = subprocess.Popen(
         [str(TAILCAST), "run", "--records", "3000", "--trials", "1"],
         stdout=subprocess.PIPE,
