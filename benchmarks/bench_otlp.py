@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks._serving_loadgen import cpu
 from benchmarks.bench_serving import TOKEN, _stop, start_service
 
 SPANS = 10_000
@@ -169,15 +170,18 @@ def wait_healthy(url: str, proc: Any, log: Path) -> None:
     raise RuntimeError(f"tailcast serve not healthy after {READY_TIMEOUT_S:.0f} s")
 
 
-def measure(home: Path) -> list[tuple[str, int, float, int]]:
-    """Run the phases: (phase, senders, seconds, spans stored by it)."""
+Row = tuple[str, int, float, int, float | None]
+
+
+def measure(home: Path) -> list[Row]:
+    """Run the phases: (phase, senders, seconds, spans stored, service CPU seconds)."""
     exported = make_spans(0, SPANS)
     bodies = encode(make_spans(SPANS, SPANS), BATCH)
     collector = encode(make_spans(2 * SPANS, SPANS), COLLECTOR_BATCH)
     log = home / "serve.log"
     proc, port = start_service(home, log, 3600)
     url = f"http://127.0.0.1:{port}"
-    rows = []
+    rows: list[Row] = []
     try:
         wait_healthy(url, proc, log)
         phases: list[tuple[str, Callable[[], float]]] = [
@@ -187,9 +191,12 @@ def measure(home: Path) -> list[tuple[str, int, float, int]]:
             ("resend", lambda: post(url, bodies, SENDERS)),
         ]
         for phase, send in phases:
-            before = spans_metric(url, "accepted")
+            before, (cpu_before, _) = spans_metric(url, "accepted"), cpu(proc.pid)
             seconds = send()
-            rows.append((phase, SENDERS, seconds, spans_metric(url, "accepted") - before))
+            cpu_after, _ = cpu(proc.pid)
+            used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+            new = spans_metric(url, "accepted") - before
+            rows.append((phase, SENDERS, seconds, new, used))
     finally:
         _stop(proc)
     return rows
@@ -213,15 +220,21 @@ def run() -> str:
         f"serve` (DuckDB), {SENDERS} concurrent senders; {os.cpu_count()} cores shared by "
         f"client and service; Python {sys.version.split()[0]}.",
         "",
-        "| phase | senders | seconds | spans/s | stored by the phase |",
-        "|---|---:|---:|---:|---:|",
+        "| phase | senders | seconds | spans/s | stored by the phase | service CPU s "
+        "| spans per service CPU-second |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for phase, senders, seconds, new in rows:
+    for phase, senders, seconds, new, used in rows:
         rate = SPANS / seconds
-        lines.append(f"| {phase} | {senders} | {seconds:.2f} | {rate:,.0f} | {new:,} |")
-    best = max(SPANS / s for phase, _, s, _ in rows if phase.startswith("service"))
+        per_cpu = "n/a" if not used else f"{SPANS / used:,.0f}"
+        used_s = "n/a" if used is None else f"{used:.2f}"
+        lines.append(
+            f"| {phase} | {senders} | {seconds:.2f} | {rate:,.0f} | {new:,} | {used_s} "
+            f"| {per_cpu} |"
+        )
+    best = max(SPANS / r[2] for r in rows if r[0].startswith("service"))
     expected = [SPANS, SPANS, SPANS, 0]
-    stored_ok = [new for *_, new in rows] == expected and records == 3 * SPANS
+    stored_ok = [r[3] for r in rows] == expected and records == 3 * SPANS
     lines += [
         "",
         f"Store after the run: {records:,} completions (expected {3 * SPANS:,}): "
