@@ -20,7 +20,10 @@ and posts one completion to tailcast's ``POST /v1/completions``:
 * ``input_tokens``, ``output_tokens``: the response's usage;
 * ``prompt``: the last user message, only with ``prompts=True``.
 
-A failed call only ends the request's count (its latency is not a completion's). A
+LiteLLM's callbacks are process-wide: the logger sees every call of the process (of
+any router), and LiteLLM keeps one logger per class and public settings (a second
+``TailcastCompletionLogger`` for the same service is not added). A failed call only
+ends the request's count (its latency is not a completion's). A
 callback never raises into LiteLLM: a refused record (4xx, e.g. a device name tailcast
 rejects) or an unreachable service (after ``retries``) is logged and counted
 (``rejected``, ``failed``).
@@ -87,12 +90,13 @@ class TailcastCompletionLogger(_Logger):
         prompts: bool = False,
     ) -> None:
         super().__init__()
+        self.tailcast_url = tailcast_url.rstrip("/")  # public: LiteLLM's dedup key reads it
         self.strategy = strategy
         self.device = device if strategy is None else strategy.device
         self.prompts = prompts
         headers = {} if token is None else {"authorization": f"Bearer {token}"}
         self._options: dict[str, Any] = {
-            "base_url": tailcast_url.rstrip("/"),
+            "base_url": self.tailcast_url,
             "headers": headers,
             "timeout": httpx.Timeout(timeout_s),
         }
@@ -162,6 +166,14 @@ class TailcastCompletionLogger(_Logger):
         if rejected:
             logger.warning("tailcast rejected a completion: %s", rejected)
 
+    def _body(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> dict[str, Any] | None:
+        """End the call's count; the ``POST /v1/completions`` body of its record, if any."""
+        self._finished(kwargs)
+        record = self.record(kwargs, response_obj, start_time, end_time)
+        return None if record is None else {"completions": [record]}
+
     def _dropped(self, exc: httpx.TransportError, attempt: int) -> None:
         self.last_error = repr(exc)
         if attempt == self.retries:
@@ -173,18 +185,15 @@ class TailcastCompletionLogger(_Logger):
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         """Asyncio calls: end the count, then post the completion."""
-        self._finished(kwargs)
-        record = self.record(kwargs, response_obj, start_time, end_time)
-        if record is None:
+        body = self._body(kwargs, response_obj, start_time, end_time)
+        if body is None:
             return
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:  # a client serves one loop
             self._async = (loop, httpx.AsyncClient(**self._options))
-        client = self._async[1]
         for attempt in range(self.retries + 1):
             try:
-                self._count(await client.post("/v1/completions", json={"completions": [record]}))
-                return
+                return self._count(await self._async[1].post("/v1/completions", json=body))
             except httpx.TransportError as exc:
                 self._dropped(exc, attempt)
 
@@ -198,16 +207,13 @@ class TailcastCompletionLogger(_Logger):
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         """Blocking calls: as :meth:`async_log_success_event`."""
-        self._finished(kwargs)
-        record = self.record(kwargs, response_obj, start_time, end_time)
-        if record is None:
+        body = self._body(kwargs, response_obj, start_time, end_time)
+        if body is None:
             return
-        if self._sync is None:
-            self._sync = httpx.Client(**self._options)
+        self._sync = self._sync or httpx.Client(**self._options)
         for attempt in range(self.retries + 1):
             try:
-                self._count(self._sync.post("/v1/completions", json={"completions": [record]}))
-                return
+                return self._count(self._sync.post("/v1/completions", json=body))
             except httpx.TransportError as exc:
                 self._dropped(exc, attempt)
 

@@ -1,21 +1,24 @@
-"""The LiteLLM routing strategy against the real service, and LiteLLM's documented interface.
+"""The LiteLLM routing strategy against the real service, and LiteLLM's interface.
 
-LiteLLM is an optional extra (not in ``dev``: it pulls openai, boto3, tiktoken and
-huggingface-hub), so the interface is pinned by :class:`RoutingStrategy`, a protocol
-copied from ``litellm.types.router.CustomRoutingStrategyBase`` (litellm 1.109):
-``Router.set_custom_routing_strategy`` (``register_plugin`` on the newest releases)
-binds exactly these two methods.
+The strategy subclasses ``litellm.types.router.CustomRoutingStrategyBase`` and keeps its
+two methods' parameters and defaults (``Router.register_plugin``, formerly
+``set_custom_routing_strategy``, binds exactly these). ``test_litellm_router.py`` routes
+through a real ``litellm.Router``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before LiteLLM loads: no network fetch
 
 import numpy as np
 import pytest
+from litellm.types.router import CustomRoutingStrategyBase
 
 from scheduler_hooks._select import tail_aware_choice
 from scheduler_hooks.client import GRID, ForecastItem, TailcastClient
@@ -27,29 +30,6 @@ if TYPE_CHECKING:
 else:
     from tests.serving._fixtures import DEVICE, SERVED
     from tests.serving._hook_fixtures import serving_champion
-
-
-@runtime_checkable
-class RoutingStrategy(Protocol):
-    """LiteLLM's CustomRoutingStrategyBase, as documented."""
-
-    async def async_get_available_deployment(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | None = None,
-        input: str | list[Any] | None = None,
-        specific_deployment: bool | None = False,
-        request_kwargs: dict[str, Any] | None = None,
-    ) -> Any: ...
-
-    def get_available_deployment(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | None = None,
-        input: str | list[Any] | None = None,
-        specific_deployment: bool | None = False,
-        request_kwargs: dict[str, Any] | None = None,
-    ) -> Any: ...
 
 
 class Clock:
@@ -80,10 +60,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_signatures_match_litellms_interface() -> None:
     strategy = TailcastRoutingStrategy([], "http://127.0.0.1:9")
-    assert isinstance(strategy, RoutingStrategy)
+    assert isinstance(strategy, CustomRoutingStrategyBase)
     for name in ("get_available_deployment", "async_get_available_deployment"):
         ours = inspect.signature(getattr(strategy, name))
-        theirs = inspect.signature(getattr(RoutingStrategy, name))
+        theirs = inspect.signature(getattr(CustomRoutingStrategyBase, name))
         assert list(ours.parameters) == list(theirs.parameters)[1:]  # without self
         assert [p.default for p in ours.parameters.values()] == [
             p.default for p in list(theirs.parameters.values())[1:]

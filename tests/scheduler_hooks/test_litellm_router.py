@@ -17,7 +17,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before LiteLLM loads: no network fetch
@@ -38,13 +38,15 @@ from serving import create_app
 from serving.config import ServingConfig
 
 if TYPE_CHECKING:
-    from _fixtures import LEVELS, SERVED, running, settings
+    from _fixtures import LEVELS, SERVED, free_port, running, settings
 else:
-    from tests.serving._fixtures import LEVELS, SERVED, running, settings
+    from tests.serving._fixtures import LEVELS, SERVED, free_port, running, settings
 
 SLOW_S = 0.3
 REQUESTS, WORKERS = 48, 4
 DEVICES = ("fast-gpu", "slow-gpu")
+#: What a LiteLLM call to a closed port raises (1.110: InternalServerError).
+CONNECTION_ERRORS = (litellm.exceptions.APIConnectionError, litellm.exceptions.InternalServerError)
 
 
 def endpoint_aware_predictor() -> Predictor:
@@ -192,3 +194,43 @@ def test_router_learns_the_slow_deployment(tailcast_url: str) -> None:
             [ForecastItem(SERVED, f"{n}-gpu") for n in ("fast", "slow")]
         )
     assert slow_f.quantiles[0.5] > 2 * fast_f.quantiles[0.5]  # the forecasts know it
+
+
+def wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll ``done`` (LiteLLM runs blocking calls' callbacks on a thread pool)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "LiteLLM did not report the call"
+        time.sleep(0.05)
+
+
+def blocking_calls(tailcast_url: str, name: str, url: str, calls: int) -> tuple[int, int, int]:
+    """``calls`` ``Router.completion`` calls to one deployment; the logger's counts after."""
+    model = deployment(name, url)
+    strategy = TailcastRoutingStrategy([model], tailcast_url, timeout_s=2.0)
+    router = Router(model_list=[model], num_retries=0)
+    router.register_plugin(strategy)
+    callback = TailcastCompletionLogger(tailcast_url, strategy, timeout_s=10.0)
+    litellm.logging_callback_manager.add_litellm_callback(callback)
+    try:
+        for i in range(calls):
+            message = [{"role": "user", "content": f"{i}"}]
+            if name == "down":
+                with pytest.raises(CONNECTION_ERRORS):
+                    router.completion(model=SERVED, messages=message)
+            else:
+                router.completion(model=SERVED, messages=message)
+        wait_until(lambda: strategy.in_flight(model) == 0)  # reported: no longer counted
+        wait_until(lambda: name == "down" or callback.posted == calls)
+    finally:
+        litellm.logging_callback_manager.remove_callback_from_all_lists(callback)
+    return callback.posted, callback.rejected, callback.failed
+
+
+def test_blocking_calls_and_failures_are_reported(tailcast_url: str) -> None:
+    hits: list[float] = []
+    with running(llm_server(0.0, hits)) as up:
+        assert blocking_calls(tailcast_url, "fast", up, 3) == (3, 0, 0)
+    assert len(hits) == 3
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert blocking_calls(tailcast_url, "down", down, 1) == (0, 0, 0)  # ended, not a completion
