@@ -22,12 +22,14 @@ from starlette.responses import Response
 from core import StoreError
 from serving._drift import wake_drift
 from serving._ingest import report_of
+from serving.config import ServingConfig
 from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
 from serving.otlp import (
     JSON,
     PROTOBUF,
     OtlpBodyError,
     OtlpTooLargeError,
+    SpanBatch,
     count_spans,
     decode_batch,
     error_message,
@@ -88,23 +90,9 @@ async def post_traces(
         reason = f"Content-Type {media or '(none)'!r}: send {PROTOBUF} or {JSON}"
         return status_response(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, reason, as_json=True)
     as_json = media == JSON
-    body = await request.body()
-    encoding = request.headers.get("content-encoding")
-    try:
-        batch = await asyncio.to_thread(
-            decode_batch,
-            body,
-            encoding,
-            as_json=as_json,
-            mapping=config.otlp,
-            limit=config.max_body_bytes,
-        )
-    except OtlpBodyError as exc:
-        return status_response(status.HTTP_400_BAD_REQUEST, str(exc), as_json=as_json)
-    except OtlpTooLargeError as exc:
-        return status_response(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), as_json=as_json)
-    except ValueError as exc:  # an unknown Content-Encoding
-        return status_response(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc), as_json=as_json)
+    batch = await _decode(request, config, as_json)
+    if isinstance(batch, Response):
+        return batch
     n = len(batch.rows)
     if n > config.max_batch_items:
         reason = f"{n} GenAI spans in one export; the limit is {config.max_batch_items}"
@@ -135,3 +123,24 @@ async def post_traces(
     )
     message = error_message(rejected) if rejected else ""
     return export_response(len(rejected), message, as_json=as_json)
+
+
+async def _decode(request: Request, config: ServingConfig, as_json: bool) -> SpanBatch | Response:
+    """The request's spans sorted into rows, or the 400/413/415 answer (off the event loop)."""
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    try:
+        return await asyncio.to_thread(
+            decode_batch,
+            body,
+            encoding,
+            as_json=as_json,
+            mapping=config.otlp,
+            limit=config.max_body_bytes,
+        )
+    except OtlpBodyError as exc:
+        return status_response(status.HTTP_400_BAD_REQUEST, str(exc), as_json=as_json)
+    except OtlpTooLargeError as exc:
+        return status_response(status.HTTP_413_CONTENT_TOO_LARGE, str(exc), as_json=as_json)
+    except ValueError as exc:  # an unknown Content-Encoding
+        return status_response(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc), as_json=as_json)

@@ -12,6 +12,7 @@ import base64
 import gzip
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,8 @@ from opentelemetry.trace import SpanKind
 
 from feature_store import open_store
 from registry import MLflowRegistry
-from serving import create_app
+from serving import ServingConfig, create_app
+from serving.otlp import OtlpMapping
 
 if TYPE_CHECKING:  # mypy maps tests/serving/*.py to top-level modules (no __init__.py)
     from _fixtures import DEVICE, SERVED, TOKEN, new_registry, register, running, settings
@@ -187,10 +189,18 @@ def test_vllm_spans_through_the_real_exporter_become_completions_once(
     assert r["submitted_at"].timestamp() == pytest.approx((T0_NS + 7 * 10**9) / 1e9, abs=1e-6)
 
 
-def send(url: str, spans: Sequence[ReadableSpan]) -> ExportTraceServiceResponse:
+def send(
+    url: str, spans: Sequence[ReadableSpan], *, deflate: bool = False
+) -> ExportTraceServiceResponse:
     """Export ``spans`` with the SDK's protobuf encoder; the decoded response."""
     body = encode_spans(spans).SerializeToString()
-    res = httpx.post(f"{url}/v1/traces", content=body, headers=PROTOBUF, timeout=30)
+    headers = {**PROTOBUF, "Content-Encoding": "deflate"} if deflate else PROTOBUF
+    res = httpx.post(
+        f"{url}/v1/traces",
+        content=zlib.compress(body) if deflate else body,
+        headers=headers,
+        timeout=30,
+    )
     assert res.status_code == 200, res.text
     assert res.headers["content-type"] == "application/x-protobuf"
     answer: ExportTraceServiceResponse = ExportTraceServiceResponse.FromString(res.content)
@@ -216,7 +226,7 @@ def test_a_malformed_span_is_rejected_with_its_reason_and_the_rest_kept(service:
     assert "ttft_s (from gen_ai.latency.time_to_first_token): must be <= latency_s" in message
     assert metric(service, 'tailcast_otlp_spans_total{outcome="accepted"}') == 5
     # The rejected spans stay rejected; the stored ones count as duplicates.
-    again = send(service, spans)
+    again = send(service, spans, deflate=True)
     assert again.partial_success.rejected_spans == 3
     assert metric(service, 'tailcast_otlp_spans_total{outcome="duplicate"}') == 5
 
@@ -259,6 +269,48 @@ def test_otlp_json_gzip_is_stored_and_a_malformed_span_rejected_alone(service: s
         timeout=30,
     )
     assert ok.json() == {}  # fully accepted (as duplicates): no partial_success
+
+
+def test_semantic_convention_spans_under_a_configured_mapping(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    """A gateway's spans (GenAI semantic conventions): operation filter, default device."""
+    mapping = OtlpMapping(default_device="gateway", span_names=("chat m", "embeddings m"))
+    config = ServingConfig(otlp=mapping)
+    app = create_app(settings(tmp_path, registry, token=TOKEN), registry=registry, config=config)
+    provider = TracerProvider(resource=Resource.create({"service.name": "gateway"}))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("litellm")
+    for i, operation in enumerate(("chat", "chat", "embeddings")):
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": SERVED,
+            "gen_ai.response.id": f"chatcmpl-{i}",
+            "gen_ai.usage.input_tokens": 50,
+            "gen_ai.usage.cache_read.input_tokens": 20,
+            "gen_ai.usage.output_tokens": 10,
+        }
+        span = tracer.start_span(f"{operation} m", start_time=T0_NS, attributes=attributes)
+        span.end(end_time=T0_NS + 3 * 10**9)
+    with tracer.start_as_current_span("chat other", attributes={"gen_ai.response.id": "x"}):
+        pass  # a name outside span_names
+    with running(app) as url:
+        answer = send(url, memory.get_finished_spans())
+        assert answer.partial_success.rejected_spans == 0
+        assert metric(url, 'tailcast_otlp_spans_total{outcome="accepted"}') == 2
+        assert metric(url, 'tailcast_otlp_spans_total{outcome="ignored"}') == 2
+    records = stored(tmp_path)
+    assert sorted(records) == ["chatcmpl-0", "chatcmpl-1"]
+    r = records["chatcmpl-1"]
+    assert (r["device"], r["input_tokens"], r["cached_tokens"], r["output_tokens"]) == (
+        "gateway",
+        50,
+        20,
+        10,
+    )
+    assert r["latency_s"] == pytest.approx(3.0)  # the span's duration
+    assert r["ttft_s"] is None
 
 
 UNDECODABLE: list[tuple[str, dict[str, str], bytes, int]] = [
