@@ -155,19 +155,21 @@ def spans_metric(url: str, outcome: str) -> int:
     return 0
 
 
-def wait_healthy(url: str, proc: Any, log: Path) -> None:
+def wait_settled(url: str, proc: Any, log: Path) -> None:
+    """Wait until the service answers and its first registry poll is done (the poll
+    creates the embedded MLflow database: seconds of CPU the phases must not share)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"tailcast serve exited ({proc.returncode}); see {log}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-                if resp.status == 200:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=2) as resp:
+                if "tailcast_registry_up 1.0" in resp.read().decode():
                     return
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"tailcast serve not healthy after {READY_TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"tailcast serve not settled after {READY_TIMEOUT_S:.0f} s")
 
 
 Row = tuple[str, int, float, int, float | None]
@@ -183,7 +185,7 @@ def measure(home: Path) -> list[Row]:
     url = f"http://127.0.0.1:{port}"
     rows: list[Row] = []
     try:
-        wait_healthy(url, proc, log)
+        wait_settled(url, proc, log)
         phases: list[tuple[str, Callable[[], float]]] = [
             ("exporter", lambda: export(url, exported, SENDERS)),
             ("service 512", lambda: post(url, bodies, SENDERS)),
