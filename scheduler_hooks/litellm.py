@@ -8,7 +8,9 @@ Install with ``pip install 'tailcast[litellm]'`` and register on the SDK router:
         "http://tailcast:8000",
     )
     router.register_plugin(strategy)  # ``set_custom_routing_strategy`` on older releases
-    litellm.callbacks.append(TailcastCompletionLogger("http://tailcast:8000", strategy))
+    litellm.logging_callback_manager.add_litellm_callback(
+        TailcastCompletionLogger("http://tailcast:8000", strategy)
+    )
 
 For a request to model group ``model``, the strategy takes the group's deployments
 (``model_name == model``), asks tailcast for the request's latency on each (device:

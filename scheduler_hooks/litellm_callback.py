@@ -4,7 +4,7 @@ Register it with LiteLLM's callbacks, next to the routing strategy::
 
     strategy = TailcastRoutingStrategy(lambda: router.registry().all(), url)
     router.register_plugin(strategy)
-    litellm.callbacks.append(TailcastCompletionLogger(url, strategy))
+    litellm.logging_callback_manager.add_litellm_callback(TailcastCompletionLogger(url, strategy))
 
 On each successful call (``async_log_success_event`` for ``acompletion``,
 ``log_success_event`` for ``completion``) it tells the strategy the request finished
