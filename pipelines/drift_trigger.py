@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core import Settings
 from feature_store import RecordStore
 from pipelines._retrain_child import retrain_isolated
 from pipelines._retrain_lock import RetrainLockedError
 from pipelines.retrain import RetrainConfig, RetrainOutcome, retrain
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +100,37 @@ def drift_trigger(
         ).start()
 
     return trigger
+
+
+def outcome_label(result: RetrainOutcome | BaseException) -> str:
+    """A job's result as a metric label: promoted, not_promoted, skipped or failed.
+
+    >>> outcome_label(RetrainLockedError("chat")), outcome_label(ValueError("x"))
+    ('skipped', 'failed')
+    """
+    if isinstance(result, RetrainLockedError):
+        return "skipped"
+    if isinstance(result, BaseException):
+        return "failed"
+    return "promoted" if result.promoted else "not_promoted"
+
+
+def service_trigger(settings: Settings, app: Callable[[], FastAPI | None]) -> RetrainTrigger:
+    """:func:`drift_trigger` for ``tailcast serve``: each job in a child process.
+
+    Outcomes are logged (by the job) and counted in the service's
+    ``tailcast_drift_retrainings_total`` (see :func:`serving.record_retraining`).
+
+    Args:
+        settings: Where the registry and the store are.
+        app: Returns the service's app (None before it exists).
+    """
+
+    def counted(served_model: str, result: RetrainOutcome | BaseException) -> None:
+        from serving import record_retraining
+
+        current = app()
+        if current is not None:
+            record_retraining(current, served_model, outcome_label(result))
+
+    return drift_trigger(settings, on_done=counted)

@@ -271,6 +271,8 @@ def retrain(
             run_dir / "holdout_reliability.png",
         )
     metrics.update({f"rows_{k}": float(v) for k, v in parts.rows.items()})
+    if holdout:  # the rows behind the holdout.* metrics (a recalibration cross-fits recent)
+        metrics["rows_compared"] = float(_compared_on(parts.rows)[0])
     params = {
         "served_model": served_model,
         "job": "retrain",
@@ -299,12 +301,14 @@ def retrain(
         registry.promote(served_model, version.version)
     if version.run_id:
         registry.client.set_tag(version.run_id, "promoted", str(promoted).lower())
-    log.info(
-        "retrained %s: v%d (%s, %s)",
-        served_model,
-        version.version,
-        "promoted" if promoted else "challenger",
-        f"warm start ({config.warm_start})" if warm else f"{fitted.trials}-trial search",
+    detail = outcome_detail(config.policy, holdout, *_compared_on(parts.rows))
+    outcome = "promoted" if promoted else "not promoted"
+    registry.tag_version(
+        served_model, version.version, {"outcome": outcome, "outcome_detail": detail}
+    )
+    how = f"warm start ({config.warm_start})" if warm else f"{fitted.trials}-trial search"
+    (log.info if promoted else log.warning)(
+        "retrained %s (%s): v%d %s, %s", served_model, how, version.version, outcome, detail
     )
     return RetrainOutcome(
         served_model=served_model,
@@ -318,6 +322,33 @@ def retrain(
         holdout=holdout,
         metrics=metrics,
         as_of=as_of,
+    )
+
+
+def _compared_on(rows: dict[str, int]) -> tuple[int, str]:
+    """(rows, what they are) behind the challenger/champion comparison."""
+    if rows.get("holdout", 0):
+        return rows["holdout"], "held-out"
+    return rows.get("recent", 0), "recent (cross-fitted)"
+
+
+def outcome_detail(
+    policy: Policy, holdout: dict[str, dict[str, Any]], rows: int, basis: str = "held-out"
+) -> str:
+    """Why a challenger was (not) promoted, for people (tagged on its version).
+
+    >>> outcome_detail("auto_if_better", {"challenger": {"mean_pinball": 1.5},
+    ...     "champion": {"mean_pinball": 1.25}}, 300)
+    'policy auto_if_better: challenger mean pinball 1.5 s vs champion 1.25 s on 300 held-out rows'
+    >>> outcome_detail("auto_if_better", {}, 0)
+    'policy auto_if_better: no champion to compare with'
+    """
+    if "champion" not in holdout or "challenger" not in holdout:
+        return f"policy {policy}: no champion to compare with"
+    ours, theirs = holdout["challenger"]["mean_pinball"], holdout["champion"]["mean_pinball"]
+    return (
+        f"policy {policy}: challenger mean pinball {ours:.4g} s vs champion {theirs:.4g} s "
+        f"on {rows} {basis} rows"
     )
 
 

@@ -10,10 +10,10 @@ from registry._mlflow import (
     CHALLENGER,
     CHAMPION,
     MLflowRegistry,
-    ModelVersion,
     registered_name,
 )
 from registry._signature import EXAMPLE_COLUMNS
+from registry._version import ModelVersion
 
 __all__ = [
     "CHALLENGER",

@@ -14,15 +14,12 @@ directory; with a tracking server (``http://…``) the server decides (its
 
 from __future__ import annotations
 
-import math
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from core.predictor import Predictor
 from registry._client import (
@@ -42,9 +39,9 @@ from registry._pyfunc import (
     request_columns,
 )
 from registry._signature import normalized_example, signature
+from registry._version import ModelVersion, to_version
 
 if TYPE_CHECKING:
-    from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
     from mlflow.exceptions import MlflowException
     from mlflow.store.entities.paged_list import PagedList
 
@@ -63,19 +60,6 @@ def registered_name(served_model: str) -> str:
     'tailcast-llama-3-8b'
     """
     return f"tailcast-{served_model}"
-
-
-class ModelVersion(BaseModel):
-    """One registered version."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: int
-    aliases: tuple[str, ...]
-    run_id: str | None
-    created_at: datetime
-    mean_pinball: float | None = None
 
 
 class MLflowRegistry:
@@ -156,7 +140,7 @@ class MLflowRegistry:
             input_example: A few request rows (columns of :data:`EXAMPLE_COLUMNS`);
                 the model signature declares every column optional, text columns as
                 strings and the rest as numbers of any type (``registry._signature``).
-            tags: Extra run tags.
+            tags: Extra run tags (``trigger`` is also tagged on the version).
 
         Returns:
             The new version.
@@ -198,12 +182,28 @@ class MLflowRegistry:
         if version is None:  # pragma: no cover - registration is requested above
             found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
             version = max(int(v.version) for v in found)
+        version_tags = {k: v for k, v in (tags or {}).items() if k == "trigger"}
         if "mean_pinball" in metrics:
-            self.client.set_model_version_tag(
-                name, str(version), "mean_pinball", str(float(metrics["mean_pinball"]))
-            )
+            version_tags["mean_pinball"] = str(float(metrics["mean_pinball"]))
+        self.tag_version(served_model, int(version), version_tags)
         self.client.set_registered_model_alias(name, CHALLENGER, str(version))
         return self.version(served_model, int(version))
+
+    def tag_version(self, served_model: str, version: int, tags: Mapping[str, str]) -> None:
+        """Set tags on a registered version (e.g. a retraining's ``outcome``).
+
+        Raises:
+            RegistryError: Unknown model or version.
+        """
+        from mlflow.exceptions import MlflowException
+
+        self._activate()
+        name = registered_name(served_model)
+        try:
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+        except MlflowException as exc:
+            raise RegistryError(f"cannot tag {name} version {version}: {exc}") from exc
 
     def promote(self, served_model: str, version: int, alias: str = CHAMPION) -> ModelVersion:
         """Point ``alias`` at ``version`` (what the MLflow UI's alias editor does).
@@ -237,7 +237,7 @@ class MLflowRegistry:
                     f"no registered model {name} (so no version {version})"
                 ) from exc
             raise RegistryError(f"{name} has no version {version}") from exc
-        return _to_version(mv)
+        return to_version(mv)
 
     def alias_version(self, served_model: str, alias: str = CHAMPION) -> ModelVersion | None:
         """The version an alias points at, or None (also for an unknown model)."""
@@ -249,7 +249,7 @@ class MLflowRegistry:
             if _not_found(exc):
                 return None
             raise self._error(exc) from exc
-        return _to_version(mv)
+        return to_version(mv)
 
     def load(
         self,
@@ -308,7 +308,7 @@ class MLflowRegistry:
             for alias, version in (model.aliases or {}).items():
                 aliases.setdefault((model.name, int(version)), []).append(alias)
         found = [
-            _to_version(mv, aliases.get((mv.name, int(mv.version)), []))
+            to_version(mv, aliases.get((mv.name, int(mv.version)), []))
             for mv in _pages(self.client.search_model_versions, query)
         ]
         return sorted(found, key=lambda v: (v.name, v.version))
@@ -360,26 +360,3 @@ def _pages(search: Callable[..., PagedList[_T]], query: str) -> Iterator[_T]:
         token = page.token
         if not token:
             return
-
-
-def _to_version(mv: MlflowModelVersion, aliases: Iterable[str] = ()) -> ModelVersion:
-    tags: dict[str, str] = dict(mv.tags or {})
-    pinball = tags.get("mean_pinball")
-    return ModelVersion(
-        name=mv.name,
-        version=int(mv.version),
-        aliases=tuple(sorted({*(mv.aliases or []), *aliases})),
-        run_id=mv.run_id,
-        created_at=datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, tz=UTC),
-        mean_pinball=_float_or_none(pinball),
-    )
-
-
-def _float_or_none(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return None if math.isnan(value) else value

@@ -144,6 +144,7 @@ class DriftService:
         self.observed = 0
         self.on_retrain = on_retrain
         self.retrain_requests: dict[str, int] = {}
+        self.retrain_outcomes: dict[tuple[str, str], int] = {}  # (served model, outcome)
         self.persistence = DriftPersistence(store)
         self.judge = JudgeLoop(
             store,

@@ -22,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from serving._drift import DriftService
 
 __all__ = ["DriftCollector"]
@@ -97,6 +99,15 @@ class DriftCollector(Collector):
         for served_model, n in sorted(drift.retrain_requests.items()):
             retrains.add_metric([served_model], float(n))
         yield retrains
+        done = CounterMetricFamily(
+            "tailcast_drift_retrainings",
+            "Drift-triggered retrainings this replica ran, by outcome (promoted, "
+            "not_promoted, skipped: another process was retraining, failed).",
+            labels=["served_model", "outcome"],
+        )
+        for (served_model, outcome), n in sorted(drift.retrain_outcomes.items()):
+            done.add_metric([served_model, outcome], float(n))
+        yield done
 
 
 def _judge_metrics(drift: DriftService) -> Iterator[Metric]:
@@ -114,3 +125,17 @@ def _judge_metrics(drift: DriftService) -> Iterator[Metric]:
         "Completions waiting in the drift inbox to be judged.",
         value=float(backlog),
     )
+
+
+def record_retraining(app: FastAPI, served_model: str, outcome: str) -> None:
+    """Count a drift-triggered retraining's ``outcome`` in the app's drift metrics.
+
+    Args:
+        app: The service app (nothing is counted when it runs no drift monitor).
+        served_model: The served model retrained.
+        outcome: ``promoted``, ``not_promoted``, ``skipped`` or ``failed``.
+    """
+    drift: DriftService | None = getattr(app.state, "drift", None)
+    if drift is not None:
+        key = (served_model, outcome)
+        drift.retrain_outcomes[key] = drift.retrain_outcomes.get(key, 0) + 1

@@ -235,6 +235,15 @@ class VersionInfo(BaseModel):
     aliases: list[str]
     created_at: datetime
     mean_pinball: float | None
+    trigger: str | None = Field(
+        default=None, description="What started the job that made it (drift, schedule...)."
+    )
+    outcome: str | None = Field(
+        default=None, description="A retraining's verdict: `promoted` or `not promoted`."
+    )
+    outcome_detail: str | None = Field(
+        default=None, description="Why: the held-out comparison that decided it."
+    )
 
 
 class ModelInfo(BaseModel):

@@ -28,6 +28,8 @@ from pipelines.cli._common import console, fail, progress_bar
 from pipelines.cli._store import print_stats
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from feature_store import RecordStore
     from serving import ServiceState
 
@@ -204,19 +206,20 @@ def run(
 def _serve(settings: Settings, missing: list[str], trials: int) -> None:
     """Start the MLflow UI and serve the API (it owns and brokers the store) until Ctrl-C."""
     from pipelines.cli._serve import bind, run_uvicorn
-    from pipelines.drift_trigger import drift_trigger
+    from pipelines.drift_trigger import service_trigger
     from serving import create_app
 
     sock, url = bind(settings.host, settings.port)
     ui = _start_mlflow_ui(settings)
     console.print(f"serving on {url} (OpenAPI: {url}/docs, readiness: {url}/readyz); Ctrl-C stops")
     hooks = [BackgroundChampions(settings, missing, trials)] if missing else []
+    app: FastAPI | None = None
     try:
         app = create_app(
             settings,
             poll_interval_s=10.0,
             hooks=hooks,
-            on_retrain=drift_trigger(settings),
+            on_retrain=service_trigger(settings, lambda: app),
             public_url=url,
         )
         run_uvicorn(app, settings.host, settings.port, log_level="warning", sock=sock)

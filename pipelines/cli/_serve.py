@@ -168,7 +168,7 @@ def serve(
     settings = Settings()
     host = host or settings.host
     check_exposure(host, settings, allow_no_token)
-    from pipelines.drift_trigger import drift_trigger
+    from pipelines.drift_trigger import service_trigger
     from pipelines.llmd import LlmdRetrainConfig, LlmdRetrainer
     from serving import ServingConfig, create_app
 
@@ -176,7 +176,8 @@ def serve(
     if llmd_retrain:
         config = LlmdRetrainConfig(interval_s=llmd_interval, min_samples=llmd_min_samples)
         hooks.append(LlmdRetrainer(settings, config))
-    on_retrain = drift_trigger(settings) if drift_retrain else None
+    app: FastAPI | None = None
+    on_retrain = service_trigger(settings, lambda: app) if drift_retrain else None
     port = settings.port if port is None else port
     sock, url = bind(host, port)
     app = create_app(

@@ -78,6 +78,9 @@ async def _models_response(
                         aliases=list(v.aliases),
                         created_at=v.created_at,
                         mean_pinball=v.mean_pinball,
+                        trigger=v.trigger,
+                        outcome=v.outcome,
+                        outcome_detail=v.outcome_detail,
                     )
                     for v in versions
                 ],

@@ -22,7 +22,7 @@ from core.drift import DriftEvent
 from drift import SIGNATURE_HEADER, verify
 from feature_store import DuckDBStore
 from registry import MLflowRegistry, ModelVersion
-from serving import ServingConfig, create_app
+from serving import ServingConfig, create_app, record_retraining
 from serving._drift import DriftService
 from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import forecast_group
@@ -293,3 +293,27 @@ def test_service_judges_with_the_champions_forecast_and_resets_on_a_new_version(
     finally:
         service.stop()
         store.close()
+
+
+def test_retraining_outcomes_are_counted_and_versions_show_their_verdict(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    lost = register(registry, SERVED, promote=False)  # a challenger that lost
+    registry.tag_version(
+        SERVED,
+        lost.version,
+        {"outcome": "not promoted", "outcome_detail": "challenger 1.5 s vs champion 1.2 s"},
+    )
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    app = create_app(_settings(tmp_path, registry, []), store=store, registry=registry)
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for outcome in ("not_promoted", "not_promoted", "skipped"):
+            record_retraining(app, SERVED, outcome)
+        metrics = client.get("/metrics").text
+        name = "tailcast_drift_retrainings_total"
+        assert f'{name}{{outcome="not_promoted",served_model="{SERVED}"}} 2.0' in metrics
+        assert f'outcome="skipped",served_model="{SERVED}"}} 1.0' in metrics
+        (model,) = client.get("/v1/models").json()["models"]
+        verdict = {v["version"]: (v["outcome"], v["outcome_detail"]) for v in model["versions"]}
+        assert verdict[lost.version] == ("not promoted", "challenger 1.5 s vs champion 1.2 s")
+    store.close()
