@@ -20,22 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-#: Record fields filled from attributes (``submitted_at`` is the span's start time).
-MAPPED_FIELDS = (
-    "request_id",
-    "served_model",
-    "device",
-    "prompt_class",
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "latency_s",
-    "ttft_s",
-    "num_running",
-    "num_waiting",
-    "kv_cache_util",
-    "workflow_id",
-    "step",
+from core import CompletionRecord
+
+#: Record fields filled from attributes: every ``CompletionRecord`` field but the
+#: prompt (never read from spans) and ``submitted_at`` (the span's start time).
+MAPPED_FIELDS = tuple(
+    f for f in CompletionRecord.model_fields if f not in ("prompt", "submitted_at")
 )
 
 
@@ -108,8 +98,8 @@ class OtlpMapping:
             raise ValueError("default_device must not be blank")
 
     def keys_of(self, field: str) -> tuple[str, ...]:
-        """The attribute keys of record field ``field``, in priority order."""
-        keys: tuple[str, ...] = getattr(self, field)
+        """The attribute keys of record field ``field``, in priority order (none: ``()``)."""
+        keys: tuple[str, ...] = getattr(self, field, ())
         return keys
 
     def markers(self) -> frozenset[str]:
