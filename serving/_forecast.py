@@ -101,6 +101,7 @@ def forecast_group(
         probabilities = cdf_rows(grid, values, np.asarray(cdf_at, dtype=np.float64), lower=0.0)
         cdfs = [dict(zip(point_keys, row, strict=True)) for row in probabilities.tolist()]
     version = model.version.version
+    devices = predictor.spec.devices
     return [
         {
             "request_id": item.request_id,
@@ -110,6 +111,7 @@ def forecast_group(
             "quantiles": dict(zip(level_keys, q, strict=True)),
             "mean": mean,
             "cdf": cdf,
+            "unknown_device": item.device not in devices,
         }
         for item, prompt_class, q, mean, cdf in zip(
             items, classes, quantiles, means, cdfs, strict=True

@@ -148,6 +148,9 @@ class Forecast(BaseModel):
         quantiles: Level -> latency, seconds.
         mean: Expected latency, seconds.
         cdf: Latency (seconds) -> P(latency <= it); only when ``cdf_at`` was given.
+        unknown_device: The predictor never saw this device in training: the forecast
+            rests on the device's catalog figures (``core.devices``) if it has any, else
+            on the other features alone. A typo in ``device`` shows here.
     """
 
     request_id: str | None
@@ -157,6 +160,7 @@ class Forecast(BaseModel):
     quantiles: dict[str, float]
     mean: float
     cdf: dict[str, float] | None = None
+    unknown_device: bool = False
 
 
 class ForecastsResponse(BaseModel):
@@ -220,11 +224,15 @@ class CompletionsResponse(BaseModel):
         duplicates: Records whose ``request_id`` was already stored (or repeated in the
             batch); nothing was written for them.
         rejected: Items that failed validation, with reasons.
+        unserved_models: Served models named in this call that no loaded predictor
+            serves: their records are stored (training data for a first predictor),
+            but nothing forecasts them and their completions are not judged for drift.
     """
 
     accepted: int
     duplicates: int
     rejected: list[CompletionRejection]
+    unserved_models: list[str] = Field(default_factory=list)
 
 
 # --- models and health ------------------------------------------------------------------

@@ -8,6 +8,8 @@ store then rejects that item alone, naming the field, instead of the whole batch
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -16,7 +18,7 @@ from core import StoreError
 from serving._body import body_errors, inline_json_body, load_json
 from serving._drift import wake_drift
 from serving._ingest import report_of
-from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
+from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, ModelsDep, RequireToken
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
 
 router = APIRouter(prefix="/v1", tags=["completions"])
@@ -52,6 +54,7 @@ async def post_completions(
     writer: CompletionWriterDep,
     config: ConfigDep,
     metrics: MetricsDep,
+    models: ModelsDep,
     request: Request,
 ) -> CompletionsResponse:
     """Store observed completions (``CompletionRecord`` objects), idempotent by request_id.
@@ -60,7 +63,8 @@ async def post_completions(
     hold) are rejected with their index, field and reason while the valid ones are
     stored. The answer comes once the accepted records are durable (calls that arrive
     together share one transaction); re-sending a batch counts its records as
-    duplicates.
+    duplicates. Served models no loaded predictor serves are named in
+    ``unserved_models`` (their records are stored all the same).
     """
     body = parse_completions(await request.body())
     n = len(body.completions)
@@ -89,4 +93,17 @@ async def post_completions(
             CompletionRejection(index=r.index, field=r.field, reason=r.reason)
             for r in report.rejected
         ],
+        unserved_models=unserved(body.completions, models.names()),
     )
+
+
+def unserved(items: list[Any], served: tuple[str, ...]) -> list[str]:
+    """Served models named by ``items`` (untyped) that are not in ``served``, sorted.
+
+    >>> unserved([{"served_model": "a"}, {"served_model": "b"}, {"x": 1}, 3], ("a",))
+    ['b']
+    """
+    named = {
+        m for it in items if isinstance(it, dict) and isinstance(m := it.get("served_model"), str)
+    }
+    return sorted(named.difference(served))

@@ -161,3 +161,13 @@ def test_concurrent_calls_share_transactions_and_each_gets_its_own_outcome(
         assert body["accepted"] + body["duplicates"] == 2
     with open_store(tmp_path / "store.duckdb") as store:
         assert store.stats().records == 41
+
+
+def test_completions_for_an_unserved_model_are_stored_and_named(client: TestClient) -> None:
+    res = post(client, [completion("u1", served_model="new-model"), completion("u2")])
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["accepted"] == 2  # training data for the new model's first predictor
+    assert body["unserved_models"] == ["new-model"]
+    again = post(client, [completion("u3")]).json()
+    assert again["unserved_models"] == []

@@ -96,6 +96,8 @@ def test_forecasts_answer_every_request_in_order_with_monotone_quantiles(
         assert values == sorted(values)
         assert f["mean"] > 0
         assert f["cdf"] is None
+    # a device the predictor never saw (a typo, say) is answered, and says so
+    assert [f["unknown_device"] for f in out] == [False, False, False, True]
 
 
 def test_quantiles_on_the_grid_match_the_predictor_and_others_interpolate(
