@@ -325,12 +325,14 @@ class Readiness(BaseModel):
     """Readiness: ready once at least one champion is loaded.
 
     ``model_type``, ``objective_type`` and ``quantile`` repeat llm-d's readiness
-    fields (the level llm-d endpoints answer at), so its clients accept the answer.
+    fields (the level llm-d endpoints answer at), so its clients accept the answer;
+    ``model_type`` is the family llm-d's clients call the server for (see the llm-d
+    section of docs/serving.md for what really runs).
     """
 
     status: Literal["ready", "not_ready"]
     models: dict[str, ModelReadiness]
     registry: RegistryStatusInfo
-    model_type: str = "tailcast"
+    model_type: str = "lightgbm"  # what /status says (serving.compat's MODEL_TYPE)
     objective_type: str = "quantile"
     quantile: float

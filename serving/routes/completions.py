@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from core import StoreError
 from serving._body import body_errors, inline_json_body, load_json
 from serving._drift import wake_drift
-from serving._ingest import report_of
+from serving._ingest import Outcome, report_of
 from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, ModelsDep, RequireToken
 from serving.schemas import CompletionRejection, CompletionsRequest, CompletionsResponse
 
@@ -75,12 +75,13 @@ async def post_completions(
         )
     try:
         # group commit: stored in one transaction with the calls that arrived meanwhile
-        report = report_of(await writer.submit(SOURCE, body.completions, SOURCE))
+        outcomes = await writer.submit(SOURCE, body.completions, SOURCE)
     except StoreError as exc:
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"nothing was stored, retry later: {exc}",
         ) from exc
+    report = report_of(outcomes)
     # the ingest put the records it stored now in the drift inbox: wake the judge
     wake_drift(request.app)
     metrics.completions_accepted.inc(report.accepted)
@@ -93,17 +94,21 @@ async def post_completions(
             CompletionRejection(index=r.index, field=r.field, reason=r.reason)
             for r in report.rejected
         ],
-        unserved_models=unserved(body.completions, models.names()),
+        unserved_models=unserved(body.completions, outcomes, models.names()),
     )
 
 
-def unserved(items: list[Any], served: tuple[str, ...]) -> list[str]:
-    """Served models named by ``items`` (untyped) that are not in ``served``, sorted.
+def unserved(items: list[Any], outcomes: list[Outcome], served: tuple[str, ...]) -> list[str]:
+    """Served models of the valid ``items`` (stored or duplicates) not in ``served``, sorted.
 
-    >>> unserved([{"served_model": "a"}, {"served_model": "b"}, {"x": 1}, 3], ("a",))
+    >>> from core import Rejection
+    >>> unserved([{"served_model": "a"}, {"served_model": "b"}, {"served_model": "c"}],
+    ...     ["accepted", "duplicate", Rejection(index=2, reason="bad")], ("a",))
     ['b']
     """
     named = {
-        m for it in items if isinstance(it, dict) and isinstance(m := it.get("served_model"), str)
+        item["served_model"]
+        for item, outcome in zip(items, outcomes, strict=True)
+        if isinstance(outcome, str) and isinstance(item, dict)
     }
     return sorted(named.difference(served))
