@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# LiteLLM (its real-router test) reads its bundled cost map instead of fetching it
+export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: install browser run test lint typecheck contracts pytest bench clean
 

@@ -136,7 +136,9 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter() + 0.1
     f, c, rss = await asyncio.gather(
         stream(host, port, forecasts, cfg["rps"], duration, cfg["connections"], start),
-        stream(host, port, done, cfg["completions_rps"], duration, 4, start),
+        stream(
+            host, port, done, cfg["completions_rps"], duration, cfg["completion_connections"], start
+        ),
         sample_rss(pid, cfg["rss_every_s"], start + duration, start),
     )
     return {"forecasts": f, "completions": c, "rss": rss}

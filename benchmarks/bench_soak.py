@@ -25,6 +25,9 @@ from benchmarks._report import ROOT, save_png
 DURATION_S = 600.0
 FORECAST_RPS = 500
 COMPLETION_RPS = 50
+#: Connections the completions come over: producers are many (gateways, replicas), so
+#: an arrival never waits for another call's answer (open loop, as for forecasts).
+COMPLETION_CONNECTIONS = 16
 RSS_EVERY_S = 5.0
 #: Levels of the forecasts the completions' latencies are drawn from (0.01-0.99).
 LEVELS = tuple(round(0.01 * k, 2) for k in range(1, 100))
@@ -61,6 +64,7 @@ def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str
             "completions_rps": COMPLETION_RPS,
             "duration_s": duration_s,
             "connections": serving.CONNECTIONS,
+            "completion_connections": COMPLETION_CONNECTIONS,
             "token": serving.TOKEN,
             "rss_every_s": RSS_EVERY_S,
             "server_pid": proc.pid,
