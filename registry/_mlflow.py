@@ -38,6 +38,7 @@ from registry._pyfunc import (
     quantile_columns,
     request_columns,
 )
+from registry._quiet import quiet_mlflow
 from registry._signature import normalized_example, signature
 from registry._version import ModelVersion, to_version
 
@@ -96,6 +97,7 @@ class MLflowRegistry:
         *,
         connect_timeout_s: float | None = None,
     ) -> None:
+        quiet_mlflow()
         uri = normalize_uri(tracking_uri)
         if connect_timeout_s is not None and is_database_uri(uri):
             uri = with_connect_timeout(uri, connect_timeout_s)
