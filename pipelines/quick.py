@@ -2,7 +2,8 @@
 
 Used where a model is needed within minutes rather than the best one within the hour:
 the first champions of ``tailcast run`` and the llm-d TTFT/TPOT retrain rounds. The
-search is limited to cheap text variants, no baselines are scored, and the new version
+search is limited to cheap text variants, only the empirical baseline is scored (the
+full job scores all three), and the new version
 becomes ``champion`` only when it beats the current one on the same held-out rows (or
 when there is none). ``tailcast train`` remains the full job.
 """
@@ -27,6 +28,11 @@ TEXT_VARIANTS = {
     "none": TextSpec(kind="none"),
     "hashed_ngrams": TextSpec(kind="hashed_ngrams", buckets=1024, ngram_max=2),
 }
+
+
+#: Baselines a quick model is scored against: the instant one (per-model empirical
+#: quantiles), so its comparison plot has a reference; ``tailcast train`` scores all.
+QUICK_BASELINES = ("empirical",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ def train_and_register(
         base=TrainConfig(batch_size=512, max_epochs=30, patience=5),
         space=SearchSpace(text_variants=tuple(TEXT_VARIANTS[t] for t in plan.text)),
         prompt_classes=0 if plan.text == ("none",) else 4,
-        baselines=(),
+        baselines=QUICK_BASELINES,
     )
     run_dir = settings.home / "runs" / f"{plan.key}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     outcome = train_predictor(frame, request, provider, run_dir, on_trial=on_trial)
@@ -91,7 +97,12 @@ def train_and_register(
     version = registry.log_training(
         plan.key,
         outcome.predictor,
-        params={"served_model": plan.key, "target": plan.target, "trials": plan.trials},
+        params={
+            "served_model": plan.key,
+            "target": plan.target,
+            "trials": plan.trials,
+            **_selected(outcome),
+        },
         metrics=metrics,
         artifacts=outcome.plots,
         input_example=input_example(outcome.data.rows(outcome.split.test)),
@@ -101,3 +112,11 @@ def train_and_register(
     if promoted:
         registry.promote(plan.key, version.version)
     return version.version, promoted
+
+
+def _selected(outcome: Any) -> dict[str, Any]:
+    """The selected trial's number and hyperparameters, as run parameters."""
+    selected = outcome.search.selected
+    if selected is None:
+        return {}
+    return {"selected_trial": selected.number, **selected.config.model_dump(mode="json")}
