@@ -64,6 +64,9 @@ def fail(error: TailcastError | str, code: int = 2) -> NoReturn:
 def progress_bar(*, hidden: bool, extra: tuple[ProgressColumn, ...] = ()) -> Progress:
     """The CLI's progress bar: description, bar, done/total, ``extra`` columns, elapsed.
 
+    On a terminal it is a live bar; in a piped log, a plain line per task every few
+    seconds (:class:`pipelines.cli._progress.LineProgress`).
+
     Args:
         hidden: Draw nothing (e.g. under ``--json``, whose stdout must stay a document).
         extra: Columns shown between the counts and the elapsed time.
@@ -76,12 +79,15 @@ def progress_bar(*, hidden: bool, extra: tuple[ProgressColumn, ...] = ()) -> Pro
         TimeElapsedColumn,
     )
 
-    return Progress(
+    columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         *extra,
         TimeElapsedColumn(),
-        console=console,
-        disable=hidden,
     )
+    if not hidden and not console.is_terminal:  # a piped log: plain lines, every few s
+        from pipelines.cli._progress import LineProgress
+
+        return LineProgress(*columns, console=console)
+    return Progress(*columns, console=console, disable=hidden)
