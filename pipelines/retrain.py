@@ -273,6 +273,8 @@ def retrain(
     metrics.update({f"rows_{k}": float(v) for k, v in parts.rows.items()})
     if holdout:  # the rows behind the holdout.* metrics (a recalibration cross-fits recent)
         metrics["rows_compared"] = float(_compared_on(parts.rows)[0])
+    if "mean_pinball" not in metrics and "challenger" in holdout:  # recalibrated: no search
+        metrics["mean_pinball"] = float(holdout["challenger"]["mean_pinball"])
     params = {
         "served_model": served_model,
         "job": "retrain",

@@ -163,6 +163,7 @@ def test_retrain_registers_challenger_and_honours_each_policy(home: Home) -> Non
     assert run.data.metrics["rows_compared"] == manual.rows["recent"]  # cross-fitted
     lost = reg.version(SERVED, manual.version)  # the verdict is on the version too
     assert (lost.outcome, lost.trigger) == ("not promoted", "test")
+    assert lost.mean_pinball == pytest.approx(manual.holdout["challenger"]["mean_pinball"])
     assert f"on {manual.rows['recent']} recent (cross-fitted) rows" in (lost.outcome_detail or "")
     # Warm start: the champion's network, offsets recomputed on the slower recent calls.
     old, _ = reg.load(SERVED, version=1)
