@@ -1,7 +1,8 @@
 """Run benchmarks and record their results in BENCHMARKS.md.
 
-``python -m benchmarks [NAME ...]``; without names, every benchmark but ``alpacaeval``
-(about ten minutes) and ``serving`` (a load test of the real service) runs.
+``python -m benchmarks [NAME ...]`` runs the named benchmarks (:data:`BENCHMARKS`) and
+rewrites their sections; without names, the quick default set :data:`DEFAULT` (what
+``make bench`` runs). Run benchmarks with nothing else on the machine.
 """
 
 from __future__ import annotations
