@@ -117,7 +117,7 @@ class ArrivalWindow:
 
 
 class ScalingState:
-    """Arrival windows by (served model, window length, fanout); stored on ``app.state``."""
+    """Arrival windows by (served model, window length, fanout); one per service."""
 
     def __init__(self) -> None:
         self._windows: dict[tuple[str, float, float], ArrivalWindow] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core import Settings
@@ -13,6 +13,7 @@ from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
 from serving._models import ModelTable
 from serving._poller import ModelPoller
+from serving._scaling import ScalingState
 from serving.config import ServingConfig
 from serving.schemas import ForecastRequest
 
@@ -36,6 +37,7 @@ class ServiceState:
         forecaster: Batches concurrent forecast calls into one predictor call each.
         completions: Stores concurrent completion calls in one transaction each.
         llmd: Answers the llm-d prediction endpoints.
+        scaling: Arrival windows of ``GET /v1/scaling`` (kept across calls).
     """
 
     settings: Settings
@@ -49,6 +51,7 @@ class ServiceState:
     forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]
     completions: MicroBatcher[Any, Outcome]
     llmd: LlmdPredictor
+    scaling: ScalingState = field(default_factory=ScalingState)
 
 
 class ServiceHook(Protocol):

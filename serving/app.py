@@ -15,33 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from core import Settings, TailcastError
+from core import Settings
 from core.drift import DriftEvent
-from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, open_store, withdraw
-from serving._batcher import MicroBatcher
+from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, withdraw
 from serving._docs import install_docs
 from serving._drift import start_drift, stop_drift
 from serving._drift_metrics import DriftCollector
-from serving._endpoint_cache import EndpointStatsCache
 from serving._fast_path import ForecastFastPath
-from serving._forecast import forecast_batch
-from serving._ingest import completion_writer
 from serving._metrics import ServiceMetrics
 from serving._middleware import MetricsMiddleware
-from serving._models import ModelTable
 from serving._openapi import install_schemas
-from serving._poller import ModelPoller
+from serving._startup import start_service
 from serving._state import ServiceHook, ServiceState
 from serving._store_locks import leases_for
 from serving.compat import router as llmd_router
-from serving.compat._service import LlmdPredictor
 from serving.compat.schemas import (
     BulkPredictionRequest,
     BulkTrainingRequest,
@@ -53,7 +47,7 @@ from serving.routes import aibrix, completions, forecasts, health, metrics, mode
 from serving.routes import drift as drift_routes
 from serving.routes import store as store_routes
 from serving.routes import workflows as workflow_routes
-from serving.schemas import ForecastRequest, ForecastsRequest
+from serving.schemas import ForecastsRequest
 
 if TYPE_CHECKING:
     from registry import MLflowRegistry
@@ -110,44 +104,84 @@ def create_app(
         raise ValueError(f"poll interval must be > 0 seconds (got {poll_interval_s})")
     cfg = config or ServingConfig()
     service_metrics = ServiceMetrics()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _start(
-            settings, cfg, service_metrics, store, registry, served_models, poll_interval_s
-        )
-        app.state.service = state
-        broker = await asyncio.to_thread(_advertise, state, public_url)
-        start_drift(app, on_retrain=on_retrain)
-        app.state.workflows = await asyncio.to_thread(workflow_routes.load_workflows, settings)
-        for hook in hooks:
-            await hook.start(state)
-        try:
-            yield
-        finally:
-            if broker is not None:
-                await asyncio.to_thread(withdraw, broker.store, broker)
-            for hook in reversed(hooks):
-                await hook.stop()
-            await asyncio.to_thread(stop_drift, app)
-            await state.poller.stop()
-            state.forecaster.close()
-            state.completions.close()
-            state.llmd.close()
-            leases_for(state.store).release_all()
-            if state.owns_store:
-                await asyncio.to_thread(state.store.close)
-
+    start = partial(
+        start_service,
+        settings,
+        cfg,
+        service_metrics,
+        store,
+        registry,
+        served_models,
+        poll_interval_s,
+    )
     app = FastAPI(
         title="tailcast",
         summary="Latency forecasts for LLM routers.",
         description=DESCRIPTION,
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(start, hooks, on_retrain, public_url),
         max_body_size=cfg.max_body_bytes,
         docs_url=None,
         redoc_url=None,
     )
+    _install(app, cfg, service_metrics)
+    return app
+
+
+def _lifespan(
+    start: Callable[[], Awaitable[ServiceState]],
+    hooks: Sequence[ServiceHook],
+    on_retrain: Callable[[str, DriftEvent], None] | None,
+    public_url: str | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: start the service's parts, then stop them in reverse.
+
+    Args:
+        start: Builds the service state (store, poller, batchers).
+        hooks: Background work started last and stopped first.
+        on_retrain: The drift monitor's retraining callback (see :func:`create_app`).
+        public_url: The broker URL of a store the service opens (see :func:`create_app`).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await start()
+        app.state.service = state
+        broker = await asyncio.to_thread(_advertise, state, public_url)
+        start_drift(app, on_retrain=on_retrain)
+        app.state.workflows = await asyncio.to_thread(
+            workflow_routes.load_workflows, state.settings
+        )
+        for hook in hooks:
+            await hook.start(state)
+        try:
+            yield
+        finally:
+            await _stop(app, state, broker, hooks)
+
+    return lifespan
+
+
+async def _stop(
+    app: FastAPI, state: ServiceState, broker: BrokerInfo | None, hooks: Sequence[ServiceHook]
+) -> None:
+    """Undo the lifespan's start in reverse order (hooks first, the store last)."""
+    if broker is not None:
+        await asyncio.to_thread(withdraw, broker.store, broker)
+    for hook in reversed(hooks):
+        await hook.stop()
+    await asyncio.to_thread(stop_drift, app)
+    await state.poller.stop()
+    state.forecaster.close()
+    state.completions.close()
+    state.llmd.close()
+    leases_for(state.store).release_all()
+    if state.owns_store:
+        await asyncio.to_thread(state.store.close)
+
+
+def _install(app: FastAPI, cfg: ServingConfig, service_metrics: ServiceMetrics) -> None:
+    """Add the docs, the middleware (fast path inside metrics), the routes and schemas."""
     install_docs(app)
     app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
@@ -168,95 +202,6 @@ def create_app(
             BulkTrainingRequest,
         ],
     )
-    return app
-
-
-async def _start(
-    settings: Settings,
-    config: ServingConfig,
-    service_metrics: ServiceMetrics,
-    store: RecordStore | None,
-    registry: MLflowRegistry | None,
-    served_models: Sequence[str] | None,
-    poll_interval_s: float,
-) -> ServiceState:
-    """Open the store and start polling the registry (see ``load_before_serving``).
-
-    Raises:
-        TailcastError: The feature store cannot be opened (the start fails).
-    """
-    owns_store = store is None
-    if store is None:
-        try:
-            store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
-        except TailcastError as exc:
-            logger.error("tailcast cannot start: %s", exc)
-            raise
-    table = ModelTable()
-    poller = ModelPoller(
-        table,
-        service_metrics,
-        registry=registry,
-        factory=_connector(settings, config),
-        served_models=served_models,
-        interval_s=poll_interval_s,
-        timeout_s=config.registry_poll_timeout_s,
-    )
-    if config.load_before_serving:
-        await poller.poll_now()
-        if not table.names():
-            logger.warning(
-                "no champion loaded yet: %s",
-                poller.status.last_error or "no served model has a 'champion' alias",
-            )
-    poller.start(poll_first=not config.load_before_serving)
-    _limit_blas_threads(config.blas_threads)
-    sys.setswitchinterval(config.switch_interval_s)
-    endpoints = EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window)
-
-    def run_forecasts(context: Any, items: list[ForecastRequest]) -> list[dict[str, Any]]:
-        loaded, levels, cdf_at = context
-        return forecast_batch(loaded, items, levels, cdf_at, endpoints.get)
-
-    return ServiceState(
-        settings=settings,
-        config=config,
-        store=store,
-        owns_store=owns_store,
-        models=table,
-        poller=poller,
-        endpoints=endpoints,
-        metrics=service_metrics,
-        completions=completion_writer(store, config.max_batch_items),
-        forecaster=MicroBatcher(
-            run_forecasts,
-            config.max_batch_items,
-            name="forecasts",
-            inline_items=config.inline_batch_items,
-        ),
-        llmd=LlmdPredictor(
-            table,
-            config.llmd_served_model,
-            config.llmd_quantile,
-            endpoints.get,
-            config.max_batch_items,
-        ),
-    )
-
-
-def _connector(settings: Settings, config: ServingConfig) -> Callable[[], MLflowRegistry]:
-    """Builds the registry of ``settings`` with ``config``'s limits (in a poll thread)."""
-    tracking_uri = settings.mlflow_tracking_uri
-    assert tracking_uri is not None  # filled in by Settings' validator
-
-    def connect() -> MLflowRegistry:
-        from registry import MLflowRegistry, bound_http_calls
-
-        if config.mlflow_http_timeout_s is not None:
-            bound_http_calls(config.mlflow_http_timeout_s, config.mlflow_http_retries)
-        return MLflowRegistry(tracking_uri, connect_timeout_s=config.registry_connect_timeout_s)
-
-    return connect
 
 
 def _advertise(state: ServiceState, public_url: str | None) -> BrokerInfo | None:
@@ -278,16 +223,6 @@ def local_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _limit_blas_threads(threads: int) -> None:
-    """Cap BLAS threads: the network's small matmuls only lose to thread hand-offs."""
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        logger.warning("threadpoolctl missing: BLAS threads left at the library default")
-        return
-    threadpool_limits(limits=threads, user_api="blas")
 
 
 def app_from_environment() -> FastAPI:

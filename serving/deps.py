@@ -20,6 +20,7 @@ from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
 from serving._models import ModelTable
 from serving._poller import ModelPoller
+from serving._scaling import ScalingState
 from serving._state import ServiceState
 from serving.config import ServingConfig
 
@@ -75,6 +76,11 @@ async def get_metrics(service: ServiceDep) -> ServiceMetrics:
     return service.metrics
 
 
+async def get_scaling_state(service: ServiceDep) -> ScalingState:
+    """The arrival windows of the scaling route."""
+    return service.scaling
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 StoreDep = Annotated[RecordStore, Depends(get_store)]
@@ -83,6 +89,7 @@ ModelsDep = Annotated[ModelTable, Depends(get_models)]
 PollerDep = Annotated[ModelPoller, Depends(get_poller)]
 EndpointsDep = Annotated[EndpointStatsCache, Depends(get_endpoints)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+ScalingStateDep = Annotated[ScalingState, Depends(get_scaling_state)]
 
 
 def _token_matches(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:

@@ -29,7 +29,7 @@ from core import MAX_COUNT
 from scheduler_hooks import tail_aware_choice
 from serving._body import parse_body
 from serving._scaling import GRID, forecast_rows
-from serving._state import ServiceState
+from serving.deps import ServiceDep
 from serving.schemas import ForecastRequest, RuntimeState
 
 router = APIRouter(prefix="/v1/aibrix", tags=["aibrix"])
@@ -134,9 +134,8 @@ def _int(text: str | None, default: int | None) -> int | None:
         422: {"description": "Not a valid ReplicaSelectionRequest; `detail[*].loc` names it."},
     },
 )
-async def select_replica(request: Request) -> Response:
+async def select_replica(service: ServiceDep, request: Request) -> Response:
     """Choose the candidate with the smallest predicted P95 completion time."""
-    service: ServiceState = request.app.state.service
     body = parse_body(ReplicaSelectionRequest, await request.body())
     spec, rid = body.spec, body.metadata.request_id
     decisions = service.metrics.scaling.decisions

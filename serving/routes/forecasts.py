@@ -16,6 +16,7 @@ from starlette.responses import Response
 from serving._batcher import snapshot_key
 from serving._body import json_body, json_response, parse_body
 from serving._state import ServiceState
+from serving.deps import ServiceDep
 from serving.schemas import ForecastsRequest, ForecastsResponse
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["forecasts"])
         422: {"description": "Invalid body; `detail[*].loc` is the field path."},
     },
 )
-async def create_forecasts(request: Request) -> Response:
+async def create_forecasts(service: ServiceDep, request: Request) -> Response:
     """Forecast the latency distribution of each request (`ForecastsRequest` body).
 
     Requests are grouped by served model and predicted with one vectorized call of
@@ -40,7 +41,6 @@ async def create_forecasts(request: Request) -> Response:
     an LRU cache keyed by prompt hash, so no request touches the registry or the disk.
     Quantiles and means are in seconds.
     """
-    service: ServiceState = request.app.state.service
     return json_response(await answer(service, await request.body()))
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from core import MAX_COUNT
 from scheduler_hooks import plan
-from serving._scaling import GRID, ScalingState, forecast_rows, placed_count, set_gauges
+from serving._scaling import GRID, forecast_rows, placed_count, set_gauges
 from serving._state import ServiceState
+from serving.deps import ScalingStateDep, ServiceDep
 from serving.schemas import ForecastRequest
 
 router = APIRouter(prefix="/v1", tags=["scaling"])
@@ -65,7 +66,8 @@ class ScalingAnswer(BaseModel):
 )
 async def get_scaling(
     served_model: str,
-    request: Request,
+    service: ServiceDep,
+    scaling: ScalingStateDep,
     device: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     slots: Annotated[int, Query(ge=1, le=4096)] = 1,
     slo_s: Annotated[float, Query(gt=0.0, le=86_400.0)] = 30.0,
@@ -89,30 +91,9 @@ async def get_scaling(
     ``[max(min_replicas, 1), max_replicas]``, except that ``min_replicas=0`` with no
     traffic in the window answers 0 (scale to zero).
     """
-    if min_replicas > max_replicas:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["query", "min_replicas"],
-                    "msg": f"min_replicas ({min_replicas}) exceeds max_replicas ({max_replicas})",
-                    "type": "value_error",
-                }
-            ],
-        )
-    service: ServiceState = request.app.state.service
-    loaded = service.models.get(served_model)
-    if loaded is None:
-        known = ", ".join(service.models.names()) or "none (no champion is loaded yet)"
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            detail=f"unknown served model: {served_model}; known: {known}",
-        )
-    dev = device or (loaded.predictor.spec.devices or ("unknown",))[0]
-    state: ScalingState | None = getattr(request.app.state, "scaling", None)
-    if state is None:
-        state = request.app.state.scaling = ScalingState()
-    rate = state.window(served_model, window_s, fanout).rate(
+    _check_bounds(min_replicas, max_replicas)
+    dev = device or _first_device(service, served_model)
+    rate = scaling.window(served_model, window_s, fanout).rate(
         time.monotonic(), placed_count(service, served_model, fanout)
     )
     item = ForecastRequest(served_model=served_model, device=dev, input_tokens=input_tokens)
@@ -145,3 +126,38 @@ async def get_scaling(
         in_flight=p.in_flight,
         backlog_s=p.backlog_s,
     )
+
+
+def _check_bounds(min_replicas: int, max_replicas: int) -> None:
+    """Reject ``min_replicas > max_replicas``.
+
+    Raises:
+        HTTPException: 422 naming the ``min_replicas`` query parameter.
+    """
+    if min_replicas > max_replicas:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["query", "min_replicas"],
+                    "msg": f"min_replicas ({min_replicas}) exceeds max_replicas ({max_replicas})",
+                    "type": "value_error",
+                }
+            ],
+        )
+
+
+def _first_device(service: ServiceState, served_model: str) -> str:
+    """The first device the loaded predictor of ``served_model`` was trained on.
+
+    Raises:
+        HTTPException: 404 for a served model with no loaded champion (known ones named).
+    """
+    loaded = service.models.get(served_model)
+    if loaded is None:
+        known = ", ".join(service.models.names()) or "none (no champion is loaded yet)"
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"unknown served model: {served_model}; known: {known}",
+        )
+    return (loaded.predictor.spec.devices or ("unknown",))[0]

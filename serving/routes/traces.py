@@ -19,9 +19,10 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
-from core import StoreError
+from core import IngestReport, StoreError
 from serving._drift import wake_drift
 from serving._ingest import report_of
+from serving._metrics import ServiceMetrics
 from serving.config import ServingConfig
 from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
 from serving.otlp import (
@@ -111,6 +112,20 @@ async def post_traces(
     if report.accepted:
         wake_drift(request.app)  # the ingest put what it stored in the drift inbox
     rejected = [*batch.rejected, *(batch.describe(r) for r in report.rejected)]
+    _count(metrics, report, batch, len(rejected))
+    message = error_message(rejected) if rejected else ""
+    return export_response(len(rejected), message, as_json=as_json)
+
+
+def _count(metrics: ServiceMetrics, report: IngestReport, batch: SpanBatch, rejected: int) -> None:
+    """Add one export's outcomes to the completion and span counters.
+
+    Args:
+        metrics: The service metrics.
+        report: The store's outcome of the batch's rows.
+        batch: The decoded export (its ignored spans are counted).
+        rejected: Spans rejected, in decoding or by the store.
+    """
     metrics.completions_accepted.inc(report.accepted)
     metrics.completions_duplicates.inc(report.duplicates)
     metrics.completions_rejected.inc(len(report.rejected))
@@ -118,11 +133,9 @@ async def post_traces(
         metrics.registry,
         accepted=report.accepted,
         duplicates=report.duplicates,
-        rejected=len(rejected),
+        rejected=rejected,
         ignored=batch.ignored,
     )
-    message = error_message(rejected) if rejected else ""
-    return export_response(len(rejected), message, as_json=as_json)
 
 
 async def _decode(request: Request, config: ServingConfig, as_json: bool) -> SpanBatch | Response:
