@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from core.predictor import NO_CLASS, Predictor
 from training._data import I64, TrainingData
-from training._fit import transform_target
+from training._fit_steps import transform_target
 
 F64 = npt.NDArray[np.float64]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
-import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,11 +15,12 @@ from core.predictor import (
     Predictor,
     PredictorSpec,
     TextSpec,
-    numeric_matrix,
-    tabular_matrix,
 )
 from training._data import I64, TrainingData
-from training._ridge import RidgeHead, prompt_effect_feature
+from training._fit_steps import arrays_of, network_inputs, train_network
+
+if TYPE_CHECKING:
+    pass
 
 F64 = npt.NDArray[np.float64]
 
@@ -78,11 +77,6 @@ class TrainConfig(BaseModel):
     objective: Literal["loss", "transformed", "target"] = "loss"
 
 
-def transform_target(y: F64, how: str) -> F64:
-    """The training-space target (log seconds for latencies)."""
-    return np.log(y) if how == "log" else np.log1p(y)
-
-
 def base_spec(data: TrainingData, train: I64, config: TrainConfig) -> PredictorSpec:
     """Spec with vocabularies from the training rows (no weights yet)."""
     devices = sorted({str(d) for d in np.asarray(data.cols["device"], dtype=object)[train]})
@@ -99,10 +93,6 @@ def base_spec(data: TrainingData, train: I64, config: TrainConfig) -> PredictorS
         text_head=config.text_head if config.text.kind != "none" else "learned",
         hidden=config.hidden,
     )
-
-
-def _objective(config: TrainConfig) -> str:
-    return config.loss_space if config.objective == "loss" else config.objective
 
 
 def _projection(config: TrainConfig) -> int:
@@ -135,112 +125,13 @@ def fit_network(
     Returns:
         The predictor and the best validation loss in ``config.objective``'s space.
     """
-    import lightning as pl
-    import torch
-    from lightning.pytorch.callbacks import Callback, EarlyStopping
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from training._module import QuantileModule, QuantileNet
-
-    torch.manual_seed(config.seed)
     spec = base_spec(data, train, config)
     spec = spec.model_copy(
         update={"text": spec.text.model_copy(update={"dim": data.text.shape[1]})}
     )
-    raw = numeric_matrix(data.rows(train), spec.numeric, len(train))
-    with warnings.catch_warnings():  # all-missing features: mean 0, std 1
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(raw.shape[1])
-        std = np.nan_to_num(np.nanstd(raw, axis=0), nan=1.0)
-    std[std < 1e-9] = 1.0
-    tab = tabular_matrix(spec, mean, std, data.cols, data.n)
-    prompts = data.cols.get("prompt")
-    has_text = np.array([bool(p) for p in prompts]) if prompts is not None else np.zeros(data.n)
-    y = transform_target(data.y, config.target_transform)
-    text = data.text if spec.projection else np.zeros((data.n, 0))
-    head: RidgeHead | None = None
-    if spec.projection and config.text_head == "ridge":
-        text, head = prompt_effect_feature(
-            data.text,
-            y,
-            [str(m) for m in data.cols["served_model"]],
-            [None] * data.n if prompts is None else list(prompts),
-            train,
-            seed=config.seed,
-        )
-
-    def tensors(rows: I64) -> TensorDataset:
-        return TensorDataset(
-            torch.as_tensor(tab[rows], dtype=torch.float32),
-            torch.as_tensor(text[rows], dtype=torch.float32),
-            torch.as_tensor(has_text[rows], dtype=torch.float32),
-            torch.as_tensor(y[rows], dtype=torch.float32),
-        )
-
-    gen = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(
-        tensors(train), batch_size=config.batch_size, shuffle=True, generator=gen
-    )
-    val_loader = DataLoader(tensors(val), batch_size=4096)
-    net = QuantileNet(
-        tab.shape[1],
-        text.shape[1],
-        spec.projection,
-        config.hidden,
-        config.dropout,
-        len(config.levels),
-        fixed_text=config.text_head == "ridge",
-    )
-    net.init_head(np.quantile(y[train], config.levels))
-    median = max(float(np.median(data.y[train])), 1e-9)
-    module = QuantileModule(
-        net,
-        config.levels,
-        config.lr,
-        config.weight_decay,
-        median if config.loss_space == "target" else None,
-        config.text_weight_decay,
-        transform=config.target_transform,
-        objective_scale=median if _objective(config) == "target" else None,
-    )
-
-    class KeepBest(Callback):
-        def __init__(self) -> None:
-            self.best = float("inf")
-            self.state: dict[str, Any] | None = None
-
-        def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            loss = float(trainer.callback_metrics["val_objective"])
-            if loss < self.best:
-                self.best, self.state = loss, copy.deepcopy(pl_module.net.state_dict())
-
-    keep = KeepBest()
-    trainer = pl.Trainer(
-        max_epochs=config.max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        callbacks=[EarlyStopping("val_objective", patience=config.patience), keep, *callbacks],
-    )
-    trainer.fit(module, train_loader, val_loader)
-    if keep.state is not None:
-        net.load_state_dict(keep.state)
-    arrays: dict[str, Any] = {"num_mean": mean, "num_std": std, **net.export()}
-    if head is not None:
-        arrays["text_W"] = head.weights.reshape(-1, 1)
-        arrays["text_b"] = np.array([head.bias])
-    elif spec.projection and config.text_head == "ridge":  # too few prompts: no signal
-        arrays["text_W"] = np.zeros((data.text.shape[1], 1))
-        arrays["text_b"] = np.zeros(1)
-    if spec.text.kind == "static_table" and "text_W" in arrays:
-        if static_table is None:
-            raise ValueError("the static_table variant needs the distilled table")
-        arrays["text_table"] = (static_table @ arrays.pop("text_W")).astype(np.float32)
+    inputs = network_inputs(data, train, spec, config)
+    net, best = train_network(inputs, data, train, val, spec, config, callbacks)
+    arrays = arrays_of(net, inputs, data, spec, config, static_table)
     return Predictor(
         spec, arrays, tokenizer_json if spec.text.kind == "static_table" else None
-    ), keep.best
+    ), best

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from core.predictor import Predictor, TextSpec
 from training._cost import prediction_cost_us
 from training._data import Split, TrainingData
 from training._fit import TrainConfig, fit_network
+from training._study import affordable_variants, open_study, suggest_config
 
 TextProvider = Callable[
     [TextSpec, Sequence[str | None], Sequence[str | None] | None],
@@ -268,45 +268,53 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    allowed = [
-        v
-        for v in space.text_variants
-        if max_cost_us is None
-        or text_cost_us is None
-        or v.kind == "none"
-        or text_cost_us(v) <= 0.8 * max_cost_us
-    ]
+    allowed = affordable_variants(space.text_variants, max_cost_us, text_cost_us)
     variants = {_variant_key(v): v for v in allowed}
     study_name = joinable_study_name(
         study_name, storage, search_distributions(space, list(variants))
     )
-    study, created = _open_study(optuna, study_name, storage, seed)
-    features: dict[str, tuple[np.ndarray, np.ndarray | None, str | None]] = {}
+    study, created = open_study(optuna, study_name, storage, seed)
     local: dict[int, TrialOutcome] = {}
+    objective = _objective(data, split, text_provider, base, space, variants, seed, on_trial, local)
+    if space.seed_text_variants and created:
+        for key in variants:
+            study.enqueue_trial({"text": key})
+    study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
+    result = SearchResult()
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.number in local:
+            result.trials.append(local[t.number])
+        elif "config" in t.user_attrs and t.values is not None:
+            config = TrainConfig.model_validate(json.loads(t.user_attrs["config"]))
+            result.trials.append(TrialOutcome(t.number, config, t.values[0], t.values[1]))
+    if result.trials:
+        result.selected = select(result.trials, max_cost_us=max_cost_us)
+    return result
+
+
+def _objective(
+    data: TrainingData,
+    split: Split,
+    text_provider: TextProvider,
+    base: TrainConfig,
+    space: SearchSpace,
+    variants: dict[str, TextSpec],
+    seed: int,
+    on_trial: Callable[[TrialOutcome | None], None] | None,
+    local: dict[int, TrialOutcome],
+) -> Callable[[Any], tuple[float, float]]:
+    """The study's objective: (validation loss, prediction cost in µs) of one trial.
+
+    Each finished trial's outcome (with its predictor) is put in ``local`` by number;
+    text features are computed once per variant and shared by its trials.
+    """
+    import optuna
+
+    features: dict[str, tuple[np.ndarray, np.ndarray | None, str | None]] = {}
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        key = trial.suggest_categorical("text", list(variants))
-        depth = trial.suggest_int("depth", *space.depth)
-        width = trial.suggest_categorical("width", list(space.widths))
-        config = base.model_copy(
-            update={
-                "text": variants[key],
-                "projection": trial.suggest_categorical("projection", list(space.projections)),
-                "hidden": (width,) * depth,
-                "dropout": trial.suggest_float("dropout", *space.dropout),
-                "lr": trial.suggest_float("lr", *space.lr, log=True),
-                "loss_space": trial.suggest_categorical("loss_space", list(space.loss_spaces)),
-                "text_weight_decay": trial.suggest_float(
-                    "text_weight_decay", *space.text_weight_decay, log=True
-                ),
-                "text_head": (
-                    trial.suggest_categorical("text_head", list(space.text_heads))
-                    if len(space.text_heads) > 1
-                    else space.text_heads[0]
-                ),
-                "seed": seed + trial.number,
-            }
-        )
+        config = suggest_config(trial, base, space, variants, seed)
+        key = _variant_key(config.text)
         if key not in features:
             features[key] = provide_text(text_provider, variants[key], data)
         data.text, table, tokenizer = features[key]
@@ -333,56 +341,4 @@ def run_search(
             on_trial(outcome)
         return val_loss, cost
 
-    if space.seed_text_variants and created:
-        for key in variants:
-            study.enqueue_trial({"text": key})
-    study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
-    result = SearchResult()
-    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.number in local:
-            result.trials.append(local[t.number])
-        elif "config" in t.user_attrs and t.values is not None:
-            config = TrainConfig.model_validate(json.loads(t.user_attrs["config"]))
-            result.trials.append(TrialOutcome(t.number, config, t.values[0], t.values[1]))
-    if result.trials:
-        result.selected = select(result.trials, max_cost_us=max_cost_us)
-    return result
-
-
-def _open_study(optuna: Any, study_name: str, storage: str | None, seed: int) -> tuple[Any, bool]:
-    """Create the study, or join it when another worker did: (study, created here).
-
-    Creation is unique in the storage, so exactly one of several workers starting at
-    once learns ``created`` and seeds the study's first trials; the others join it
-    (a check of "no trials yet" would let each of them enqueue the seeds again).
-    """
-    kwargs = {
-        "study_name": study_name,
-        "storage": _storage(optuna, storage),
-        "directions": ["minimize", "minimize"],
-        "sampler": optuna.samplers.TPESampler(seed=seed, multivariate=True),
-    }
-    try:
-        return optuna.create_study(load_if_exists=False, **kwargs), True
-    except optuna.exceptions.DuplicatedStudyError:
-        return optuna.create_study(load_if_exists=True, **kwargs), False
-
-
-def _storage(optuna: Any, url: str | None, attempts: int = 5) -> Any:
-    """Optuna's storage for ``url`` (None: in memory), safe when workers start together.
-
-    The first workers on a fresh database race to create Optuna's tables (one of them
-    fails on a duplicate ``CREATE TABLE``); a retry finds the tables made by the other.
-    """
-    if url is None or not url.startswith(("postgresql", "mysql")):
-        return url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(url)
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**attempt)
-    raise AssertionError("unreachable")
+    return objective

@@ -80,38 +80,70 @@ def evaluate_workflows(
     tasks = test.tasks[test.tasks["served_model"].isin(model.spec.served_models)]
     rows: list[dict[str, Any]] = []
     for i, task in tasks.iterrows():
-        sm, name, n = str(task["served_model"]), str(task["task"]), int(task["n_llm_calls"])
-        cdf = model.count_cdf(embeddings[int(str(i))], sm)
-        tables = model.latency(sm, device, endpoints.get(name))
-        ends, latencies, commands = task_calls(test, name, n)
-        row: dict[str, Any] = {"wall_s": float(task["wall_s"]), "n": n, "by_k": {}}
-        for k in steps:
-            if k >= n:
-                continue
-            out = model.compose(
-                cdf,
-                tables,
-                draws,
-                EVAL_LEVELS,
-                steps_done=k,
-                pending_command=commands[k - 1] if k >= 1 else None,
-                latencies_s=latencies[:k].tolist(),
-                commands=commands,
-            )
-            truth = remaining_truth(ends, float(task["wall_s"]), n, k)
-            if np.isfinite(truth):
-                row["by_k"][k] = (
-                    truth,
-                    out["remaining_s"]["quantiles"],
-                    out["remaining_raw_s"],
-                )
-            if k == 0:
-                row["total"] = out
-                row["count_q"] = count_quantiles(cdf, levels).astype(np.float64)
-        rows.append(row)
+        cdf = model.count_cdf(embeddings[int(str(i))], str(task["served_model"]))
+        rows.append(_task_row(model, test, task, cdf, endpoints, draws, device, steps))
         if on_task is not None:
             on_task()
     scored = [r for r in rows if "total" in r]
+    return {
+        "tasks": len(scored),
+        "levels": list(EVAL_LEVELS),
+        **_upfront_scores(scored, train, levels),
+        "tool_time": tool_time_scores(model, test),
+        "remaining": _remaining_curve(rows, steps, levels),
+        "cohorts": cohort_curves([r["by_k"] for r in rows], cohorts, steps, levels),
+        "rho": model.spec.rho,
+    }
+
+
+def _task_row(
+    model: WorkflowModel,
+    test: WorkflowData,
+    task: Any,
+    cdf: F64,
+    endpoints: Mapping[str, Mapping[str, float | None]],
+    draws: Draws,
+    device: str,
+    steps: Sequence[int],
+) -> dict[str, Any]:
+    """One task run's forecasts and truths.
+
+    Returns:
+        ``wall_s`` and ``n`` (calls), ``by_k`` (calls done -> (remaining truth in
+        seconds, remaining quantiles, raw remaining quantiles) where the truth is
+        finite) and, when step 0 is scored, ``total`` (the up-front composition) and
+        ``count_q`` (call-count quantiles at the evaluation levels).
+    """
+    sm, name, n = str(task["served_model"]), str(task["task"]), int(task["n_llm_calls"])
+    tables = model.latency(sm, device, endpoints.get(name))
+    ends, latencies, commands = task_calls(test, name, n)
+    row: dict[str, Any] = {"wall_s": float(task["wall_s"]), "n": n, "by_k": {}}
+    for k in steps:
+        if k >= n:
+            continue
+        out = model.compose(
+            cdf,
+            tables,
+            draws,
+            EVAL_LEVELS,
+            steps_done=k,
+            pending_command=commands[k - 1] if k >= 1 else None,
+            latencies_s=latencies[:k].tolist(),
+            commands=commands,
+        )
+        truth = remaining_truth(ends, float(task["wall_s"]), n, k)
+        if np.isfinite(truth):
+            row["by_k"][k] = (truth, out["remaining_s"]["quantiles"], out["remaining_raw_s"])
+        if k == 0:
+            row["total"] = out
+            row["count_q"] = count_quantiles(cdf, np.asarray(EVAL_LEVELS)).astype(np.float64)
+    return row
+
+
+def _upfront_scores(
+    scored: list[dict[str, Any]], train: WorkflowData, levels: F64
+) -> dict[str, Any]:
+    """``composition`` and ``call_count`` scores of the forecasts made before each task ran."""
     y = np.array([r["wall_s"] for r in scored])
     dist = np.array([r["total"]["total_s"]["quantiles"] for r in scored])
     means = np.array([r["total"]["sum_of_means_s"] for r in scored])
@@ -121,8 +153,6 @@ def evaluate_workflows(
     train_counts = train.tasks["n_llm_calls"].to_numpy(dtype=np.float64)
     empirical = np.tile(np.quantile(train_counts, levels), (len(scored), 1))
     return {
-        "tasks": len(scored),
-        "levels": list(EVAL_LEVELS),
         "composition": {
             "distributional": _scores(y, dist, levels),
             "sum_of_means": _scores(y, np.tile(means[:, None], (1, levels.size)), levels),
@@ -132,10 +162,6 @@ def evaluate_workflows(
             "tailcast": _scores(n_true, counts_q, levels),
             "empirical": _scores(n_true, empirical, levels),
         },
-        "tool_time": tool_time_scores(model, test),
-        "remaining": _remaining_curve(rows, steps, levels),
-        "cohorts": cohort_curves([r["by_k"] for r in rows], cohorts, steps, levels),
-        "rho": model.spec.rho,
     }
 
 

@@ -230,6 +230,48 @@ def fit_workflow_model(
         seed: Seed of the calibration's common random numbers.
         metadata: Provenance.
     """
+    draft, m = _uncalibrated(
+        data, predictor, embeddings, bandwidth, wrapup_markers, (k, shrink, boost, pace), metadata
+    )
+    pit_map, rho = latency_calibration(draft, data.calls, data.tasks, endpoints, device)
+    arrays = {**draft.arrays, "pit_map": pit_map}
+    spec = draft.spec.model_copy(update={"rho": rho})
+    if not remaining_buckets:
+        return WorkflowModel(spec, arrays, predictor)
+    raw = WorkflowModel(spec, arrays, predictor)
+    draws = draw(calibration_samples, 2 * m, seed)
+    pit, steps = remaining_pits(
+        raw, data, embeddings, endpoints, draws, device=device, every=calibration_every
+    )
+    arrays["remaining_pit"] = remaining_calibration(pit, steps, remaining_buckets)
+    knots = tuple(float(x) for x in remaining_knots(steps, remaining_buckets))
+    spec = spec.model_copy(
+        update={"remaining_buckets": tuple(remaining_buckets), "remaining_knots": knots}
+    )
+    return WorkflowModel(spec, arrays, predictor)
+
+
+def _uncalibrated(
+    data: WorkflowData,
+    predictor: Predictor,
+    embeddings: npt.NDArray[np.floating],
+    bandwidth: float,
+    wrapup_markers: tuple[str, ...],
+    weighting: tuple[int, float, float, bool],
+    metadata: Mapping[str, str] | None,
+) -> tuple[WorkflowModel, int]:
+    """The model before any calibration (identity PIT map, ``rho`` unset) and its max calls.
+
+    Args:
+        data: Training calls and task runs.
+        predictor: The per-call latency predictor.
+        embeddings: Task-text embeddings of ``data.tasks`` rows.
+        bandwidth: Call-count kernel width, log calls.
+        wrapup_markers: Command substrings that start the wrap-up.
+        weighting: ``(k, shrink, boost, pace)`` of :func:`fit_workflow_model`.
+        metadata: Provenance.
+    """
+    k, shrink, boost, pace = weighting
     tasks, calls = data.tasks, data.calls
     counts = tasks["n_llm_calls"].to_numpy(dtype=np.float64)
     m = max_calls_for(counts, bandwidth)
@@ -259,20 +301,4 @@ def fit_workflow_model(
         wrapup_markers=tuple(wrapup_markers) if "wrapup_pmf" in arrays else (),
         metadata=dict(metadata or {}),
     )
-    draft = WorkflowModel(spec, arrays, predictor)
-    pit_map, rho = latency_calibration(draft, calls, tasks, endpoints, device)
-    arrays["pit_map"] = pit_map
-    spec = spec.model_copy(update={"rho": rho})
-    if not remaining_buckets:
-        return WorkflowModel(spec, arrays, predictor)
-    raw = WorkflowModel(spec, arrays, predictor)
-    draws = draw(calibration_samples, 2 * m, seed)
-    pit, steps = remaining_pits(
-        raw, data, embeddings, endpoints, draws, device=device, every=calibration_every
-    )
-    arrays["remaining_pit"] = remaining_calibration(pit, steps, remaining_buckets)
-    knots = tuple(float(x) for x in remaining_knots(steps, remaining_buckets))
-    spec = spec.model_copy(
-        update={"remaining_buckets": tuple(remaining_buckets), "remaining_knots": knots}
-    )
-    return WorkflowModel(spec, arrays, predictor)
+    return WorkflowModel(spec, arrays, predictor), m
