@@ -58,6 +58,10 @@ class CompletionRecord(BaseModel):
         num_running: Requests running on the replica when this one was submitted.
         num_waiting: Requests queued on the replica when this one was submitted.
         kv_cache_util: KV-cache utilisation in [0, 1] at submission.
+        prefill_tokens_in_flight: Prompt tokens being prefilled on the replica when this
+            one was submitted (llm-d's ``prefill_tokens_in_flight``).
+        decode_tokens_in_flight: Tokens being decoded on the replica when this one was
+            submitted (llm-d's ``decode_tokens_in_flight``).
         workflow_id: The agentic task (workflow) this call belongs to.
         step: 0-based index of the call within its workflow.
     """
@@ -78,6 +82,8 @@ class CompletionRecord(BaseModel):
     num_running: Count | None = None
     num_waiting: Count | None = None
     kv_cache_util: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    prefill_tokens_in_flight: Count | None = None
+    decode_tokens_in_flight: Count | None = None
     workflow_id: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     step: Count | None = None
 

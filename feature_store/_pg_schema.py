@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from feature_store._schema import record_columns
+from feature_store._schema import add_record_columns, record_columns
 
 PG_TYPES: dict[str, str] = {
     "str": "text",
@@ -163,6 +163,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     updated_at timestamptz NOT NULL DEFAULT now()
 )""",
         ),
+    ),
+    Migration(
+        6,
+        "tokens in flight on records (prefill and decode, nullable)",
+        # IF NOT EXISTS: migration 1 of a new database already creates them.
+        add_record_columns(PG_TYPES),
     ),
 )
 

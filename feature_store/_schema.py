@@ -13,7 +13,8 @@ from core import FieldSpec, field_specs
 
 #: 2: the drift inbox and alert claims (:data:`COORDINATION_DDL`), added to older files.
 #: 3: the drift judge's persisted state (``drift_state``, also in :data:`COORDINATION_DDL`).
-SCHEMA_VERSION = 3
+#: 4: the tokens-in-flight record columns (:data:`ADDED_RECORD_FIELDS`), added in place.
+SCHEMA_VERSION = 4
 
 DUCKDB_TYPES: dict[str, str] = {
     "str": "VARCHAR",
@@ -24,6 +25,26 @@ DUCKDB_TYPES: dict[str, str] = {
 
 #: Record columns as stored: every record field but ``prompt`` (kept in ``prompts``).
 STORED_FIELDS: tuple[FieldSpec, ...] = tuple(s for s in field_specs() if s.name != "prompt")
+
+
+#: Record fields added after the first schema: an older ``records`` table gains them
+#: (nullable, so its rows read as "not reported") when the store opens.
+ADDED_RECORD_FIELDS: tuple[FieldSpec, ...] = tuple(
+    s for s in STORED_FIELDS if s.name in ("prefill_tokens_in_flight", "decode_tokens_in_flight")
+)
+
+
+def add_record_columns(types: Mapping[str, str]) -> tuple[str, ...]:
+    """Idempotent ``ALTER TABLE`` statements adding :data:`ADDED_RECORD_FIELDS`.
+
+    Args:
+        types: SQL type of each field kind in the dialect (DuckDB and PostgreSQL both
+            accept ``ADD COLUMN IF NOT EXISTS``).
+    """
+    return tuple(
+        f"ALTER TABLE records ADD COLUMN IF NOT EXISTS {s.name} {types[s.kind]}"
+        for s in ADDED_RECORD_FIELDS
+    )
 
 
 def record_columns(types: Mapping[str, str]) -> str:
@@ -122,9 +143,11 @@ DRIFT_DDL: tuple[str, ...] = (
 #: Coordination between processes (feature_store/_coordination.py): the drift inbox (every
 #: newly stored completion with a latency, enqueued by its ingest, until a judge acks it)
 #: the claim columns of the alert outbox, and the drift judge's state (one JSON text per
-#: drift group and one for the judge, so a judge that starts continues the judgement).
+#: drift group and one for the judge, so a judge that starts continues the judgement),
+#: after the record columns added since the first schema.
 #: Runs after :data:`DRIFT_DDL` on every open, so an older file gains them in place.
 COORDINATION_DDL: tuple[str, ...] = (
+    *add_record_columns(DUCKDB_TYPES),
     "CREATE SEQUENCE IF NOT EXISTS drift_inbox_seq",
     """CREATE TABLE IF NOT EXISTS drift_inbox (
     request_id VARCHAR PRIMARY KEY,

@@ -56,6 +56,8 @@ def request_columns(items: Sequence[ForecastRequest], endpoint: EndpointLookup) 
         "num_running": [s.num_running if s else None for s in runtime],
         "num_waiting": [s.num_waiting if s else None for s in runtime],
         "kv_cache_util": [s.kv_cache_util if s else None for s in runtime],
+        "prefill_tokens_in_flight": [s.prefill_tokens_in_flight if s else None for s in runtime],
+        "decode_tokens_in_flight": [s.decode_tokens_in_flight if s else None for s in runtime],
         "ep_completions": [e.completions for e in ep],
         "ep_median_tokens_per_s": [e.median_tokens_per_s for e in ep],
         "ep_median_latency_s": [e.median_latency_s for e in ep],

@@ -51,11 +51,15 @@ class RuntimeState(_Strict):
         num_running: Requests running on the replica.
         num_waiting: Requests queued on the replica.
         kv_cache_util: KV-cache utilisation in [0, 1].
+        prefill_tokens_in_flight: Prompt tokens being prefilled on the replica.
+        decode_tokens_in_flight: Tokens being decoded on the replica.
     """
 
     num_running: Count | None = None
     num_waiting: Count | None = None
     kv_cache_util: Fraction | None = None
+    prefill_tokens_in_flight: Count | None = None
+    decode_tokens_in_flight: Count | None = None
 
 
 class ForecastRequest(_Strict):

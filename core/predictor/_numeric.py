@@ -96,6 +96,11 @@ FEATURES: dict[str, Feature] = {
     "log_num_running": lambda c, n: _log1p(_col(c, "num_running", n)),
     "log_num_waiting": lambda c, n: _log1p(_col(c, "num_waiting", n)),
     "kv_cache_util": lambda c, n: _col(c, "kv_cache_util", n),
+    # Linear, in thousands: prefill work grows with the tokens, not with their log.
+    "input_ktokens": lambda c, n: _col(c, "input_tokens", n) / 1000.0,
+    "prefill_ktokens_in_flight": lambda c, n: _col(c, "prefill_tokens_in_flight", n) / 1000.0,
+    "decode_ktokens_in_flight": lambda c, n: _col(c, "decode_tokens_in_flight", n) / 1000.0,
+    "log_output_tokens": lambda c, n: _log1p(_col(c, "output_tokens", n)),
     "has_load": lambda c, n: _present(
         _col(c, "num_running", n), _col(c, "num_waiting", n), _col(c, "kv_cache_util", n)
     ),
@@ -129,9 +134,13 @@ REQUEST_FEATURES: tuple[str, ...] = (
     "device_log_memory",
     "has_device_spec",
 )
-#: Request features plus runtime state (endpoint speed, the workflow's previous call).
+#: Request features plus runtime state (tokens in flight on the replica, endpoint speed,
+#: the workflow's previous call). ``log_output_tokens`` is in neither set: it is an
+#: outcome for most targets, an input only where the router knows it (llm-d's TPOT).
 ALL_FEATURES: tuple[str, ...] = (
     *REQUEST_FEATURES,
+    "log_prefill_tokens_in_flight",
+    "log_decode_tokens_in_flight",
     "log_prompt_chars",
     "log_ep_tokens_per_s",
     "log_ep_latency_s",

@@ -186,4 +186,6 @@ def _sorted_table(columns: dict[str, pa.Array], times: CallTimes, cfg: WorkloadC
         "num_waiting": pa.array(times.num_waiting[order]),
         "kv_cache_util": pa.array(times.kv_cache_util[order]),
     }
+    # Fields the generator does not model (tokens in flight) are null: not reported.
+    data |= {f.name: pa.nulls(len(order), f.type) for f in WORKLOAD_SCHEMA if f.name not in data}
     return pa.table([data[f.name] for f in WORKLOAD_SCHEMA], schema=WORKLOAD_SCHEMA)

@@ -215,7 +215,7 @@ def test_a_version_1_file_gains_the_inbox_and_claims(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or ()
     con.close()
-    assert version == str(SCHEMA_VERSION) == "3"
+    assert version == str(SCHEMA_VERSION) == "4"
 
 
 def test_a_version_2_file_gains_the_drift_state_table(tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_a_version_2_file_gains_the_drift_state_table(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() or ()
     con.close()
-    assert version == "3"
+    assert version == str(SCHEMA_VERSION)
 
 
 # --- the drift judge's state ---------------------------------------------------------------
