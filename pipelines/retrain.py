@@ -25,12 +25,12 @@ cron scheduler (:mod:`pipelines.schedule`), a drift alarm (:func:`drift_trigger`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import pyarrow as pa
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,10 +38,11 @@ from core import Settings
 from core.predictor import ALL_FEATURES, Predictor
 from feature_store import RecordStore
 from pipelines._retrain_lock import RetrainLockedError, holds_retrain_lock
-from pipelines._retrain_steps import JobFrames, job_frames, recalibrated, score, trained
+from pipelines._retrain_publish import Job, register_and_decide
+from pipelines._retrain_steps import JobFrames, job_frames, recalibrated, trained
 
 if TYPE_CHECKING:
-    from registry import MLflowRegistry
+    from registry import MLflowRegistry, ModelVersion
 
 __all__ = [
     "SPEED_FEATURES",
@@ -55,8 +56,6 @@ __all__ = [
     "job_frames",
     "retrain",
 ]
-
-log = logging.getLogger(__name__)
 
 Policy = Literal["auto_if_better", "manual", "always"]
 WarmStart = Literal["recalibrate", "refit", "off"]
@@ -203,21 +202,70 @@ def retrain(
         ValueError: Fewer than 100 usable rows.
         RetrainLockedError: Another job of ``served_model`` holds the lock (nothing ran).
     """
-    from pipelines.train import flat_metrics, input_example
-    from training import TrainingData, plots
-
     config = config or RetrainConfig()
     as_of = as_of or datetime.now(UTC)
-    target = config.target
-    frame = store.training_frame(served_model, end=as_of, as_of=as_of, require=(target,))
+    frame = store.training_frame(served_model, end=as_of, as_of=as_of, require=(config.target,))
     if frame.num_rows == 0:
-        raise ValueError(f"no records with {target} for served model {served_model!r}")
+        raise ValueError(f"no records with {config.target} for served model {served_model!r}")
     champion_version = registry.alias_version(served_model)
-    champion = (
-        registry.load(served_model, version=champion_version.version)[0]
-        if champion_version is not None
-        else None
+    champion = _champion(registry, served_model, champion_version)
+    parts, warm = _plan(frame, config, champion, as_of, recent_start)
+    job = Job(served_model, config, as_of, recent_start, trigger, warm, champion_version)
+    run_dir = settings.home / "runs" / f"retrain-{served_model}-{as_of:%Y%m%dT%H%M%S}"
+    if warm == "recalibrate" and champion is not None:
+        fitted = recalibrated(champion, parts, config)
+    else:
+        warm_from = champion if warm != "off" else None
+        fitted = trained(served_model, settings, store, parts, config, warm_from, run_dir, on_trial)
+    published = register_and_decide(job, fitted, parts, champion, registry, run_dir)
+    return _outcome(job, parts, *published)
+
+
+def _outcome(
+    job: Job,
+    parts: JobFrames,
+    version: ModelVersion,
+    holdout: dict[str, dict[str, Any]],
+    metrics: dict[str, float],
+    promoted: bool,
+) -> RetrainOutcome:
+    """The job's summary from what :func:`register_and_decide` did."""
+    before = job.champion_before
+    return RetrainOutcome(
+        served_model=job.served_model,
+        run_id=version.run_id,
+        version=version.version,
+        promoted=promoted,
+        policy=job.config.policy,
+        champion_before=before.version if before else None,
+        warm_start=job.warm,
+        rows=parts.rows,
+        holdout=holdout,
+        metrics=metrics,
+        as_of=job.as_of,
     )
+
+
+def _champion(
+    registry: MLflowRegistry, served_model: str, version: ModelVersion | None
+) -> Predictor | None:
+    """The champion's predictor (None: no champion)."""
+    return None if version is None else registry.load(served_model, version=version.version)[0]
+
+
+def _plan(
+    frame: pa.Table,
+    config: RetrainConfig,
+    champion: Predictor | None,
+    as_of: datetime,
+    recent_start: datetime | None,
+) -> tuple[JobFrames, WarmStart]:
+    """The job's frames and how it trains (``off``: a fresh search).
+
+    A warm start needs a champion and fewer than ``config.search_min_rows`` training
+    rows. With a champion, the newest rows are held out for the comparison, except for
+    a recalibration (it is cross-fitted over the whole window instead).
+    """
     parts = job_frames(frame, config, as_of=as_of, recent_start=recent_start, holdout=False)
     warm = (
         config.warm_start != "off"
@@ -225,141 +273,5 @@ def retrain(
         and parts.rows["train"] < config.search_min_rows
     )
     if champion is not None and not (warm and config.warm_start == "recalibrate"):
-        # Compared on the newest rows, held out of training (a recalibration is
-        # cross-fitted over the whole window instead).
         parts = job_frames(frame, config, as_of=as_of, recent_start=recent_start, holdout=True)
-    run_dir = settings.home / "runs" / f"retrain-{served_model}-{as_of:%Y%m%dT%H%M%S}"
-    fitted = (
-        recalibrated(champion, parts, config)
-        if warm and champion is not None and config.warm_start == "recalibrate"
-        else trained(
-            served_model,
-            settings,
-            store,
-            parts,
-            config,
-            champion if warm else None,
-            run_dir,
-            on_trial,
-        )
-    )
-    meta = {
-        "served_model": served_model,
-        "trained_as_of": as_of.isoformat(),
-        "target": target,
-        "trigger": trigger,
-    }
-    challenger = Predictor(
-        fitted.predictor.spec.model_copy(update={"metadata": meta}),
-        fitted.predictor.arrays,
-        fitted.predictor.tokenizer_json,
-    )
-    holdout: dict[str, dict[str, Any]] = dict(fitted.holdout)
-    metrics = dict(fitted.metrics)
-    artifacts = dict(fitted.plots)
-    if champion is not None and not holdout and parts.holdout.num_rows:
-        held = TrainingData.from_arrow(parts.holdout, target)
-        for name, model in (("challenger", challenger), ("champion", champion)):
-            holdout[name] = score(model, fitted.data, fitted.train_rows, held)
-    if holdout:
-        metrics.update(flat_metrics({f"holdout.{k}": v for k, v in holdout.items()}))
-        artifacts["holdout"] = plots.reliability_diagram(
-            {
-                name: (list(map(float, s["coverage"])), list(s["coverage"].values()))
-                for name, s in holdout.items()
-            },
-            run_dir / "holdout_reliability.png",
-        )
-    metrics.update({f"rows_{k}": float(v) for k, v in parts.rows.items()})
-    if holdout:  # the rows behind the holdout.* metrics (a recalibration cross-fits recent)
-        metrics["rows_compared"] = float(_compared_on(parts.rows)[0])
-    if "mean_pinball" not in metrics and "challenger" in holdout:  # recalibrated: no search
-        metrics["mean_pinball"] = float(holdout["challenger"]["mean_pinball"])
-    params = {
-        "served_model": served_model,
-        "job": "retrain",
-        "trigger": trigger,
-        "policy": config.policy,
-        "warm_start": config.warm_start if warm else "off",
-        "as_of": as_of.isoformat(),
-        "recent_start": (recent_start or as_of - timedelta(hours=config.window_h)).isoformat(),
-        "champion_before": champion_version.version if champion_version else None,
-        "trials": fitted.trials,
-        "numeric": ",".join(challenger.spec.numeric),
-        "reference_fraction": config.reference_fraction,
-        "holdout_fraction": config.holdout_fraction,
-    }
-    version = registry.log_training(
-        served_model,
-        challenger,
-        params=params,
-        metrics=metrics,
-        artifacts=artifacts,
-        input_example=input_example(fitted.data.rows(fitted.train_rows[:3])),
-        tags={"trained_as_of": as_of.isoformat(), "job": "retrain", "trigger": trigger},
-    )
-    promoted = _decide(config.policy, holdout)
-    if promoted:
-        registry.promote(served_model, version.version)
-    if version.run_id:
-        registry.client.set_tag(version.run_id, "promoted", str(promoted).lower())
-    detail = outcome_detail(config.policy, holdout, *_compared_on(parts.rows))
-    outcome = "promoted" if promoted else "not promoted"
-    registry.tag_version(
-        served_model, version.version, {"outcome": outcome, "outcome_detail": detail}
-    )
-    how = f"warm start ({config.warm_start})" if warm else f"{fitted.trials}-trial search"
-    (log.info if promoted else log.warning)(
-        "retrained %s (%s): v%d %s, %s", served_model, how, version.version, outcome, detail
-    )
-    return RetrainOutcome(
-        served_model=served_model,
-        run_id=version.run_id,
-        version=version.version,
-        promoted=promoted,
-        policy=config.policy,
-        champion_before=champion_version.version if champion_version else None,
-        warm_start=config.warm_start if warm else "off",
-        rows=parts.rows,
-        holdout=holdout,
-        metrics=metrics,
-        as_of=as_of,
-    )
-
-
-def _compared_on(rows: dict[str, int]) -> tuple[int, str]:
-    """(rows, what they are) behind the challenger/champion comparison."""
-    if rows.get("holdout", 0):
-        return rows["holdout"], "held-out"
-    return rows.get("recent", 0), "recent (cross-fitted)"
-
-
-def outcome_detail(
-    policy: Policy, holdout: dict[str, dict[str, Any]], rows: int, basis: str = "held-out"
-) -> str:
-    """Why a challenger was (not) promoted, for people (tagged on its version).
-
-    >>> outcome_detail("auto_if_better", {"challenger": {"mean_pinball": 1.5},
-    ...     "champion": {"mean_pinball": 1.25}}, 300)
-    'policy auto_if_better: challenger mean pinball 1.5 s vs champion 1.25 s on 300 held-out rows'
-    >>> outcome_detail("auto_if_better", {}, 0)
-    'policy auto_if_better: no champion to compare with'
-    """
-    if "champion" not in holdout or "challenger" not in holdout:
-        return f"policy {policy}: no champion to compare with"
-    ours, theirs = holdout["challenger"]["mean_pinball"], holdout["champion"]["mean_pinball"]
-    return (
-        f"policy {policy}: challenger mean pinball {ours:.4g} s vs champion {theirs:.4g} s "
-        f"on {rows} {basis} rows"
-    )
-
-
-def _decide(policy: Policy, holdout: dict[str, dict[str, Any]]) -> bool:
-    """Whether the challenger becomes the champion under ``policy``."""
-    if policy == "always":
-        return True
-    if policy == "manual":
-        return False
-    if "champion" not in holdout:
-        return True
-    return bool(holdout["challenger"]["mean_pinball"] < holdout["champion"]["mean_pinball"])
+    return parts, config.warm_start if warm else "off"
