@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from core import IngestReport, InputError, StoreError
+from feature_store import RecordStore
 from pipelines.cli._common import JsonOption, StoreOption, console, fail, open_cli_store, print_json
 
 MAX_ERRORS_SHOWN = 20
@@ -63,8 +64,6 @@ def ingest(
     Exit status: 0 when every file was read (rows may be rejected), 2 on a
     file-level error.
     """
-    from feature_store.importers import detect_format, get_importer
-
     options = _parse_options(option or [])
     total = IngestReport(accepted=0, duplicates=0)
     errors: list[dict[str, Any]] = []
@@ -72,37 +71,8 @@ def ingest(
     db = open_cli_store(store)
     try:
         for path in paths:
-            name = detect_format(path) if fmt == "auto" else fmt
-            importer = get_importer(name, **options)
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("records"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=as_json,
-                disable=as_json,
-            ) as bar:
-                task = bar.add_task(f"{path.name} ({name})", total=None)
-                report = db.ingest_batches(
-                    importer.read(path),
-                    source=str(path),
-                    progress=partial(bar.advance, task),
-                    judge=drift,
-                )
-            where = "row " if importer.location == "row" else ""
-            errors += [
-                {
-                    "file": str(path),
-                    importer.location: r.line,
-                    "field": r.field,
-                    "reason": r.reason,
-                    "message": r.describe(str(path), where),
-                }
-                for r in report.rejected
-            ]
+            report, rejected = _ingest_file(db, path, fmt, options, judge=drift, quiet=as_json)
+            errors += rejected
             total = total + report
     except (InputError, StoreError) as exc:
         fail(exc)
@@ -121,6 +91,61 @@ def ingest(
         )
         return
     _print_summary(total, errors, elapsed)
+
+
+def _ingest_file(
+    db: RecordStore,
+    path: Path,
+    fmt: str,
+    options: dict[str, Any],
+    *,
+    judge: bool,
+    quiet: bool,
+) -> tuple[IngestReport, list[dict[str, Any]]]:
+    """Ingest one file in one transaction, with a progress bar unless ``quiet``.
+
+    Returns:
+        The store's report and one JSON-ready error per rejected row (file, line or
+        record, field, reason and a message for people).
+
+    Raises:
+        InputError: A file-level error (nothing of the file was written).
+        StoreError: The store failed (nothing of the file was written).
+    """
+    from feature_store.importers import detect_format, get_importer
+
+    name = detect_format(path) if fmt == "auto" else fmt
+    importer = get_importer(name, **options)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=quiet,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task(f"{path.name} ({name})", total=None)
+        report = db.ingest_batches(
+            importer.read(path),
+            source=str(path),
+            progress=partial(bar.advance, task),
+            judge=judge,
+        )
+    where = "row " if importer.location == "row" else ""
+    errors = [
+        {
+            "file": str(path),
+            importer.location: r.line,
+            "field": r.field,
+            "reason": r.reason,
+            "message": r.describe(str(path), where),
+        }
+        for r in report.rejected
+    ]
+    return report, errors
 
 
 def _print_summary(report: IngestReport, errors: list[dict[str, Any]], elapsed: float) -> None:

@@ -15,7 +15,7 @@ from core import TailcastError
 from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 if TYPE_CHECKING:
-    from pipelines.replay import ReplayResult
+    from pipelines.replay import ReplayRequest, ReplayResult
 
 app = typer.Typer(help="Drift monitoring tools.", no_args_is_help=True)
 
@@ -49,88 +49,102 @@ def _monitor(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+_ServedModel = Annotated[str, typer.Option("--served-model", help="Served model.")]
+_Data = Annotated[
+    Path, typer.Option("--data", exists=True, dir_okay=False, help="Records to replay.")
+]
+_Format = Annotated[str, typer.Option("--format", "-f", help="Format of the files, or 'auto'.")]
+_TrainData = Annotated[
+    Path | None,
+    typer.Option(
+        "--train-data",
+        exists=True,
+        dir_okay=False,
+        help="Records to train on (default --data).",
+    ),
+]
+_TrainBefore = Annotated[
+    str | None,
+    typer.Option(
+        "--train-before",
+        help="Train on records submitted before this ISO time (required without --train-data).",
+    ),
+]
+_ReplayFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--replay-from",
+        help="Replay records submitted from this ISO time (default: --train-before "
+        "without --train-data, else the start of --data).",
+    ),
+]
+_Features = Annotated[
+    str,
+    typer.Option(
+        "--features",
+        help="static: leave out the runtime features tracking recent endpoint speed; all.",
+    ),
+]
+_Retrain = Annotated[
+    bool, typer.Option("--retrain", help="Retrain on alarms and replay on with the new model.")
+]
+_Trials = Annotated[int, typer.Option("--trials", min=1, help="Initial search trials.")]
+_RetrainAfter = Annotated[
+    int,
+    typer.Option(
+        "--retrain-after",
+        min=1,
+        help="Completions since the alarming model took over that a retraining job "
+        "waits for (its calibration data).",
+    ),
+]
+_Policy = Annotated[
+    str,
+    typer.Option(
+        "--policy",
+        help="Promotion policy of the alarm-triggered retraining: always | "
+        "auto_if_better | manual.",
+    ),
+]
+_Monitor = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--monitor",
+        help="A MonitorConfig field, FIELD=VALUE (repeatable), e.g. window=500; "
+        "default window=1000 ks_tolerance=0.12.",
+    ),
+]
+_Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        file_okay=False,
+        help="Keep the replay's store and MLflow registry here (default: a temporary "
+        "directory, removed afterwards).",
+    ),
+]
+_Plot = Annotated[
+    Path | None,
+    typer.Option("--plot", dir_okay=False, help="Write the rolling 0.9 coverage (PNG) here."),
+]
+
+
 @app.command("replay")
 def replay_command(
-    served_model: Annotated[str, typer.Option("--served-model", help="Served model.")],
-    data: Annotated[
-        Path, typer.Option("--data", exists=True, dir_okay=False, help="Records to replay.")
-    ],
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Format of the files, or 'auto'.")
-    ] = "auto",
-    train_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--train-data",
-            exists=True,
-            dir_okay=False,
-            help="Records to train on (default --data).",
-        ),
-    ] = None,
-    train_before: Annotated[
-        str | None,
-        typer.Option(
-            "--train-before",
-            help="Train on records submitted before this ISO time (required without --train-data).",
-        ),
-    ] = None,
-    replay_from: Annotated[
-        str | None,
-        typer.Option(
-            "--replay-from",
-            help="Replay records submitted from this ISO time (default: --train-before "
-            "without --train-data, else the start of --data).",
-        ),
-    ] = None,
-    features: Annotated[
-        str,
-        typer.Option(
-            "--features",
-            help="static: leave out the runtime features tracking recent endpoint speed; all.",
-        ),
-    ] = "all",
-    retrain: Annotated[
-        bool, typer.Option("--retrain", help="Retrain on alarms and replay on with the new model.")
-    ] = False,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Initial search trials.")] = 4,
-    retrain_after: Annotated[
-        int,
-        typer.Option(
-            "--retrain-after",
-            min=1,
-            help="Completions since the alarming model took over that a retraining job "
-            "waits for (its calibration data).",
-        ),
-    ] = 500,
-    policy: Annotated[
-        str,
-        typer.Option(
-            "--policy",
-            help="Promotion policy of the alarm-triggered retraining: always | "
-            "auto_if_better | manual.",
-        ),
-    ] = "always",
-    monitor: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--monitor",
-            help="A MonitorConfig field, FIELD=VALUE (repeatable), e.g. window=500; "
-            "default window=1000 ks_tolerance=0.12.",
-        ),
-    ] = None,
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            file_okay=False,
-            help="Keep the replay's store and MLflow registry here (default: a temporary "
-            "directory, removed afterwards).",
-        ),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option("--plot", dir_okay=False, help="Write the rolling 0.9 coverage (PNG) here."),
-    ] = None,
+    served_model: _ServedModel,
+    data: _Data,
+    fmt: _Format = "auto",
+    train_data: _TrainData = None,
+    train_before: _TrainBefore = None,
+    replay_from: _ReplayFrom = None,
+    features: _Features = "all",
+    retrain: _Retrain = False,
+    trials: _Trials = 4,
+    retrain_after: _RetrainAfter = 500,
+    policy: _Policy = "always",
+    monitor: _Monitor = None,
+    home: _Home = None,
+    plot: _Plot = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train on the past, stream later completions through the monitor, report alarms.
@@ -140,7 +154,7 @@ def replay_command(
     from pydantic import ValidationError
 
     from pipelines.cli._pipeline import _quiet
-    from pipelines.replay import ReplayRequest, plot_coverage, replay
+    from pipelines.replay import ReplayRequest, plot_coverage
 
     _quiet()
     if features not in ("static", "all"):
@@ -162,11 +176,27 @@ def replay_command(
         )
     except ValidationError as exc:
         fail(str(exc))
+    result = _replay(request, home, quiet=as_json)
+    if plot is not None and result.replayed > 200:
+        plot_coverage(result, plot)
+    if as_json:
+        print_json(result.as_json())
+        return
+    _print(result)
+
+
+def _replay(request: ReplayRequest, home: Path | None, *, quiet: bool) -> ReplayResult:
+    """Run the replay under a progress bar, in ``home`` or a temporary directory removed after.
+
+    Exits with status 2 (:func:`fail`) when the replay cannot run.
+    """
+    from pipelines.replay import replay
+
     root = home or Path(tempfile.mkdtemp(prefix="tailcast-replay-"))
-    with progress_bar(hidden=as_json) as bar:
+    with progress_bar(hidden=quiet) as bar:
         task = bar.add_task("replay", total=None)
         try:
-            result = replay(
+            return replay(
                 request,
                 root,
                 stage=lambda text: bar.update(task, description=text),
@@ -177,12 +207,6 @@ def replay_command(
         finally:
             if home is None:
                 shutil.rmtree(root, ignore_errors=True)
-    if plot is not None and result.replayed > 200:
-        plot_coverage(result, plot)
-    if as_json:
-        print_json(result.as_json())
-        return
-    _print(result)
 
 
 def _print(result: ReplayResult) -> None:
