@@ -6,7 +6,9 @@ runs inside ``tailcast serve``: every ``interval_s`` it counts the stored sample
 once there are at least ``min_samples`` new ones since the last round, exports the
 training frame to Parquet and trains in a child process (``python -m pipelines.llmd
 FRAME``), so torch never shares the service's interpreter and the DuckDB file stays
-with the service. The child trains two predictors, registers them as
+with the service. The child fits two predictors, one fixed network each (no search,
+so a round over a few thousand samples takes seconds; see :func:`fit_config`) on
+llm-d's request and pod fields, tokens in flight included, registers them as
 ``<name>.ttft`` and ``<name>.tpot`` and promotes each one that beats its champion on
 the same held-out rows (or when there is none); the service's poller then swaps them
 in. Until both exist, the llm-d endpoints answer 503 ``Models not ready``, as llm-d's
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -30,14 +33,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core import Settings
-from core.predictor import TextSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from core.predictor import Predictor
     from serving import ServiceState
+    from training import Split, TrainConfig, TrainingData
 
 logger = logging.getLogger(__name__)
+
+#: Most epochs of one fit (early stopping on the validation fold usually ends sooner).
+MAX_EPOCHS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +56,11 @@ class LlmdRetrainConfig:
         interval_s: Seconds between checks for new samples.
         min_samples: Samples (with a TTFT) needed before the first round, and new
             samples needed before each further round.
-        trials: Search trials per target.
-        timeout_s: Seconds after which a target's search starts no new trial.
     """
 
     served_model: str = "llm-d"
     interval_s: float = 60.0
     min_samples: int = 200
-    trials: int = 2
-    timeout_s: float = 120.0
 
 
 def with_tpot(frame: pa.Table) -> pa.Table:
@@ -75,33 +78,136 @@ def with_tpot(frame: pa.Table) -> pa.Table:
     return rows.append_column("tpot_s", tpot)
 
 
-def _no_text(
-    spec: TextSpec, prompts: Sequence[str | None], keys: Sequence[str | None] | None
-) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    """Text features of llm-d samples: there is no prompt text, so none."""
-    return np.zeros((len(prompts), 0), dtype=np.float32), None, None
+#: Numeric features of the TTFT predictor: what llm-d sends about the request and the pod.
+TTFT_FEATURES: tuple[str, ...] = (
+    "log_input_tokens",
+    "input_ktokens",
+    "cached_fraction",
+    "log_uncached_tokens",
+    "log_num_running",
+    "log_num_waiting",
+    "kv_cache_util",
+    "prefill_ktokens_in_flight",
+    "decode_ktokens_in_flight",
+)
+#: TPOT also sees ``num_tokens_generated`` (llm-d sends it with every prediction).
+TPOT_FEATURES: tuple[str, ...] = (*TTFT_FEATURES, "log_output_tokens")
 
 
-def train_target(
-    settings: Settings, frame: pa.Table, key: str, target: str, trials: int, timeout_s: float
-) -> tuple[int, bool]:
-    """Train, register as ``key`` and (if it wins) promote one llm-d target's predictor."""
-    from pipelines.quick import QuickTrain, train_and_register
+def hidden_width(samples: int) -> int:
+    """Width of both hidden layers for ``samples`` training samples.
 
-    plan = QuickTrain(key=key, target=target, trials=trials, timeout_s=timeout_s, text=("none",))
-    return train_and_register(settings, frame, plan, _no_text, tags={"source": "llm-d"})
+    Parameters grow about linearly with the data (the width with its square root, in
+    steps of 8, from 32 to 64 at about 5,000 samples): few samples get a small, fast
+    network, and llm-d's model file grows as samples arrive, as llm-d's own tree
+    models do.
+
+    >>> [hidden_width(n) for n in (100, 2_000, 4_000, 100_000)]
+    [32, 32, 48, 64]
+    """
+    width = 8 * round(math.sqrt(samples / 100.0))
+    return int(min(64, max(32, width)))
+
+
+def fit_config(target: str, samples: int) -> TrainConfig:
+    """The one fixed configuration of an llm-d target (no search: rounds must be quick)."""
+    from training import TrainConfig
+
+    width = hidden_width(samples)
+    return TrainConfig(
+        target=target,
+        numeric=TPOT_FEATURES if target == "tpot_s" else TTFT_FEATURES,
+        hidden=(width, width),
+        dropout=0.0,
+        lr=1e-2,
+        weight_decay=0.0,
+        batch_size=256,
+        max_epochs=MAX_EPOCHS,
+        patience=8,
+    )
+
+
+def fit_target(
+    frame: pa.Table, target: str
+) -> tuple[Predictor, dict[str, Any], TrainingData, Split]:
+    """Fit one target on the train fold, calibrate it on val + cal, score it on test.
+
+    Args:
+        frame: The llm-d training frame (``ttft_s``; ``tpot_s`` from :func:`with_tpot`).
+        target: ``ttft_s`` or ``tpot_s`` (seconds).
+
+    Returns:
+        (the calibrated predictor, its held-out scores, the training data, the split).
+
+    Raises:
+        ValueError: With fewer than 100 usable rows.
+    """
+    from training import (
+        TrainingData,
+        calibrate,
+        evaluate_models,
+        fit_network,
+        group_keys,
+        split_by_group,
+    )
+
+    data = TrainingData.from_arrow(frame, target)
+    if data.n < 100:
+        raise ValueError(f"only {data.n} usable rows for {target}; need >= 100")
+    data.text = np.zeros((data.n, 0), dtype=np.float32)
+    split = split_by_group(group_keys(data.cols))
+    config = fit_config(target, len(split.train))
+    predictor, _ = fit_network(data, split.train, split.val, config)
+    cal = np.concatenate([split.val, split.cal])
+    predictor = calibrate(predictor, data, cal, prompt_classes=0, by="served_model")
+    scores, _ = evaluate_models(predictor, data, split.train, split.test, baselines=())
+    return predictor, scores["tailcast"], data, split
+
+
+def train_target(settings: Settings, frame: pa.Table, key: str, target: str) -> tuple[int, bool]:
+    """Train, register as ``key`` and (if it wins) promote one llm-d target's predictor.
+
+    The new version becomes the champion when its mean pinball loss on the held-out
+    rows is below the champion's on the same rows (or when there is none).
+    """
+    from pipelines.train import flat_metrics, input_example
+    from registry import MLflowRegistry
+    from training import evaluate_models
+
+    predictor, score, data, split = fit_target(frame, target)
+    registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+    champion = registry.alias_version(key)
+    champion_loss: float | None = None
+    if champion is not None:
+        old, _ = registry.load(key, version=champion.version)
+        old_scores, _ = evaluate_models(old, data, split.train, split.test, baselines=())
+        champion_loss = float(old_scores["tailcast"]["mean_pinball"])
+    metrics = flat_metrics({"tailcast": score})
+    version = registry.log_training(
+        key,
+        predictor,
+        params={"served_model": key, "target": target, "samples": data.n},
+        metrics=metrics,
+        artifacts={},
+        input_example=input_example(data.rows(split.test)),
+        tags={"quick": "true", "source": "llm-d"},
+    )
+    promoted = champion_loss is None or metrics["mean_pinball"] < champion_loss
+    if promoted:
+        registry.promote(key, version.version)
+    return version.version, promoted
 
 
 def train_llmd(
-    settings: Settings, frame: pa.Table, served_model: str, trials: int, timeout_s: float
+    settings: Settings, frame: pa.Table, served_model: str
 ) -> dict[str, tuple[int, bool]]:
     """Train the TTFT and TPOT predictors of ``served_model`` from its training frame."""
     from serving.compat import target_names
 
     ttft_key, tpot_key = target_names(served_model)
     return {
-        ttft_key: train_target(settings, frame, ttft_key, "ttft_s", trials, timeout_s),
-        tpot_key: train_target(settings, with_tpot(frame), tpot_key, "tpot_s", trials, timeout_s),
+        ttft_key: train_target(settings, frame, ttft_key, "ttft_s"),
+        tpot_key: train_target(settings, with_tpot(frame), tpot_key, "tpot_s"),
     }
 
 
@@ -188,8 +294,6 @@ class LlmdRetrainer:
             "pipelines.llmd",
             str(path),
             cfg.served_model,
-            str(cfg.trials),
-            str(cfg.timeout_s),
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -224,17 +328,19 @@ def _settings_env(settings: Settings) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m pipelines.llmd FRAME SERVED_MODEL TRIALS TIMEOUT_S`` (the child)."""
+    """``python -m pipelines.llmd FRAME SERVED_MODEL`` (the child)."""
     import pyarrow.parquet as pq
+    import torch
 
     from pipelines.cli._train import _quiet_training_stack
 
     args = list(sys.argv[1:] if argv is None else argv)
-    frame_path, served_model, trials, timeout_s = args
+    frame_path, served_model = args
     _quiet_training_stack()
-    out: Any = train_llmd(
-        Settings(), pq.read_table(frame_path), served_model, int(trials), float(timeout_s)
-    )
+    # One intra-op thread: these networks are too small to gain from more, and on a busy
+    # machine threads that wait for each other make a fit ten times slower.
+    torch.set_num_threads(1)
+    out: Any = train_llmd(Settings(), pq.read_table(frame_path), served_model)
     for key, (version, promoted) in out.items():
         print(f"{key}: v{version}{' (champion)' if promoted else ''}")
 

@@ -3,7 +3,8 @@
 Prediction: an llm-d request becomes one predictor row of the llm-d served model
 (``ServingConfig.llmd_served_model``): ``pod_type`` is the device (``monolithic``
 when empty), ``input_token_length`` the input tokens, ``prefix_cache_score`` times it
-the cached tokens, and the pod's queue and KV-cache figures the runtime load. The
+the cached tokens, ``num_tokens_generated`` the output tokens (an input of the TPOT
+predictor only), and the pod's queue, KV-cache and tokens in flight the runtime load. The
 TTFT and TPOT predictors are the champions of ``<name>.ttft`` and ``<name>.tpot``;
 each answers its distribution, read at the configured quantile, in milliseconds.
 
@@ -62,6 +63,9 @@ def request_columns(
         "num_running": [r.num_request_running for r in items],
         "num_waiting": [r.num_request_waiting for r in items],
         "kv_cache_util": [r.kv_cache_percentage for r in items],
+        "prefill_tokens_in_flight": [r.prefill_tokens_in_flight for r in items],
+        "decode_tokens_in_flight": [r.decode_tokens_in_flight for r in items],
+        "output_tokens": [r.num_tokens_generated for r in items],
         "ep_completions": [e.completions for e in ep],
         "ep_median_tokens_per_s": [e.median_tokens_per_s for e in ep],
         "ep_median_latency_s": [e.median_latency_s for e in ep],
@@ -97,4 +101,6 @@ def entry_record(entry: TrainingEntry, served_model: str) -> dict[str, Any]:
         "num_running": entry.num_request_running,
         "num_waiting": entry.num_request_waiting,
         "kv_cache_util": entry.kv_cache_percentage,
+        "prefill_tokens_in_flight": entry.prefill_tokens_in_flight,
+        "decode_tokens_in_flight": entry.decode_tokens_in_flight,
     }

@@ -43,7 +43,8 @@ PREDICTION_FIELDS = {
 
 
 def entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """llm-d training entries: TTFT grows with the prompt and the queue, TPOT with load."""
+    """llm-d training entries: TTFT grows with the prompt, the queue and the prefill tokens
+    in flight, TPOT with load and the decode tokens in flight."""
     rng = np.random.default_rng(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     out = []
@@ -51,17 +52,21 @@ def entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
         tokens = int(rng.integers(50, 4000))
         waiting = int(rng.integers(0, 8))
         running_ = int(rng.integers(0, 32))
+        prefill, decode = int(rng.integers(0, 10_000)), int(rng.integers(0, 3_000))
         out.append(
             {
                 "kv_cache_percentage": float(rng.uniform(0, 1)),
                 "input_token_length": tokens,
                 "num_request_waiting": waiting,
                 "num_request_running": running_,
-                "actual_ttft_ms": (10 + 0.1 * tokens + 40 * waiting) * rng.uniform(0.9, 1.1),
-                "actual_tpot_ms": (8 + 0.5 * running_) * rng.uniform(0.9, 1.1),
+                "actual_ttft_ms": (10 + 0.1 * tokens + 40 * waiting + 0.05 * prefill)
+                * rng.uniform(0.9, 1.1),
+                "actual_tpot_ms": (8 + 0.5 * running_ + 0.01 * decode) * rng.uniform(0.9, 1.1),
                 "num_tokens_generated": int(rng.integers(1, 500)),
                 "prefix_cache_score": float(rng.uniform(0, 1)),
                 "pod_type": "",
+                "prefill_tokens_in_flight": prefill,
+                "decode_tokens_in_flight": decode,
                 "timestamp": (start + timedelta(seconds=i)).isoformat(),
             }
         )
@@ -85,9 +90,7 @@ def request(tokens: int = 1000, **fields: Any) -> dict[str, Any]:
 def base_url(tmp_path: Path) -> Iterator[str]:
     """tailcast with a token and the llm-d retrain loop checking every second."""
     settings = Settings(home=tmp_path, api_token=TOKEN)
-    retrainer = LlmdRetrainer(
-        settings, LlmdRetrainConfig(interval_s=1.0, min_samples=SAMPLES, trials=1, timeout_s=60)
-    )
+    retrainer = LlmdRetrainer(settings, LlmdRetrainConfig(interval_s=1.0, min_samples=SAMPLES))
     with running(create_app(settings, poll_interval_s=3600, hooks=[retrainer])) as url:
         yield url
 
@@ -145,6 +148,10 @@ def test_llmd_training_data_retrain_and_predictions_over_http(base_url: str) -> 
         big = http.post("/predict", json=request(3900, num_request_waiting=6)).json()
         assert 0 < small["ttft_ms"] < big["ttft_ms"]
         assert small["tpot_ms"] > 0
+        busy = request(100, prefill_tokens_in_flight=9_000, decode_tokens_in_flight=2_800)
+        loaded = http.post("/predict", json=busy).json()  # the in-flight tokens are features
+        assert loaded["ttft_ms"] > small["ttft_ms"]
+        assert loaded["tpot_ms"] > small["tpot_ms"]
 
         # strict bulk: all or nothing
         items = [request(200), request(2000, pod_type="prefill"), request(3000)]

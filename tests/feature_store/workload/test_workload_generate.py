@@ -130,9 +130,14 @@ def test_a_sample_validates_as_completion_records(table: pa.Table) -> None:
         assert record.latency_s is not None
 
 
+#: Record fields the generator does not model: null (not reported) in every row.
+UNMODELLED = ("prefill_tokens_in_flight", "decode_tokens_in_flight")
+
+
 def test_no_column_is_empty(table: pa.Table) -> None:
     for name in RECORD_FIELDS:
-        assert table.column(name).null_count == 0, name
+        expected = table.num_rows if name in UNMODELLED else 0
+        assert table.column(name).null_count == expected, name
 
 
 @pytest.mark.slow
