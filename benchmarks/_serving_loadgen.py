@@ -130,47 +130,19 @@ async def open_loop(
     out = OpenLoop()
     total = int(rps * duration_s)
     side: dict[str, Any] = {}
-
-    async def one(i: int, due: float) -> None:
-        conn = await idle.get()
-        t0 = time.perf_counter()
-        try:
-            status, body = await conn.call(requests[i % len(requests)])
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            out.errors += 1
-            conn.close()
-            idle.put_nowait(await Connection.open(host, port))
-            return
-        t1 = time.perf_counter()
-        idle.put_nowait(conn)
-        if status != 200:
-            out.errors += 1
-            return
-        out.lat.append(t1 - t0)
-        out.late.append(t1 - due)
-        m = _VERSION.search(body)
-        if m is not None:
-            v = m.group(1).decode()
-            out.versions[v] = out.versions.get(v, 0) + 1
-
-    async def extra(at_s: float, request: bytes, start: float) -> None:
-        await asyncio.sleep(max(0.0, start + at_s - time.perf_counter()))
-        conn = await Connection.open(host, port)
-        t0 = time.perf_counter()
-        status, _ = await conn.call(request)
-        side.update(status=status, took_s=time.perf_counter() - t0, at_s=t0 - start)
-        conn.close()
-
     tasks: list[asyncio.Task[None]] = []
     start = time.perf_counter() + 0.05
     if during is not None:
-        tasks.append(asyncio.create_task(extra(during[0], during[1], start)))
+        at_s, reload = during
+        side_call = _side_call(host, port, (start, at_s), reload, side)
+        tasks.append(asyncio.create_task(side_call))
     for i in range(total):
         due = start + i / rps
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due)))
+        request = requests[i % len(requests)]
+        tasks.append(asyncio.create_task(_pooled_call(idle, (host, port), request, due, out)))
     send_s = time.perf_counter() - start
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration_s + 60)
     wall_s = time.perf_counter() - start
@@ -186,6 +158,64 @@ async def open_loop(
         "versions": out.versions,
         "side": side,
     }
+
+
+async def _pooled_call(
+    idle: asyncio.Queue[Connection],
+    address: tuple[str, int],
+    request: bytes,
+    due: float,
+    out: OpenLoop,
+) -> None:
+    """Send one call on a pooled connection; record its latency, lateness and version.
+
+    ``due`` is when the schedule wanted it sent (``perf_counter`` seconds); lateness is
+    measured from it.
+
+    A connection that fails is replaced by a new one; a failure or a non-200 answer
+    counts as an error.
+    """
+    conn = await idle.get()
+    t0 = time.perf_counter()
+    try:
+        status, body = await conn.call(request)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        out.errors += 1
+        conn.close()
+        idle.put_nowait(await Connection.open(*address))
+        return
+    t1 = time.perf_counter()
+    idle.put_nowait(conn)
+    if status != 200:
+        out.errors += 1
+        return
+    out.lat.append(t1 - t0)
+    out.late.append(t1 - due)
+    m = _VERSION.search(body)
+    if m is not None:
+        v = m.group(1).decode()
+        out.versions[v] = out.versions.get(v, 0) + 1
+
+
+async def _side_call(
+    host: str, port: int, when: tuple[float, float], request: bytes, side: dict[str, Any]
+) -> None:
+    """Send ``request`` on its own connection ``at_s`` seconds after ``start``.
+
+    Args:
+        host: Server address.
+        port: Server port.
+        when: ``(start, at_s)``: the phase start (``perf_counter`` seconds) and the offset.
+        request: The encoded request.
+        side: Filled with its ``status``, ``took_s`` and ``at_s`` (seconds after start).
+    """
+    start, at_s = when
+    await asyncio.sleep(max(0.0, start + at_s - time.perf_counter()))
+    conn = await Connection.open(host, port)
+    t0 = time.perf_counter()
+    status, _ = await conn.call(request)
+    side.update(status=status, took_s=time.perf_counter() - t0, at_s=t0 - start)
+    conn.close()
 
 
 async def closed_loop(

@@ -30,7 +30,7 @@ from benchmarks._report import save_png
 from core import Settings
 from pipelines import capacity as cap
 from pipelines import simulate as job
-from scheduler_hooks.sim import SimConfig, parse_cluster
+from scheduler_hooks.sim import CapacityEvent, SimConfig, parse_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "traces" / "azure_llm_2023_conv.csv"
@@ -112,6 +112,47 @@ def run() -> str:
     end = float(sc.workload.arrival.max())
     loss_s = end / 3
     event = cap.degrade_event(loss_s, FRACTION, DEGRADED)
+    runs, seconds = _three_runs(sc, event)
+    started = time.perf_counter()
+    sensitivity = cap.run_capacity(
+        sc,
+        event,
+        retrain=True,
+        scaler_options=SCALER | {"stabilization_s": 300.0},
+        policy=POLICY,
+        seed=SEED,
+    )
+    sensitivity_s = time.perf_counter() - started
+    rec = {name: cap.recovery(r.result, loss_s) for name, r in runs.items()}
+    _plot(runs, loss_s, rec["loss, no retraining"].pre_p90)
+    lines = [
+        f"Azure conv, {sc.workload.n:,} requests replayed over {end / 3600:.1f} h at load "
+        f"{LOAD:g} of `{CLUSTER}` ({sc.capacity_rps:.3f} req/s); router tail_aware (P95), "
+        f"scaler forecast adding {SCALE_DEVICE} ({SCALER}), scaler SLO {sc.slo_s:.1f} s; at "
+        f"{loss_s / 3600:.2f} h the a100 pool degrades to {1 - FRACTION:.0%} speed (71% of "
+        f"the cluster's capacity lost); seed {SEED}. Monitor: drift.MonitorConfig defaults, "
+        f"groups (served model, default, device); refit: per-device conformal "
+        f"recalibration on {POLICY.calibration_rows} completions after the alarm, "
+        f"{POLICY.retrain_s:.0f} s of simulated job time. Wall times provisional "
+        "(shared 2-core machine).",
+        "",
+        *_table(runs, rec, seconds, loss_s, sc.slo_s),
+        *_curves(runs, loss_s),
+        "",
+        f"![P90 over time](benchmarks/plots/{PLOT.name})",
+        "",
+        "### Bar lines",
+        "",
+        *_bar_lines(rec, (sensitivity, sensitivity_s, loss_s), _other_seeds(sc, event, loss_s)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _three_runs(
+    sc: job.Scenario, event: CapacityEvent
+) -> tuple[dict[str, cap.CapacityRun], dict[str, float]]:
+    """No loss, loss without and with retraining; each run and its wall seconds."""
     cases = {
         "no loss": (None, False),
         "loss, no retraining": (event, False),
@@ -125,16 +166,13 @@ def run() -> str:
             sc, ev, retrain=retrain, scaler_options=SCALER, policy=POLICY, seed=SEED
         )
         seconds[name] = time.perf_counter() - started
-    started = time.perf_counter()
-    sensitivity = cap.run_capacity(
-        sc,
-        event,
-        retrain=True,
-        scaler_options=SCALER | {"stabilization_s": 300.0},
-        policy=POLICY,
-        seed=SEED,
-    )
-    sensitivity_s = time.perf_counter() - started
+    return runs, seconds
+
+
+def _other_seeds(
+    sc: job.Scenario, event: CapacityEvent, loss_s: float
+) -> dict[int, tuple[float, float]]:
+    """Seed -> (late / pre-loss P90 with retraining, without) for :data:`OTHER_SEEDS`."""
     other_seeds: dict[int, tuple[float, float]] = {}
     for seed in OTHER_SEEDS:
         kept, refit = (
@@ -147,27 +185,25 @@ def run() -> str:
             for retrain in (False, True)
         )
         other_seeds[seed] = (refit, kept)
-    rec = {name: cap.recovery(r.result, loss_s) for name, r in runs.items()}
-    pre = rec["loss, no retraining"].pre_p90
-    _plot(runs, loss_s, pre)
+    return other_seeds
+
+
+def _table(
+    runs: dict[str, cap.CapacityRun],
+    rec: dict[str, cap.Recovery],
+    seconds: dict[str, float],
+    loss_s: float,
+    slo_s: float,
+) -> list[str]:
+    """The Markdown table of the three runs."""
     lines = [
-        f"Azure conv, {sc.workload.n:,} requests replayed over {end / 3600:.1f} h at load "
-        f"{LOAD:g} of `{CLUSTER}` ({sc.capacity_rps:.3f} req/s); router tail_aware (P95), "
-        f"scaler forecast adding {SCALE_DEVICE} ({SCALER}), scaler SLO {sc.slo_s:.1f} s; at "
-        f"{loss_s / 3600:.2f} h the a100 pool degrades to {1 - FRACTION:.0%} speed (71% of "
-        f"the cluster's capacity lost); seed {SEED}. Monitor: drift.MonitorConfig defaults, "
-        f"groups (served model, default, device); refit: per-device conformal "
-        f"recalibration on {POLICY.calibration_rows} completions after the alarm, "
-        f"{POLICY.retrain_s:.0f} s of simulated job time. Wall times provisional "
-        "(shared 2-core machine).",
-        "",
         "| run | pre-loss P90 s | late P90 s | late / pre | every window within 20% from "
         "| P95 s (all) "
         "| mean replicas | alarms (first at) | retrains (new forecasts at) | sim s |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for name, r in runs.items():
-        m = r.result.summary(sc.slo_s)
+        m = r.result.summary(slo_s)
         alarms = [e for e in r.events if e["kind"] == "ood"]
         first = (
             f"{len(alarms)} ({alarms[0]['device']} at {alarms[0]['at_s'] / 3600:.2f} h)"
@@ -186,22 +222,32 @@ def run() -> str:
             f"{m['replica_seconds'] / m['makespan_s']:.1f} | "
             f"{first} | {swaps or '-'} | {seconds[name]:.0f} |"
         )
+    return lines
+
+
+def _curves(runs: dict[str, cap.CapacityRun], loss_s: float) -> list[str]:
+    """The windowed P90 of each run after the loss, one Markdown bullet per run."""
     mids, _ = cap.windowed_p90(runs["no loss"].result, WINDOW_S)
     curves = {n: cap.windowed_p90(r.result, WINDOW_S)[1] for n, r in runs.items()}
     after = mids >= loss_s
-    lines += ["", f"Windowed P90 ({WINDOW_S / 60:.0f} min) after the loss, seconds:", ""]
+    lines = ["", f"Windowed P90 ({WINDOW_S / 60:.0f} min) after the loss, seconds:", ""]
     for name, values in curves.items():
         shown = ", ".join(f"{v:.0f}" for v in values[after[: len(values)]])
         lines.append(f"- {name}: {shown}")
-    sens = cap.recovery(sensitivity.result, loss_s)
+    return lines
+
+
+def _bar_lines(
+    rec: dict[str, cap.Recovery],
+    sensitivity: tuple[cap.CapacityRun, float, float],
+    other_seeds: dict[int, tuple[float, float]],
+) -> list[str]:
+    """The bar's verdict lines; ``sensitivity`` is (run, wall seconds, loss time s)."""
+    run_300, run_300_s, loss_s = sensitivity
+    sens = cap.recovery(run_300.result, loss_s)
     with_r, without = rec["loss, drift-triggered retraining"], rec["loss, no retraining"]
     ok = with_r.recovered and not without.recovered
-    lines += [
-        "",
-        f"![P90 over time](benchmarks/plots/{PLOT.name})",
-        "",
-        "### Bar lines",
-        "",
+    return [
         f"- with drift-triggered retraining the late P90 is {with_r.late_p90:.1f} s = "
         f"{with_r.ratio:.2f} x the pre-loss {with_r.pre_p90:.1f} s: within 20%: "
         f"{'yes' if with_r.recovered else 'no'}",
@@ -210,17 +256,15 @@ def run() -> str:
         f"- no loss (reference for the trace's own drift): {rec['no loss'].ratio:.2f} x",
         f"- sensitivity: the same retraining run with a 300 s scale-down stabilization "
         f"(the scaler's default) ends at {sens.late_p90:.1f} s = {sens.ratio:.2f} x "
-        f"({'within' if sens.recovered else 'not within'} 20%; {len(sensitivity.jobs)} "
-        f"retrains; {sensitivity_s:.0f} s)",
+        f"({'within' if sens.recovered else 'not within'} 20%; {len(run_300.jobs)} "
+        f"retrains; {run_300_s:.0f} s)",
         "- other seeds (late / pre-loss P90, with retraining vs without): "
         + "; ".join(
             f"seed {seed}: {refit:.2f} x vs {kept:.2f} x"
             for seed, (refit, kept) in other_seeds.items()
         ),
         f"- bar (recovers with retraining, not without): {'met' if ok else 'not met'}",
-        "",
     ]
-    return "\n".join(lines)
 
 
 __all__ = ["run", "scenario"]

@@ -28,7 +28,9 @@ from pipelines.train import text_provider, train_served_model
 from training import (
     EVAL_LEVELS,
     SearchSpace,
+    TextProvider,
     TrainConfig,
+    TrainOutcome,
     TrainRequest,
     calibrate,
     evaluate_models,
@@ -102,68 +104,94 @@ def alpacaeval(trials: int = 8) -> str:
             )
         )
         frame = store.training_frame(require=("output_tokens",))
-        base = TrainConfig(
-            target="output_tokens",
-            target_transform="log1p",
-            numeric=(*REQUEST_FEATURES, "log_prompt_chars"),
-            batch_size=2048,
-            max_epochs=25,
-            patience=4,
-            objective="target",
-        )
-        space = SearchSpace(
-            text_variants=(
-                TextSpec(kind="none"),
-                TextSpec(kind="static_table"),
-                TextSpec(kind="encoder", encoder_layers=3),
-            ),
-            text_heads=("ridge",),
-            widths=(64, 128),
-            depth=(1, 2),
-            dropout=(0.0, 0.2),
-            lr=(1e-3, 5e-3),
-            loss_spaces=ALPACA_LOSS_SPACES,
-            seed_text_variants=True,
-        )
-        request = TrainRequest(
-            served_model="alpacaeval",
-            target="output_tokens",
-            trials=trials,
-            timeout_s=1800,
-            base=base,
-            space=space,
-            prompt_classes=0,
-            calibration_by="served_model",
-            min_group=50,
-            max_cost_us=None,
-            baselines=("empirical",),  # SwarmPilot's log target cannot take 0-token outputs
-        )
+        request = _alpaca_request(trials)
         provider = text_provider(store, Settings().home / "cache" / "static_tables", None)
         started = time.perf_counter()
         outcome = train_predictor(frame, request, provider, Path(tmp) / "plots", on_trial=_log)
         wall = time.perf_counter() - started
-        data, split = outcome.data, outcome.split
         chosen = outcome.search.selected
         assert chosen is not None
-        plain_config = chosen.config.model_copy(update={"text": TextSpec(kind="none")})
-        data.text, _, _ = provide_text(provider, plain_config.text, data)
-        plain, _ = fit_network(data, split.train, split.val, plain_config)
-        plain = calibrate(
-            plain,
-            data,
-            np.concatenate([split.val, split.cal]),
-            prompt_classes=request.prompt_classes,
-            min_group=request.min_group,
-            by=request.calibration_by,
-        )
-        scores, _ = evaluate_models(plain, data, split.train, split.test, baselines=())
+        plain = _without_text(outcome, chosen.config, provider, request)
     models = {
         f"tailcast (selected: {_describe(chosen.config)})": outcome.comparison["tailcast"],
-        "same predictor, no text": scores["tailcast"],
+        "same predictor, no text": plain,
         "empirical per model": outcome.comparison["empirical"],
     }
+    return _alpaca_report(outcome, models, plain, (trials, request.timeout_s, wall))
+
+
+def _alpaca_request(trials: int) -> TrainRequest:
+    """The AlpacaEval search: output tokens, ridge text heads, no prediction-cost budget."""
+    base = TrainConfig(
+        target="output_tokens",
+        target_transform="log1p",
+        numeric=(*REQUEST_FEATURES, "log_prompt_chars"),
+        batch_size=2048,
+        max_epochs=25,
+        patience=4,
+        objective="target",
+    )
+    space = SearchSpace(
+        text_variants=(
+            TextSpec(kind="none"),
+            TextSpec(kind="static_table"),
+            TextSpec(kind="encoder", encoder_layers=3),
+        ),
+        text_heads=("ridge",),
+        widths=(64, 128),
+        depth=(1, 2),
+        dropout=(0.0, 0.2),
+        lr=(1e-3, 5e-3),
+        loss_spaces=ALPACA_LOSS_SPACES,
+        seed_text_variants=True,
+    )
+    return TrainRequest(
+        served_model="alpacaeval",
+        target="output_tokens",
+        trials=trials,
+        timeout_s=1800,
+        base=base,
+        space=space,
+        prompt_classes=0,
+        calibration_by="served_model",
+        min_group=50,
+        max_cost_us=None,
+        baselines=("empirical",),  # SwarmPilot's log target cannot take 0-token outputs
+    )
+
+
+def _without_text(
+    outcome: TrainOutcome, config: TrainConfig, provider: TextProvider, request: TrainRequest
+) -> dict[str, Any]:
+    """Test scores of ``config`` with text kind ``none``, fitted and calibrated the same way."""
+    data, split = outcome.data, outcome.split
+    plain_config = config.model_copy(update={"text": TextSpec(kind="none")})
+    data.text, _, _ = provide_text(provider, plain_config.text, data)
+    plain, _ = fit_network(data, split.train, split.val, plain_config)
+    plain = calibrate(
+        plain,
+        data,
+        np.concatenate([split.val, split.cal]),
+        prompt_classes=request.prompt_classes,
+        min_group=request.min_group,
+        by=request.calibration_by,
+    )
+    scores, _ = evaluate_models(plain, data, split.train, split.test, baselines=())
+    result: dict[str, Any] = scores["tailcast"]
+    return result
+
+
+def _alpaca_report(
+    outcome: TrainOutcome,
+    models: dict[str, dict[str, Any]],
+    plain: dict[str, Any],
+    run: tuple[int, float | None, float],
+) -> str:
+    """Markdown: the setup, the table and the bar lines; ``run`` is (trials, timeout s, wall s)."""
+    trials, timeout_s, wall = run
+    data, split = outcome.data, outcome.split
     ours = outcome.comparison["tailcast"]["mean_pinball"]
-    gain = 100 * (1 - ours / scores["tailcast"]["mean_pinball"])
+    gain = 100 * (1 - ours / plain["mean_pinball"])
     worst = {
         name: max(abs(s["coverage"][f"{lv:g}"] - lv) for lv in EVAL_LEVELS)
         for name, s in models.items()
@@ -175,7 +203,7 @@ def alpacaeval(trials: int = 8) -> str:
         f"{data.n:,} (instruction, model) rows, {len(set(data.cols['served_model'])):,} models; "
         f"held-out instructions: {len(split.test):,} rows. Target: output tokens "
         f"(= words x 4/3). Search: {len(outcome.search.trials)} of {trials} trials finished "
-        f"(timeout {request.timeout_s:.0f} s), {wall:.0f} s, validation loss in "
+        f"(timeout {timeout_s:.0f} s), {wall:.0f} s, validation loss in "
         f"tokens / training median. Calibration: split-conformal per served model.\n\n"
         f"{_table(models)}\n\n"
         f"- text features: **{gain:.1f}% lower** mean pinball than the same predictor "
