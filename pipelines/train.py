@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ from core import Settings
 from core.predictor import Predictor, TextSpec
 from feature_store import RecordStore
 from training import TextProvider
+
+if TYPE_CHECKING:
+    from registry import MLflowRegistry, ModelVersion
+    from training import TrainOutcome, TrainRequest, TrialOutcome
 
 EXAMPLE_ROWS = 3
 
@@ -124,7 +128,7 @@ def train_served_model(
 ) -> TrainReport:
     """Train, register and (if it wins) promote a predictor for ``served_model``."""
     from registry import MLflowRegistry
-    from training import TrainRequest, evaluate_models, train_predictor
+    from training import TrainRequest, train_predictor
 
     as_of = datetime.now(UTC)
     frame = store.training_frame(served_model, as_of=as_of, require=(target,))
@@ -141,6 +145,19 @@ def train_served_model(
     )
     provider = text_provider(store, settings.home / "cache" / "static_tables", on_text)
     outcome = train_predictor(frame, request, provider, run_dir, on_trial=on_trial)
+    registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
+    return _register(registry, request, outcome, as_of, run_dir)
+
+
+def _register(
+    registry: MLflowRegistry,
+    request: TrainRequest,
+    outcome: TrainOutcome,
+    as_of: datetime,
+    run_dir: Path,
+) -> TrainReport:
+    """Register the trained predictor; promote it when it beats the champion (or none)."""
+    served_model, target = request.served_model, request.target
     predictor = outcome.predictor
     meta = {"served_model": served_model, "trained_as_of": as_of.isoformat(), "target": target}
     predictor = Predictor(
@@ -148,32 +165,15 @@ def train_served_model(
         predictor.arrays,
         predictor.tokenizer_json,
     )
-    registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
     champion = registry.alias_version(served_model)
-    champion_loss: float | None = None
-    data = outcome.data
-    if champion is not None:
-        old, _ = registry.load(served_model, version=champion.version)
-        scores, _ = evaluate_models(
-            old, data, outcome.split.train, outcome.split.test, baselines=()
-        )
-        champion_loss = float(scores["tailcast"]["mean_pinball"])
+    champion_loss = _champion_loss(registry, served_model, champion, outcome)
     selected = outcome.search.selected
     assert selected is not None
-    metrics = flat_metrics(outcome.comparison)
-    metrics.update(
-        {
-            "prediction_us": outcome.cost_us,
-            "batched_rps": outcome.throughput_rps,
-            "parameter_count": float(parameter_count(predictor)),
-            "val_pinball_transformed": selected.val_loss,
-            **{f"rows_{k}": float(v) for k, v in outcome.split.sizes().items()},
-        }
-    )
+    metrics = _metrics(outcome, predictor, selected)
     params = {
         "served_model": served_model,
         "target": target,
-        "trials": trials,
+        "trials": request.trials,
         "selected_trial": selected.number,
         **selected.config.model_dump(mode="json"),
     }
@@ -183,11 +183,10 @@ def train_served_model(
         params=params,
         metrics=metrics,
         artifacts=outcome.plots,
-        input_example=input_example(data.rows(outcome.split.test)),
+        input_example=input_example(outcome.data.rows(outcome.split.test)),
         tags={"trained_as_of": as_of.isoformat()},
     )
-    new_loss = metrics["mean_pinball"]
-    promoted = champion_loss is None or new_loss < champion_loss
+    promoted = champion_loss is None or metrics["mean_pinball"] < champion_loss
     if promoted:
         registry.promote(served_model, version.version)
     return TrainReport(
@@ -208,3 +207,38 @@ def train_served_model(
         trials=len(outcome.search.trials),
         run_dir=run_dir,
     )
+
+
+def _champion_loss(
+    registry: MLflowRegistry,
+    served_model: str,
+    champion: ModelVersion | None,
+    outcome: TrainOutcome,
+) -> float | None:
+    """The champion's mean pinball on the new model's test rows (None: no champion)."""
+    from training import evaluate_models
+
+    if champion is None:
+        return None
+    old, _ = registry.load(served_model, version=champion.version)
+    scores, _ = evaluate_models(
+        old, outcome.data, outcome.split.train, outcome.split.test, baselines=()
+    )
+    return float(scores["tailcast"]["mean_pinball"])
+
+
+def _metrics(
+    outcome: TrainOutcome, predictor: Predictor, selected: TrialOutcome
+) -> dict[str, float]:
+    """The run's metrics: the comparison's scores, costs, size and rows per split."""
+    metrics = flat_metrics(outcome.comparison)
+    metrics.update(
+        {
+            "prediction_us": outcome.cost_us,
+            "batched_rps": outcome.throughput_rps,
+            "parameter_count": float(parameter_count(predictor)),
+            "val_pinball_transformed": selected.val_loss,
+            **{f"rows_{k}": float(v) for k, v in outcome.split.sizes().items()},
+        }
+    )
+    return metrics
