@@ -135,12 +135,13 @@ REQUEST_FEATURES: tuple[str, ...] = (
     "has_device_spec",
 )
 #: Request features plus runtime state (tokens in flight on the replica, endpoint speed,
-#: the workflow's previous call). ``log_output_tokens`` is in neither set: it is an
-#: outcome for most targets, an input only where the router knows it (llm-d's TPOT).
+#: the workflow's previous call). ``input_ktokens`` (llm-d's) and ``log_output_tokens`` are in
+#: neither set: output tokens are an outcome for most targets, an input only where the
+#: router knows them (llm-d's TPOT).
 ALL_FEATURES: tuple[str, ...] = (
     *REQUEST_FEATURES,
-    "log_prefill_tokens_in_flight",
-    "log_decode_tokens_in_flight",
+    "prefill_ktokens_in_flight",
+    "decode_ktokens_in_flight",
     "log_prompt_chars",
     "log_ep_tokens_per_s",
     "log_ep_latency_s",
