@@ -35,6 +35,7 @@ from serving._openapi import install_schemas
 from serving._startup import start_service
 from serving._state import ServiceHook, ServiceState
 from serving._store_locks import leases_for
+from serving._workflows import load_workflows
 from serving.compat import router as llmd_router
 from serving.compat.schemas import (
     BulkPredictionRequest,
@@ -149,9 +150,7 @@ def _lifespan(
         app.state.service = state
         broker = await asyncio.to_thread(_advertise, state, public_url)
         start_drift(app, on_retrain=on_retrain)
-        app.state.workflows = await asyncio.to_thread(
-            workflow_routes.load_workflows, state.settings
-        )
+        app.state.workflows = await asyncio.to_thread(load_workflows, state.settings)
         for hook in hooks:
             await hook.start(state)
         try:

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from core import Settings
 from feature_store import RecordStore
 from serving._batcher import MicroBatcher
+from serving._drift import DriftService
 from serving._endpoint_cache import EndpointStatsCache
 from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
@@ -22,6 +23,7 @@ from serving._models import ModelTable
 from serving._poller import ModelPoller
 from serving._scaling import ScalingState
 from serving._state import ServiceState
+from serving._workflows import WorkflowService
 from serving.config import ServingConfig
 
 _bearer = HTTPBearer(auto_error=False, description="The service's API token (settings.api_token).")
@@ -81,6 +83,34 @@ async def get_scaling_state(service: ServiceDep) -> ScalingState:
     return service.scaling
 
 
+async def get_drift(request: Request) -> DriftService:
+    """The running service's drift monitor.
+
+    Raises:
+        HTTPException: 503 when drift monitoring is not running.
+    """
+    drift: DriftService | None = getattr(request.app.state, "drift", None)
+    if drift is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "drift monitoring is not running")
+    return drift
+
+
+async def get_workflows(request: Request) -> WorkflowService:
+    """The loaded workflow bundle.
+
+    Raises:
+        HTTPException: 503 when no bundle was loaded.
+    """
+    service: WorkflowService | None = getattr(request.app.state, "workflows", None)
+    if service is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no workflow model is loaded; run `tailcast train-workflows --data DIR` "
+            "and restart the service",
+        )
+    return service
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 StoreDep = Annotated[RecordStore, Depends(get_store)]
@@ -90,6 +120,8 @@ PollerDep = Annotated[ModelPoller, Depends(get_poller)]
 EndpointsDep = Annotated[EndpointStatsCache, Depends(get_endpoints)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ScalingStateDep = Annotated[ScalingState, Depends(get_scaling_state)]
+DriftDep = Annotated[DriftService, Depends(get_drift)]
+WorkflowsDep = Annotated[WorkflowService, Depends(get_workflows)]
 
 
 def _token_matches(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:

@@ -6,13 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from core.drift import DeliveryAttempt, DriftEvent, DriftReportInfo, GroupStatus
-from serving._drift import DriftService
-from serving.deps import HasTokenDep, RequireToken
+from serving.deps import DriftDep, HasTokenDep, RequireToken
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
@@ -45,17 +44,6 @@ class DriftOverview(BaseModel):
     judge: bool
     replica: str
     inbox: int
-
-
-async def get_drift(request: Request) -> DriftService:
-    """The running service's drift monitor (503 when it has none)."""
-    drift: DriftService | None = getattr(request.app.state, "drift", None)
-    if drift is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "drift monitoring is not running")
-    return drift
-
-
-DriftDep = Annotated[DriftService, Depends(get_drift)]
 
 
 @router.get("", responses={503: {"description": "Drift monitoring is not running."}})

@@ -15,65 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core import MAX_PROMPT_CHARS, Settings
-from core.workflow import Draws, WorkflowModel, bundle_versions, draw
+from core import MAX_PROMPT_CHARS
 from serving._forecast import decimal_key
 from serving._openapi import INVALID_BODY
-from serving.deps import EndpointsDep
+from serving.deps import EndpointsDep, WorkflowsDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 
-SAMPLES = 1000
 Level = Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False, strict=True)]
 DEFAULT_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.95, 0.99)
-
-
-@dataclass(frozen=True)
-class WorkflowService:
-    """The loaded workflow bundle and its common random numbers."""
-
-    model: WorkflowModel
-    version: int
-    draws: Draws
-
-
-def load_workflows(settings: Settings, seed: int = 0) -> WorkflowService | None:
-    """Load the newest bundle under ``<home>/workflows`` (``None`` if there is none)."""
-    versions = bundle_versions(settings.home)
-    if not versions:
-        logger.info(
-            "no workflow bundle under %s; /v1/forecasts/workflow answers 503", settings.home
-        )
-        return None
-    version, path = versions[-1]
-    model = WorkflowModel.load(path)
-    return WorkflowService(model, version, draw(SAMPLES, 2 * model.max_calls, seed))
-
-
-async def get_workflows(request: Request) -> WorkflowService:
-    """The loaded workflow bundle.
-
-    Raises:
-        HTTPException: 503 when no bundle was loaded.
-    """
-    service: WorkflowService | None = getattr(request.app.state, "workflows", None)
-    if service is None:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no workflow model is loaded; run `tailcast train-workflows --data DIR` "
-            "and restart the service",
-        )
-    return service
-
-
-WorkflowsDep = Annotated[WorkflowService, Depends(get_workflows)]
 
 
 class WorkflowForecastRequest(BaseModel):
