@@ -48,11 +48,7 @@ async def start_service(
     """
     owns_store = store is None
     if store is None:
-        try:
-            store = await asyncio.to_thread(lambda: open_store(settings, brokered=False))
-        except TailcastError as exc:
-            logger.error("tailcast cannot start: %s", exc)
-            raise
+        store = await _open_store(settings)
     table = ModelTable()
     poller = ModelPoller(
         table,
@@ -64,12 +60,7 @@ async def start_service(
         timeout_s=config.registry_poll_timeout_s,
     )
     if config.load_before_serving:
-        await poller.poll_now()
-        if not table.names():
-            logger.warning(
-                "no champion loaded yet: %s",
-                poller.status.last_error or "no served model has a 'champion' alias",
-            )
+        await _first_poll(poller, table)
     poller.start(poll_first=not config.load_before_serving)
     _limit_blas_threads(config.blas_threads)
     sys.setswitchinterval(config.switch_interval_s)
@@ -103,6 +94,29 @@ async def start_service(
             config.max_batch_items,
         ),
     )
+
+
+async def _open_store(settings: Settings) -> RecordStore:
+    """Open the configured store (off the event loop), not brokered: the service brokers it.
+
+    Raises:
+        TailcastError: It cannot be opened (logged; the start fails).
+    """
+    try:
+        return await asyncio.to_thread(lambda: open_store(settings, brokered=False))
+    except TailcastError as exc:
+        logger.error("tailcast cannot start: %s", exc)
+        raise
+
+
+async def _first_poll(poller: ModelPoller, table: ModelTable) -> None:
+    """Load the champions before serving; warn when none could be loaded."""
+    await poller.poll_now()
+    if not table.names():
+        logger.warning(
+            "no champion loaded yet: %s",
+            poller.status.last_error or "no served model has a 'champion' alias",
+        )
 
 
 def _connector(settings: Settings, config: ServingConfig) -> Callable[[], MLflowRegistry]:

@@ -92,7 +92,7 @@ async def get_scaling(
     traffic in the window answers 0 (scale to zero).
     """
     _check_bounds(min_replicas, max_replicas)
-    dev = device or _first_device(service, served_model)
+    dev = _device(service, served_model, device)
     rate = scaling.window(served_model, window_s, fanout).rate(
         time.monotonic(), placed_count(service, served_model, fanout)
     )
@@ -147,8 +147,8 @@ def _check_bounds(min_replicas: int, max_replicas: int) -> None:
         )
 
 
-def _first_device(service: ServiceState, served_model: str) -> str:
-    """The first device the loaded predictor of ``served_model`` was trained on.
+def _device(service: ServiceState, served_model: str, device: str | None) -> str:
+    """``device``, or the first device the loaded predictor of ``served_model`` knows.
 
     Raises:
         HTTPException: 404 for a served model with no loaded champion (known ones named).
@@ -160,4 +160,4 @@ def _first_device(service: ServiceState, served_model: str) -> str:
             status.HTTP_404_NOT_FOUND,
             detail=f"unknown served model: {served_model}; known: {known}",
         )
-    return (loaded.predictor.spec.devices or ("unknown",))[0]
+    return device or (loaded.predictor.spec.devices or ("unknown",))[0]

@@ -117,6 +117,8 @@ def test_scaling_endpoint_rejects_bad_queries(base_url: str) -> None:
         unknown = http.get("/v1/scaling/nope")
         assert unknown.status_code == 404
         assert SERVED in unknown.json()["detail"]
+        on_device = http.get("/v1/scaling/nope", params={"device": "h100"})
+        assert on_device.status_code == 404  # a named device does not skip the model check
         bad = http.get(f"/v1/scaling/{SERVED}", params={"slots": 0})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["query", "slots"]
