@@ -19,8 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks._serving_loadgen import Connection, encode
 
 
@@ -35,30 +33,19 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def completions(
-    items: list[dict[str, Any]], grids: list[list[float]], levels: list[float], n: int, token: str
-) -> list[bytes]:
-    """``n`` encoded ``POST /v1/completions`` calls of one record each, ids unique.
-
-    Latencies are drawn from the champion's own forecast of each item (``grids``: its
-    quantiles at ``levels``), so the outcomes are calibrated: a steady state, not a
-    drift episode.
-    """
+def completions(records: list[dict[str, Any]], token: str) -> list[bytes]:
+    """One encoded ``POST /v1/completions`` call per record, ids unique, 20 ms apart."""
     t0 = datetime.now(UTC)
-    rng = np.random.default_rng(0)
     out = []
-    for i in range(n):
-        item = items[i % len(items)]
-        u = rng.uniform(levels[0], levels[-1])
-        record = {
-            **item,
+    for i, record in enumerate(records):
+        stamped = {
+            **record,
             "request_id": f"soak-{i}",
             "submitted_at": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
-            "output_tokens": 50 + (i * 37) % 400,
-            "latency_s": max(1e-3, float(np.interp(u, levels, grids[i % len(items)]))),
         }
-        body = json.dumps({"completions": [record]}).encode()
-        out.append(encode("/v1/completions", body, token))
+        out.append(
+            encode("/v1/completions", json.dumps({"completions": [stamped]}).encode(), token)
+        )
     return out
 
 
@@ -126,9 +113,7 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     host, port, pid, duration = cfg["host"], cfg["port"], cfg["server_pid"], cfg["duration_s"]
     items: list[dict[str, Any]] = cfg["items"]
     forecasts = [encode("/v1/forecasts", json.dumps({"requests": [it]}).encode()) for it in items]
-    done = completions(
-        items, cfg["grids"], cfg["levels"], int(cfg["completions_rps"] * duration), cfg["token"]
-    )
+    done = completions(cfg["records"], cfg["token"])
     warm = await Connection.open(host, port)
     for i in range(300):
         await warm.call(forecasts[i % len(forecasts)])

@@ -29,22 +29,30 @@ COMPLETION_RPS = 50
 #: an arrival never waits for another call's answer (open loop, as for forecasts).
 COMPLETION_CONNECTIONS = 16
 RSS_EVERY_S = 5.0
-#: Levels of the forecasts the completions' latencies are drawn from (0.01-0.99).
-LEVELS = tuple(round(0.01 * k, 2) for k in range(1, 100))
 PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
+#: Seed of the workload draw the completions come from (the champion trained on seed 0).
+COMPLETION_SEED = 1
+#: Fields a completion carries from its workload record.
+COMPLETION_FIELDS = ("device", "prompt", "input_tokens", "output_tokens", "latency_s")
 
 
-def _forecast_grids(base: str, items: list[dict[str, Any]]) -> list[list[float]]:
-    """The champion's quantiles at :data:`LEVELS` for every item, seconds."""
-    import urllib.request
+def _completion_records(n: int) -> list[dict[str, Any]]:
+    """``n`` records of the served model from a fresh draw of the demo workload.
 
-    body = json.dumps({"requests": items, "quantiles": list(LEVELS)}).encode()
-    request = urllib.request.Request(
-        f"{base}/v1/forecasts", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        answers = json.loads(response.read())["forecasts"]
-    return [[float(a["quantiles"][f"{q:g}"]) for q in LEVELS] for a in answers]
+    The same generator as the champion's training data with another seed: the traffic
+    of another day, so observed latencies, output lengths and the endpoint features they
+    feed stay in the distribution the champion was trained on (a steady state, not a
+    drift episode). The records are reused in turn when ``n`` exceeds the draw.
+    """
+    from feature_store.workload import WorkloadConfig, generate_workload
+
+    table = generate_workload(WorkloadConfig(seed=COMPLETION_SEED, n_records=serving.RECORDS))
+    rows = [
+        {k: r[k] for k in COMPLETION_FIELDS if r.get(k) is not None}
+        for r in table.select(["served_model", *COMPLETION_FIELDS]).to_pylist()
+        if r["served_model"] == serving.SERVED_MODEL
+    ]
+    return [{"served_model": serving.SERVED_MODEL, **rows[i % len(rows)]} for i in range(n)]
 
 
 def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
@@ -53,10 +61,8 @@ def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str
     base = f"http://127.0.0.1:{port}"
     try:
         serving._wait_ready(base, proc, home / "serve.log")
-        grids = _forecast_grids(base, items)
         cfg = {
-            "levels": list(LEVELS),
-            "grids": grids,
+            "records": _completion_records(int(COMPLETION_RPS * duration_s)),
             "host": "127.0.0.1",
             "port": port,
             "items": items,
@@ -146,8 +152,8 @@ def report(rows: list[dict[str, Any]], res: dict[str, Any]) -> str:
     rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
     lines = [
         f"Load: {FORECAST_RPS} single forecasts/s (open loop, {serving.CONNECTIONS} connections) "
-        f"plus {COMPLETION_RPS} completions/s (one per call, latencies drawn from the "
-        "champion's own forecast of each request, so calibrated; each judged for drift) for "
+        f"plus {COMPLETION_RPS} completions/s (one per call: records of a fresh draw of the "
+        "demo workload the champion was trained on, so a steady state; each judged for drift) for "
         f"{len(rows)} minutes against `tailcast serve` on a DuckDB home; latency from each "
         f"call's scheduled send; RSS read from /proc every {RSS_EVERY_S:.0f} s (the last "
         f"reading of each minute). Load average at the end: {os.getloadavg()[0]:.2f}.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Protocol
 
 from core import Settings
@@ -79,6 +80,9 @@ def drift_trigger(
             result = run(served_model)
         except RetrainLockedError as exc:  # another process retrains it: once is enough
             log.info("drift-triggered retraining skipped: %s", exc)
+            result = exc
+        except BrokenProcessPool as exc:  # the child was killed (e.g. the service stopping)
+            log.warning("drift-triggered retraining of %s ended with its process", served_model)
             result = exc
         except Exception as exc:  # a background job must not die silently
             log.exception("drift-triggered retraining of %s failed", served_model)
