@@ -4,9 +4,9 @@ llm-d's training server keeps ``ttft.joblib``, ``tpot.joblib`` (and scalers and
 queue-gated ensembles) on disk; its prediction servers poll ``/model/{name}/info``
 and download newer files. tailcast's "file" of ``ttft`` / ``tpot`` is the loaded
 champion's predictor bundle (``spec.json``, ``arrays.npz``, see ``docs/predictors.md``)
-as a gzipped tar, modified when its registry version was created. The scaler and
-gated names are listed, never present: tailcast's predictors standardize their own
-inputs and have no queue-gated ensemble.
+as a ``.tar.gz`` (stored, not compressed), modified when its registry version was
+created. The scaler and gated names are listed, never present: tailcast's predictors
+standardize their own inputs and have no queue-gated ensemble.
 
 Example:
     >>> MODEL_NAMES[:2], registry_path("llm-d.ttft", 3)
@@ -64,8 +64,14 @@ class ModelFile:
 
 
 def _tar_bytes(root: Path, mtime: float) -> bytes:
+    """The bundle as a ``.tar.gz`` stored without compression (gzip level 0).
+
+    Weights hardly compress, and stored blocks make the size a function of the
+    architecture alone: a retrain of the same shape keeps ``size_bytes``, a wider one
+    grows it (llm-d's clients take growth as the sign of a retrain).
+    """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=0, format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(root.rglob("*")):
             info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
             info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
