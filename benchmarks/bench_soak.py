@@ -32,27 +32,28 @@ RSS_EVERY_S = 5.0
 PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
 #: Seed of the workload draw the completions come from (the champion trained on seed 0).
 COMPLETION_SEED = 1
-#: Fields a completion carries from its workload record.
-COMPLETION_FIELDS = ("device", "prompt", "input_tokens", "output_tokens", "latency_s")
+#: Workload columns a completion does not carry over (the soak stamps its own).
+RESTAMPED = ("request_id", "submitted_at")
 
 
 def _completion_records(n: int) -> list[dict[str, Any]]:
     """``n`` records of the served model from a fresh draw of the demo workload.
 
     The same generator as the champion's training data with another seed: the traffic
-    of another day, so observed latencies, output lengths and the endpoint features they
-    feed stay in the distribution the champion was trained on (a steady state, not a
-    drift episode). The records are reused in turn when ``n`` exceeds the draw.
+    of another day, every field as recorded (runtime state, cached tokens, workflow
+    steps), so observed latencies, output lengths and the endpoint features they feed
+    stay in the distribution the champion was trained on (a steady state, not a drift
+    episode). The records are reused in turn when ``n`` exceeds the draw.
     """
     from feature_store.workload import WorkloadConfig, generate_workload
 
     table = generate_workload(WorkloadConfig(seed=COMPLETION_SEED, n_records=serving.RECORDS))
     rows = [
-        {k: r[k] for k in COMPLETION_FIELDS if r.get(k) is not None}
-        for r in table.select(["served_model", *COMPLETION_FIELDS]).to_pylist()
+        {k: v for k, v in r.items() if v is not None and k not in RESTAMPED}
+        for r in table.to_pylist()
         if r["served_model"] == serving.SERVED_MODEL
     ]
-    return [{"served_model": serving.SERVED_MODEL, **rows[i % len(rows)]} for i in range(n)]
+    return [rows[i % len(rows)] for i in range(n)]
 
 
 def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
