@@ -100,22 +100,12 @@ def generate_workload(config: WorkloadConfig | None = None) -> pa.Table:
     rng = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seeds, strict=True)}
     classes, table = cfg.prompt_classes, ClassTable.of(cfg.prompt_classes)
     speeds, replica_p = replicas(cfg)
-
-    # 1. workflows
     n = cfg.n_records
-    wf_cls = rng["workflows"].choice(len(classes), size=n, p=table.share / table.share.sum())
-    steps = steps_per_workflow(table, wf_cls, rng["workflows"])
-    total = np.cumsum(steps)
-    n_wf = int(np.searchsorted(total, n)) + 1
-    wf_cls, steps = wf_cls[:n_wf], steps[:n_wf].copy()
-    steps[-1] -= total[n_wf - 1] - n
-    wf_rep = rng["workflows"].choice(len(speeds), size=n_wf, p=replica_p)
-    span_s = n / cfg.arrival_rate_per_s
-    starts = arrival_times(n_wf, span_s, cfg.start, cfg.load, rng["workflows"])
+    wf_cls, steps, wf_rep, starts, span_s = _workflows(cfg, table, replica_p, rng["workflows"])
 
-    # 2. calls, grouped by workflow in step order
+    # calls, grouped by workflow in step order
     first = np.cumsum(steps) - steps
-    workflow = np.repeat(np.arange(n_wf), steps)
+    workflow = np.repeat(np.arange(len(steps)), steps)
     step = np.arange(n) - first[workflow]
     cls, rep = wf_cls[workflow], wf_rep[workflow]
     choices = draw_text(
@@ -135,7 +125,7 @@ def generate_workload(config: WorkloadConfig | None = None) -> pa.Table:
     )
     gap = table.gap_median_s[cls] * np.exp(table.gap_sigma[cls] * rng["lengths"].standard_normal(n))
 
-    # 3. timing
+    # timing
     curve = LoadCurve(cfg.load, cfg.start, span_s + 86_400.0, len(speeds), rng["load"])
     times = run_calls(
         starts,
@@ -147,7 +137,7 @@ def generate_workload(config: WorkloadConfig | None = None) -> pa.Table:
         rng["calls"],
     )
 
-    # 4. the table
+    # the table
     columns = {
         "prompt": pa.array(prompts, pa.string()),
         "prompt_class": _names([c.name for c in classes], cls),
@@ -160,6 +150,30 @@ def generate_workload(config: WorkloadConfig | None = None) -> pa.Table:
         "step": pa.array(step),
     }
     return _sorted_table(columns, times, cfg)
+
+
+def _workflows(
+    cfg: WorkloadConfig,
+    table: ClassTable,
+    replica_p: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+) -> tuple[IntArray, IntArray, IntArray, npt.NDArray[np.float64], float]:
+    """Workflows of ``cfg.n_records`` calls: (class, steps, replica, start, span in s).
+
+    Classes are drawn by share, each workflow's step count by its class; the last
+    workflow is cut so the steps add up to exactly ``n_records``.
+    """
+    n = cfg.n_records
+    wf_cls = rng.choice(len(table.share), size=n, p=table.share / table.share.sum())
+    steps = steps_per_workflow(table, wf_cls, rng)
+    total = np.cumsum(steps)
+    n_wf = int(np.searchsorted(total, n)) + 1
+    wf_cls, steps = wf_cls[:n_wf], steps[:n_wf].copy()
+    steps[-1] -= total[n_wf - 1] - n
+    wf_rep = rng.choice(len(replica_p), size=n_wf, p=replica_p)
+    span_s = n / cfg.arrival_rate_per_s
+    starts = arrival_times(n_wf, span_s, cfg.start, cfg.load, rng)
+    return wf_cls, steps, wf_rep, starts, span_s
 
 
 def _names(names: list[str], idx: IntArray) -> pa.Array:
