@@ -34,6 +34,8 @@ def test_records_are_frozen() -> None:
         ({"latency_s": float("inf")}, "latency_s"),
         ({"kv_cache_util": 1.5}, "kv_cache_util"),
         ({"input_tokens": -1}, "input_tokens"),
+        ({"prefill_tokens_in_flight": -1}, "prefill_tokens_in_flight"),
+        ({"decode_tokens_in_flight": 1.5}, "decode_tokens_in_flight"),
         ({"submitted_at": "2024-05-01T12:00:00"}, "submitted_at"),
         ({"unknown": 1}, "unknown"),
     ],
