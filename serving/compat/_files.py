@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -68,10 +69,11 @@ def _tar_bytes(root: Path, mtime: float) -> bytes:
 
     Weights hardly compress, and stored blocks make the size a function of the
     architecture alone: a retrain of the same shape keeps ``size_bytes``, a wider one
-    grows it (llm-d's clients take growth as the sign of a retrain).
+    grows it (llm-d's clients take growth as the sign of a retrain). The tar ends at its
+    end-of-archive marker, without padding to a 10 KiB record, which would hide growth.
     """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=0, format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(root.rglob("*")):
             info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
             info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
@@ -80,7 +82,8 @@ def _tar_bytes(root: Path, mtime: float) -> bytes:
                     tar.addfile(info, fh)
             else:
                 tar.addfile(info)
-    return buf.getvalue()
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    return gzip.compress(buf.getvalue()[:end], compresslevel=0, mtime=int(mtime))
 
 
 class ModelFiles:

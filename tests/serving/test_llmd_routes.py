@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from core.predictor import Predictor
 from core.quantiles import ppf_rows
-from registry import MLflowRegistry
+from registry import MLflowRegistry, ModelVersion
 from serving import ServingConfig, create_app
+from serving._models import LoadedModel
 from serving._state import ServiceState
+from serving.compat._files import ModelFile, ModelFiles
 
 if TYPE_CHECKING:  # mypy maps tests/serving/*.py to top-level modules (no __init__.py)
     from _fixtures import TOKEN, new_registry, register, settings, tiny_predictor
@@ -132,7 +135,8 @@ def test_bulk_routes_answer_in_order_and_enforce_the_batch_limit(client: TestCli
 def test_training_entries_are_stored_as_records_of_the_llmd_served_model(
     client: TestClient,
 ) -> None:
-    batch = {"entries": [entry(), entry(pod_type="decode", num_tokens_generated=0)]}
+    busy = {"prefill_tokens_in_flight": 5000, "decode_tokens_in_flight": 300}
+    batch = {"entries": [entry(**busy), entry(pod_type="decode", num_tokens_generated=0)]}
     assert client.post("/add_training_data_bulk", json=batch).status_code == 401
     res = client.post("/add_training_data_bulk", json=batch, headers=AUTH)
     assert res.status_code == 202, res.text
@@ -148,6 +152,8 @@ def test_training_entries_are_stored_as_records_of_the_llmd_served_model(
     assert mono["latency_s"] == pytest.approx(0.12 + 0.015 * 100)
     assert (mono["cached_tokens"], mono["output_tokens"], mono["num_waiting"]) == (400, 100, 2)
     assert mono["submitted_at"] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert (mono["prefill_tokens_in_flight"], mono["decode_tokens_in_flight"]) == (5000, 300)
+    assert (decode["prefill_tokens_in_flight"], decode["decode_tokens_in_flight"]) == (0, 0)
     assert decode["output_tokens"] == 0
     assert decode["latency_s"] == pytest.approx(0.12)
 
@@ -164,3 +170,25 @@ def test_without_ttft_and_tpot_models_predict_is_503_and_status_not_ready(
         assert status["is_ready"] is False
         assert status["models_exist"] == {"ttft_model": True, "tpot_model": False}
         assert client.get("/readyz").json()["quantile"] == 0.9
+
+
+def _model_file(width: int, seed: int, version: int) -> ModelFile:
+    base = tiny_predictor(TTFT, seed)
+    rng = np.random.default_rng(seed)
+    d_tab = base.arrays["layer0_W"].shape[0]
+    arrays = {
+        **base.arrays,
+        "layer0_W": rng.normal(size=(d_tab, width)),
+        "layer0_b": rng.normal(size=width),
+        "head_W": rng.normal(size=(width, len(base.spec.levels))),
+    }
+    predictor = Predictor(base.spec.model_copy(update={"hidden": (width,)}), arrays)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    made = ModelVersion(name=TTFT, version=version, aliases=(), run_id=None, created_at=at)
+    return ModelFiles().file(LoadedModel(TTFT, predictor, made, at))
+
+
+def test_a_model_file_grows_with_the_network_and_only_with_it() -> None:
+    same = {_model_file(8, seed, seed).info("ttft")["size_bytes"] for seed in range(5)}
+    assert len(same) == 1  # retrains of one shape: one size, whatever the weights
+    assert _model_file(16, 0, 9).info("ttft")["size_bytes"] > same.pop()
