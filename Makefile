@@ -44,8 +44,9 @@ typecheck: install
 contracts: install
 	$(BIN)/lint-imports
 
+# Two workers, each test file on one worker (module fixtures stay shared): ~15 min idle.
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test: lint typecheck contracts pytest
 

@@ -56,8 +56,8 @@ def print_json(document: Any) -> None:
 
 
 def fail(error: TailcastError | str, code: int = 2) -> NoReturn:
-    """Print an error on stderr and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {error}", highlight=False)
+    """Print an error on stderr (one unwrapped line: paths stay greppable) and exit."""
+    console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
