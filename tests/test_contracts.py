@@ -12,16 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = [
-    "core",
-    "feature_store",
-    "training",
-    "registry",
-    "drift",
-    "serving",
-    "scheduler_hooks",
-    "pipelines",
-]
+CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACKAGES = CONFIG["tool"]["importlinter"]["root_packages"]
 
 
 def _private_modules(package: str) -> set[str]:
@@ -33,8 +25,7 @@ def _private_modules(package: str) -> set[str]:
 
 
 def _listed(package: str) -> set[str]:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    for contract in config["tool"]["importlinter"]["contracts"]:
+    for contract in CONFIG["tool"]["importlinter"]["contracts"]:
         if contract["name"].startswith(f"other packages import {package} "):
             return set(contract["forbidden_modules"])
     pytest.fail(f"no import-linter contract guards {package}'s private modules")

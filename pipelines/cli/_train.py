@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import warnings
 from pathlib import Path
@@ -13,23 +12,16 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from core import Settings, TailcastError
+from pipelines._quiet import quiet_training_stack
 from pipelines.cli._common import JsonOption, console, fail, print_json, progress_bar
 
 ServedModel = Annotated[str, typer.Option("--served-model", help="Served model to predict for.")]
 
 
 def _quiet_training_stack() -> None:
-    warnings.filterwarnings("ignore", module="lightning")
+    """:func:`pipelines._quiet.quiet_training_stack`, and every UserWarning off (CLI output)."""
+    quiet_training_stack()
     warnings.filterwarnings("ignore", category=UserWarning)
-    for name in (
-        "lightning",
-        "lightning.pytorch",
-        "lightning.fabric",
-        "optuna",
-        "lightning.pytorch.utilities.rank_zero",
-        "lightning.fabric.utilities.rank_zero",
-    ):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def train(
