@@ -23,6 +23,7 @@ from pipelines.cli import (
 from pipelines.cli import _workflows as workflow_commands
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="tailcast",
     help="Distributional latency predictors for LLM and agentic serving clusters.",
     no_args_is_help=True,

@@ -17,7 +17,7 @@ from pipelines.cli._common import JsonOption, console, fail, print_json, progres
 if TYPE_CHECKING:
     from pipelines.replay import ReplayRequest, ReplayResult
 
-app = typer.Typer(help="Drift monitoring tools.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Drift monitoring tools.", no_args_is_help=True)
 
 
 def _when(value: str | None, option: str) -> datetime | None:

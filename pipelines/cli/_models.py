@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from registry import MLflowRegistry, ModelVersion
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="List registered predictors and promote versions (MLflow model registry).",
     no_args_is_help=True,
 )
@@ -64,22 +65,35 @@ def list_models(served_model: ServedModelFilter = None, as_json: JsonOption = Fa
         scope = f" for served model {served_model!r}" if served_model else ""
         console.print(f"no registered versions{scope} in {registry.tracking_uri}")
         return
-    table = Table(title=f"registered predictors ({registry.tracking_uri})")
-    for col in ("name", "version", "aliases", "created", "mean_pinball"):
-        table.add_column(
-            col,
-            justify="right" if col in ("version", "mean_pinball") else "left",
-            no_wrap=col in ("name", "created"),
-        )
+    console.print(_table(registry.tracking_uri, versions))
+
+
+def _table(tracking_uri: str, versions: list[ModelVersion]) -> Table:
+    """The versions as a table that fits 80 columns.
+
+    Long served-model names and alias lists fold; the version, the creation time (UTC,
+    to the minute) and the loss never shrink.
+    """
+    table = Table(
+        title=f"registered predictors ({tracking_uri})",
+        title_justify="left",
+        caption="pinball: held-out mean pinball loss (s)",
+        caption_justify="left",
+    )
+    table.add_column("served model", overflow="fold", ratio=1)
+    table.add_column("v", justify="right", no_wrap=True)
+    table.add_column("aliases", overflow="fold", ratio=1)
+    table.add_column("created UTC", no_wrap=True, min_width=16)
+    table.add_column("pinball", justify="right", no_wrap=True, min_width=7)
     for v in versions:
         table.add_row(
-            v.name,
+            v.name.removeprefix("tailcast-"),
             str(v.version),
             ", ".join(v.aliases) or "-",
-            f"{v.created_at:%Y-%m-%d %H:%M:%S} UTC",
+            f"{v.created_at:%Y-%m-%d %H:%M}",
             "-" if v.mean_pinball is None else f"{v.mean_pinball:.4f}",
         )
-    console.print(table)
+    return table
 
 
 @app.command("promote")

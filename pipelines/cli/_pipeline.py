@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pipelines.schedule import JobRun
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Retraining: one job now, or an in-process cron scheduler (one machine).",
     no_args_is_help=True,
 )

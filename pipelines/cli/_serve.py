@@ -155,8 +155,9 @@ def serve(
     retrains llm-d's TTFT and TPOT predictors in the background from the samples
     posted to ``/add_training_data_bulk``; on a drift alarm (debounced by the
     monitor's cooldown) runs ``tailcast pipeline retrain`` for that served model in a
-    background thread on the service's own store, and the poller swaps in the new
-    champion if the promotion policy (``TAILCAST_RETRAIN_*``) promotes it. OpenAPI at /docs.
+    spawned child process (the service never loads the training stack), and the poller
+    swaps in the new champion if the promotion policy (``TAILCAST_RETRAIN_*``) promotes
+    it. OpenAPI at /docs.
 
     While it serves a DuckDB store it brokers it: the URL is advertised in
     ``<store file>.broker.json`` and the other commands on this home (ingest, train,

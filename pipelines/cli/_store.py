@@ -8,7 +8,7 @@ from rich.table import Table
 from core import StoreError
 from pipelines.cli._common import JsonOption, StoreOption, console, fail, open_cli_store, print_json
 
-app = typer.Typer(help="Inspect the feature store.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Inspect the feature store.", no_args_is_help=True)
 
 
 @app.command("stats")

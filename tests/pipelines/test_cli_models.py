@@ -64,8 +64,8 @@ def test_list_shows_the_registered_version(home: Path) -> None:
     assert versions[0]["mean_pinball"] == 0.25
     table = tailcast("models", "list", "--served-model", "m", home=home, cwd=home)
     assert table.returncode == 0, table.stderr
-    assert "tailcast-m" in table.stderr
     assert "challenger" in table.stderr
+    assert "0.2500" in table.stderr
     none = tailcast("models", "list", "--served-model", "nope", "--json", home=home, cwd=home)
     assert json.loads(none.stdout)["versions"] == []
 
@@ -95,3 +95,20 @@ def test_promote_unknown_version_or_model_exits_2(home: Path) -> None:
     )
     assert res.returncode == 2
     assert "no registered model tailcast-ghost" in res.stderr
+
+
+def test_list_and_help_fit_80_columns(home: Path) -> None:
+    """At 80 columns nothing is cut: no line is wider, no cell ends in an ellipsis."""
+    table = tailcast("models", "list", home=home, cwd=home, COLUMNS="80")
+    assert table.returncode == 0, table.stderr
+    lines = table.stderr.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "…" not in table.stderr
+    row = next(line for line in lines if "challenger" in line or "champion" in line)
+    assert "0.2500" in row
+    assert " 1 " in row
+    for command in ((), ("serve",), ("simulate",), ("models", "list"), ("pipeline", "retrain")):
+        res = tailcast(*command, "--help", home=home, cwd=home, COLUMNS="80")
+        assert res.returncode == 0, res.stderr
+        assert "…" not in res.stdout, command
+        assert max(len(line) for line in res.stdout.splitlines()) <= 80, command
