@@ -32,10 +32,15 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """Short hash of HEAD, or 'unknown'."""
+    """Short hash of the last commit of the measured code, or 'unknown'.
+
+    Commits that only record results (BENCHMARKS.md, benchmarks/plots) are skipped, so
+    sections measured one after another on the same code name the same commit while
+    each result is committed as it arrives.
+    """
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "log", "-1", "--format=%h", "--", ".", ":!BENCHMARKS.md", ":!benchmarks/plots"],
             cwd=ROOT,
             capture_output=True,
             text=True,
