@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from core import Settings
@@ -17,13 +18,18 @@ from pipelines.fallback import COLUMNS, FallbackRequest, register_fallback
 from registry import MLflowRegistry
 
 
-def test_a_fallback_is_registered_as_a_champion_that_says_what_it_is(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
-    workload = generate_workload(WorkloadConfig(seed=5, n_records=4_000))
+def _frame(settings: Settings, records: int) -> tuple[str, pa.Table]:
+    """A generated workload stored under ``settings``: its first served model's frame."""
+    workload = generate_workload(WorkloadConfig(seed=5, n_records=records))
     served = str(workload.column("served_model")[0])
     with DuckDBStore(settings.resolved_store_path) as store:
         store.ingest_batches([workload.append_column("_line", [list(range(workload.num_rows))])])
-        frame = store.training_frame(served, columns=COLUMNS)
+        return served, store.training_frame(served, columns=COLUMNS)
+
+
+def test_a_fallback_is_registered_as_a_champion_that_says_what_it_is(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    served, frame = _frame(settings, 4_000)
     result = register_fallback(settings, frame, FallbackRequest(served_model=served))
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
     champion = registry.alias_version(served)
@@ -42,10 +48,6 @@ def test_a_fallback_is_registered_as_a_champion_that_says_what_it_is(tmp_path: P
 
 def test_too_few_rows_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    workload = generate_workload(WorkloadConfig(seed=5, n_records=50))
-    served = str(workload.column("served_model")[0])
-    with DuckDBStore(settings.resolved_store_path) as store:
-        store.ingest_batches([workload.append_column("_line", [list(range(workload.num_rows))])])
-        frame = store.training_frame(served, columns=COLUMNS).slice(0, 1)
+    served, frame = _frame(settings, 50)
     with pytest.raises(ValueError, match="a fallback needs 2"):
-        register_fallback(settings, frame, FallbackRequest(served_model=served))
+        register_fallback(settings, frame.slice(0, 1), FallbackRequest(served_model=served))
