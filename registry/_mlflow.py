@@ -40,7 +40,7 @@ from registry._pyfunc import (
 )
 from registry._quiet import quiet_mlflow
 from registry._signature import normalized_example, signature
-from registry._version import ModelVersion, to_version
+from registry._version import VERSION_TAGS, ModelVersion, to_version
 
 if TYPE_CHECKING:
     from mlflow.exceptions import MlflowException
@@ -184,7 +184,7 @@ class MLflowRegistry:
         if version is None:  # pragma: no cover - registration is requested above
             found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
             version = max(int(v.version) for v in found)
-        version_tags = {k: v for k, v in (tags or {}).items() if k == "trigger"}
+        version_tags = {k: v for k, v in (tags or {}).items() if k in VERSION_TAGS}
         if "mean_pinball" in metrics:
             version_tags["mean_pinball"] = str(float(metrics["mean_pinball"]))
         self.tag_version(served_model, int(version), version_tags)

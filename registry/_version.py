@@ -1,9 +1,11 @@
 """One registered version as tailcast reads it: aliases, quality and how it came to be.
 
 A training or retraining job tags its version: ``mean_pinball`` (validation loss),
-``trigger`` (``manual``, ``schedule``, ``drift``...) and, for a retraining, ``outcome``
-(``promoted`` or ``not promoted``) with ``outcome_detail`` (the held-out comparison that
-decided it), so a challenger that lost is visible wherever versions are listed.
+``trigger`` (``manual``, ``schedule``, ``drift``...), ``kind`` (``fallback`` for the
+empirical fallback a first run serves until a searched champion wins) and, for a
+retraining, ``outcome`` (``promoted`` or ``not promoted``) with ``outcome_detail`` (the
+held-out comparison that decided it), so a challenger that lost is visible wherever
+versions are listed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ModelVersion(BaseModel):
         trigger: What started the job that made it (when tagged).
         outcome: ``promoted`` or ``not promoted`` for a retraining's challenger.
         outcome_detail: Why (the held-out comparison), for people.
+        kind: ``fallback`` for an empirical fallback; None for a trained network.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -45,6 +48,11 @@ class ModelVersion(BaseModel):
     trigger: str | None = None
     outcome: str | None = None
     outcome_detail: str | None = None
+    kind: str | None = None
+
+
+#: Run tags :meth:`MLflowRegistry.log_training` copies onto the registered version.
+VERSION_TAGS = ("trigger", "kind")
 
 
 def to_version(mv: MlflowModelVersion, aliases: Iterable[str] = ()) -> ModelVersion:
@@ -60,6 +68,7 @@ def to_version(mv: MlflowModelVersion, aliases: Iterable[str] = ()) -> ModelVers
         trigger=tags.get("trigger"),
         outcome=tags.get("outcome"),
         outcome_detail=tags.get("outcome_detail"),
+        kind=tags.get("kind"),
     )
 
 

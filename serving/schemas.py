@@ -300,11 +300,20 @@ class Health(BaseModel):
 
 
 class ModelReadiness(BaseModel):
-    """Readiness detail of one served model."""
+    """Readiness detail of one served model.
+
+    Attributes:
+        loaded_version: The version served (None: none loaded yet).
+        loaded_at: When it was loaded.
+        last_error: The last load error.
+        kind: What the served version is: ``fallback`` (empirical quantiles per prompt
+            class and device, served until a searched champion wins) or ``trained``.
+    """
 
     loaded_version: int | None
     loaded_at: datetime | None
     last_error: str | None
+    kind: Literal["fallback", "trained"] | None = None
 
 
 class RegistryStatusInfo(BaseModel):

@@ -7,6 +7,7 @@ inside the functions that use them. The result of training is a
 
 from training._calibrate import calibrate, conformal_offsets
 from training._data import Split, TrainingData, group_keys, split_by_group
+from training._fallback import FALLBACK_KIND, fallback_predictor
 from training._fit import TrainConfig, fit_network
 from training._pipeline import (
     EVAL_LEVELS,
@@ -19,6 +20,7 @@ from training._search import SearchResult, SearchSpace, TextProvider, TrialOutco
 
 __all__ = [
     "EVAL_LEVELS",
+    "FALLBACK_KIND",
     "SearchResult",
     "SearchSpace",
     "Split",
@@ -31,6 +33,7 @@ __all__ = [
     "calibrate",
     "conformal_offsets",
     "evaluate_models",
+    "fallback_predictor",
     "fit_network",
     "group_keys",
     "provide_text",

@@ -1,12 +1,14 @@
 """``tailcast run``: bring the stack up on embedded defaults (what ``make run`` does).
 
-Steps, each idempotent: load the demo workload into the store once; train a quick
-champion (:mod:`pipelines.quick`: cheap text variants, a few trials; ``tailcast
-train`` does the full search later) for the first demo served model that has none
-(progress bar per search trial); start
-the MLflow UI on the embedded registry and serve the prediction API in the foreground
-(ready once that champion is loaded); champions of the other served models are
-trained in the background and swapped in by the service's poller. Ctrl-C stops both.
+Steps, each idempotent: load the demo workload into the store once; register a
+fallback champion (:mod:`pipelines.fallback`: empirical quantiles per prompt class and
+device, fitted in well under a second) for each demo served model that has no champion;
+start the MLflow UI on the embedded registry and serve the prediction API in the
+foreground, ready as soon as the fallbacks load. Searched champions
+(:mod:`pipelines.quick`: cheap text variants, a few trials; ``tailcast train`` does the
+full search later) train in the background for every served model still on a fallback,
+and each one that beats its fallback on held-out rows is promoted and swapped in by the
+service's poller; ``/readyz`` says which kind each served model runs. Ctrl-C stops both.
 The service owns the store and brokers it, so every other command works on the same
 home while it runs; a second ``tailcast run`` finds it running, says where, and exits.
 """
@@ -65,21 +67,40 @@ def _load_demo(settings: Settings, records: int, seed: int) -> list[str]:
     return sorted({g.served_model for g in stats.groups})
 
 
-def _missing_champions(settings: Settings, served_models: list[str]) -> list[str]:
-    """Served models the registry has no champion for."""
+def _champion_kinds(settings: Settings, served_models: list[str]) -> dict[str, str | None]:
+    """Each served model's champion kind: None (no champion), ``fallback`` or ``trained``."""
     from registry import MLflowRegistry
 
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
-    missing = [name for name in served_models if registry.alias_version(name) is None]
-    for name in sorted(set(served_models) - set(missing)):
-        console.print(f"{name}: champion already registered")
-    return missing
+    kinds: dict[str, str | None] = {}
+    for name in served_models:
+        champion = registry.alias_version(name)
+        kinds[name] = None if champion is None else (champion.kind or "trained")
+        if champion is not None:
+            console.print(f"{name}: champion v{champion.version} ({kinds[name]}) registered")
+    return kinds
+
+
+def _register_fallback(settings: Settings, store: RecordStore, name: str) -> None:
+    """Register and promote ``name``'s fallback champion (empirical quantiles)."""
+    from pipelines.fallback import FallbackRequest, register_fallback
+
+    frame = store.training_frame(name, columns=("latency_s", "device", "prompt_class"))
+    result = register_fallback(settings, frame, FallbackRequest(served_model=name))
+    console.print(
+        f"{name}: registered fallback v{result.version} as champion ({result.rows:,} records; "
+        f"held-out mean pinball {result.mean_pinball:.3f} s, coverage of 0.9 "
+        f"{result.coverage.get('0.9', float('nan')):.2f})"
+    )
 
 
 def _train_champion(
     settings: Settings, store: RecordStore, name: str, trials: int, show: bool
 ) -> None:
-    """Train and register a first champion for ``name`` (a progress bar when ``show``)."""
+    """Search and register a champion for ``name``; promoted if it beats the current one.
+
+    Shows a progress bar of the search trials when ``show``.
+    """
     from pipelines.cli._train import _quiet_training_stack
 
     _quiet_training_stack()
@@ -90,19 +111,20 @@ def _train_champion(
     provider = text_provider(store, settings.home / "cache" / "static_tables", None)
     plan = QuickTrain(key=name, trials=trials, timeout_s=FIRST_TRAIN_TIMEOUT_S)
     with progress_bar(hidden=not show) as bar:
-        task = bar.add_task(f"first champion for {name}: search trials", total=trials)
-        version, _ = train_and_register(
+        task = bar.add_task(f"searched champion for {name}: trials", total=trials)
+        version, promoted = train_and_register(
             settings, frame, plan, provider, on_trial=lambda _: bar.update(task, advance=1)
         )
-    console.print(f"{name}: registered v{version} as champion ({frame.num_rows:,} records)")
+    verdict = "promoted to champion" if promoted else "not promoted (the champion scored better)"
+    console.print(f"{name}: searched v{version} {verdict} ({frame.num_rows:,} records)")
 
 
 class BackgroundChampions:
-    """Service hook: trains the remaining first champions while the API already serves.
+    """Service hook: trains searched champions while the API already serves the fallbacks.
 
     Args:
         settings: tailcast settings.
-        names: Served models still without a champion.
+        names: Served models still served by a fallback.
         trials: Search trials each.
     """
 
@@ -118,7 +140,7 @@ class BackgroundChampions:
 
     async def _train_all(self, service: ServiceState) -> None:
         for name in self.names:
-            console.print(f"{name}: training its first champion in the background")
+            console.print(f"{name}: searching a champion in the background")
             try:
                 await asyncio.to_thread(
                     _train_champion, self.settings, service.store, name, self.trials, False
@@ -190,17 +212,18 @@ def run(
         return
     try:
         served_models = _load_demo(settings, records, seed)
-        missing = _missing_champions(settings, served_models) if train else []
+        kinds = _champion_kinds(settings, served_models) if train else {}
+        search = [name for name, kind in kinds.items() if kind in (None, "fallback")]
         with open_store(settings) as store:
-            if missing:  # the first one in the foreground: the service is ready with it
-                _train_champion(settings, store, missing.pop(0), trials, show=True)
+            for name in (n for n, kind in kinds.items() if kind is None):
+                _register_fallback(settings, store, name)
             if not serve:
-                for name in missing:
+                for name in search:
                     _train_champion(settings, store, name, trials, show=True)
                 return
     except TailcastError as exc:
         fail(exc)
-    _serve(settings, missing, trials)
+    _serve(settings, search, trials)
 
 
 def _serve(settings: Settings, missing: list[str], trials: int) -> None:

@@ -1,6 +1,8 @@
-"""``GET /healthz`` (liveness) and ``GET /readyz`` (a champion is loaded)."""
+"""``GET /healthz`` (liveness) and ``GET /readyz`` (a champion is loaded, and which kind)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Response, status
 
@@ -8,6 +10,10 @@ from serving.deps import ConfigDep, ModelsDep, PollerDep
 from serving.schemas import Health, ModelReadiness, Readiness, RegistryStatusInfo
 
 router = APIRouter(tags=["health"])
+
+
+def _kind(tag: str | None) -> Literal["fallback", "trained"]:
+    return "fallback" if tag == "fallback" else "trained"
 
 
 @router.get("/healthz")
@@ -31,6 +37,7 @@ async def readyz(
             loaded_version=None if name not in loaded else loaded[name].version.version,
             loaded_at=None if name not in loaded else loaded[name].loaded_at,
             last_error=errors.get(name),
+            kind=None if name not in loaded else _kind(loaded[name].version.kind),
         )
         for name in poller.served_models()
     }

@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -48,11 +49,40 @@ def test_run_sets_up_and_is_idempotent(tmp_path: Path) -> None:
     assert len({g["device"] for g in stats["groups"]}) >= 3
 
 
-@pytest.mark.slow
-def test_run_serves_a_ready_api_once_the_first_champion_is_trained(tmp_path: Path) -> None:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return cast("dict[str, Any]", json.loads(r.read()))
+    except OSError:
+        return None
+
+
+def _forecast(port: int, served_model: str) -> float:
+    """The median forecast of one request (raises on any answer but 200)."""
+    body = json.dumps(
+        {"requests": [{"served_model": served_model, "device": "h100", "input_tokens": 9}]}
+    ).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/forecasts",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        (forecast,) = json.loads(r.read())["forecasts"]
+    return float(forecast["quantiles"]["0.5"])
+
+
+@pytest.mark.slow
+def test_run_serves_fallbacks_at_once_then_swaps_in_searched_champions(tmp_path: Path) -> None:
+    """Ready on fallback champions (v1, kind fallback) before any search; forecasts keep
+    answering 200 while the first searched champion is trained and, if it wins, swapped in."""
+    port = _free_port()
     env = clean_env(TAILCAST_HOME=str(tmp_path), TAILCAST_PORT=str(port))
     proc = subprocess.Popen(
         [str(TAILCAST), "run", "--records", "3000", "--trials", "1"],
@@ -60,32 +90,47 @@ def test_run_serves_a_ready_api_once_the_first_champion_is_trained(tmp_path: Pat
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        text=True,
     )
-    ready = None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    url = f"http://127.0.0.1:{port}/readyz"
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 300
+        ready = None
         while time.monotonic() < deadline and proc.poll() is None and ready is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    ready = json.loads(r.read())
-            except OSError:
-                time.sleep(1)
+            ready = _get(url)
+            time.sleep(0.5)
         assert ready is not None, "the API never became ready"
-        loaded = {name for name, m in ready["models"].items() if m["loaded_version"] == 1}
-        assert loaded  # the first served model's champion answers
-        body = json.dumps(
-            {"requests": [{"served_model": sorted(loaded)[0], "device": "h100", "input_tokens": 9}]}
-        ).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/forecasts",
-            data=body,
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            (forecast,) = json.loads(r.read())["forecasts"]
-        assert forecast["quantiles"]["0.5"] > 0
+        models = ready["models"]
+        assert models
+        assert all(m["loaded_version"] == 1 and m["kind"] == "fallback" for m in models.values())
+        assert not any("searched v" in line for line in lines)  # ready before any search
+        first = sorted(models)[0]
+        answered = 0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            assert _forecast(port, first) > 0  # every forecast answers 200 meanwhile
+            answered += 1
+            if any(f"{first}: searched v" in line for line in lines):
+                break
+            time.sleep(0.2)
+        verdict = next(line for line in lines if f"{first}: searched v" in line)
+        if "promoted to champion" in verdict:  # the poller swaps it in
+            while time.monotonic() < deadline:
+                now = _get(url)
+                if now is not None and now["models"][first]["kind"] == "trained":
+                    break
+                assert _forecast(port, first) > 0
+                time.sleep(0.5)
+            assert now is not None
+            assert now["models"][first]["loaded_version"] == 2
+        assert answered > 0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        out = proc.communicate(timeout=30)[0].decode()
-    assert "registered v1 as champion" in out
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+    out = "".join(lines)
+    assert "registered fallback v1 as champion" in out
     assert "serving on" in out

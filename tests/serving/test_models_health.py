@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -186,3 +187,35 @@ def test_a_registry_that_cannot_be_opened_leaves_the_service_up_but_not_ready(
         assert "no champion is loaded yet" in missing.json()["detail"]
         assert client.get("/v1/models").json()["registry_error"]
         assert "tailcast_registry_errors_total 1.0" in client.get("/metrics").text
+
+
+def test_readyz_says_whether_a_fallback_or_a_trained_champion_serves(
+    registry: MLflowRegistry, tmp_path: Path
+) -> None:
+    from training import fallback_predictor
+
+    rows = {"latency_s": [1.0, 2.0, 3.0, 4.0] * 10, "device": ["h100"] * 40}
+    version = registry.log_training(
+        "early",
+        fallback_predictor(rows, "early", min_count=5),
+        params={},
+        metrics={"mean_pinball": 0.5},
+        artifacts={},
+        input_example=pd.DataFrame({"served_model": ["early"], "device": ["h100"]}),
+        tags={"kind": "fallback"},
+    )
+    registry.promote("early", version.version)
+    app = create_app(
+        settings(tmp_path, registry, token=TOKEN), registry=registry, served_models=["early"]
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app) as client:
+        early = client.get("/readyz").json()["models"]["early"]
+        assert (early["loaded_version"], early["kind"]) == (1, "fallback")
+        f = client.post("/v1/forecasts", json={"requests": [request("early", device="h100")]})
+        assert f.status_code == 200
+        assert 1.0 <= f.json()["forecasts"][0]["quantiles"]["0.5"] <= 4.0
+        register(registry, "early")  # a trained version wins the champion alias
+        assert client.post("/v1/models/reload", headers=auth).status_code == 200
+        early = client.get("/readyz").json()["models"]["early"]
+        assert (early["loaded_version"], early["kind"]) == (2, "trained")
