@@ -52,6 +52,9 @@ DEFAULT = ("ingest", "workload", "predictor", "text")
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: :data:`DEFAULT`)."""
+    from pipelines.cli._train import _quiet_training_stack
+
+    _quiet_training_stack()  # Lightning's tips and device lines are not results
     wanted = sys.argv[1:] or list(DEFAULT)
     unknown = sorted(set(wanted) - set(BENCHMARKS))
     if unknown:
