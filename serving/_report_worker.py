@@ -12,6 +12,7 @@ replaced at the next report.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,7 +34,9 @@ class ReportWorker:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._pool = ProcessPoolExecutor(  # below the forecast path's priority
+                    max_workers=1, mp_context=context, initializer=os.nice, initargs=(10,)
+                )
             return self._pool
 
     def write(
