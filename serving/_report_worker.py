@@ -22,6 +22,10 @@ import pandas as pd
 
 from core.drift import DriftReportInfo
 
+#: Added to the worker's niceness: reports yield the CPU to the forecast path (the
+#: same policy as the drift retraining child, ``pipelines._retrain_child.NICENESS``).
+NICENESS = 10
+
 
 class ReportWorker:
     """Writes drift reports in one child process of its own (thread-safe)."""
@@ -34,8 +38,8 @@ class ReportWorker:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(  # below the forecast path's priority
-                    max_workers=1, mp_context=context, initializer=os.nice, initargs=(10,)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=os.nice, initargs=(NICENESS,)
                 )
             return self._pool
 

@@ -36,12 +36,12 @@ _MIN_STEP = 1e-6
 
 
 def _raw(q: F64) -> F64:
-    """Pre-activations whose non-crossing quantile head gives ``q`` (increasing)."""
-    steps = np.maximum(np.diff(q), _MIN_STEP)
-    return np.concatenate([q[:1], np.log(np.expm1(steps))])
+    """Pre-activations whose non-crossing quantile head gives ``q`` (strictly increasing)."""
+    return np.concatenate([q[:1], np.log(np.expm1(np.diff(q)))])
 
 
 def _log_quantiles(y: F64, levels: F64) -> F64:
+    """Log-quantiles of ``y``, made strictly increasing (steps of at least ``_MIN_STEP``)."""
     q = np.quantile(np.log(y), levels)
     return np.asarray(q[0] + np.concatenate([[0.0], np.cumsum(np.maximum(np.diff(q), _MIN_STEP))]))
 
