@@ -33,15 +33,24 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def completions(records: list[dict[str, Any]], token: str) -> list[bytes]:
-    """One encoded ``POST /v1/completions`` call per record, ids unique, 20 ms apart."""
+def completions(records: list[dict[str, Any]], token: str, rps: float) -> list[bytes]:
+    """One encoded ``POST /v1/completions`` call per record, ids unique.
+
+    Posted as a gateway posts them, once they have finished: record ``i`` completes at
+    ``t0 + i / rps`` (its scheduled send is never before it) and was submitted
+    ``latency_s`` earlier. Stamping the send time as the submission instead would put
+    every completion in the future of the store, so the endpoint features of the
+    stream (over completions finished before a submission) would see only the short
+    ones: a drift the champion's training timeline never had.
+    """
     t0 = datetime.now(UTC)
     out = []
     for i, record in enumerate(records):
+        done = t0 + timedelta(seconds=i / rps)
         stamped = {
             **record,
             "request_id": f"soak-{i}",
-            "submitted_at": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
+            "submitted_at": (done - timedelta(seconds=float(record["latency_s"]))).isoformat(),
         }
         out.append(
             encode("/v1/completions", json.dumps({"completions": [stamped]}).encode(), token)
@@ -113,7 +122,7 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     host, port, pid, duration = cfg["host"], cfg["port"], cfg["server_pid"], cfg["duration_s"]
     items: list[dict[str, Any]] = cfg["items"]
     forecasts = [encode("/v1/forecasts", json.dumps({"requests": [it]}).encode()) for it in items]
-    done = completions(cfg["records"], cfg["token"])
+    done = completions(cfg["records"], cfg["token"], cfg["completions_rps"])
     warm = await Connection.open(host, port)
     for i in range(300):
         await warm.call(forecasts[i % len(forecasts)])

@@ -49,11 +49,10 @@ from drift import (
     replica_id,
 )
 from feature_store import RecordStore
-from serving._drift_forecast import REPORT_COLUMNS, forecast_request, grid_forecast, reference_frame
+from serving._drift_forecast import REPORT_COLUMNS, grid_forecast, judged_columns, reference_frame
 from serving._drift_persist import DriftPersistence
 from serving._drift_store import DriftStore
 from serving._endpoint_cache import EndpointStatsCache
-from serving._forecast import request_columns
 from serving._judge import JudgeLoop
 from serving._models import LoadedModel, ModelTable
 from serving._report_worker import ReportWorker
@@ -276,7 +275,7 @@ class DriftService:
                 self._current.pop(served_model, None)
         self._versions[served_model] = version
         n = len(recs)
-        cols = request_columns([forecast_request(r) for r in recs], self.endpoints.get)
+        cols = judged_columns(recs, self.endpoints.as_of)
         grid = np.asarray(model.predictor.spec.levels, dtype=np.float64)
         values, classes = grid_forecast(model, cols, n)
         observed = np.asarray([r.latency_s for r in recs], dtype=np.float64)

@@ -5,6 +5,12 @@ The endpoint features (``ep_completions``, ``ep_median_tokens_per_s``,
 at most once per TTL; every forecast in between reads them from memory. A store
 that fails to answer gives "no endpoint history" (the model saw that in training
 too) rather than failing the forecast.
+
+The drift judge asks :meth:`EndpointStatsCache.as_of` instead: the features as they
+were when a completion was *submitted* (what its forecast saw, and what its training
+rows saw), not as they are when the completion is judged. Judged at judge time, a
+completion's features would include itself and everything that finished since (the
+point-in-time skew that made a steady stream look drifted).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class EndpointStatsCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._past: OrderedDict[tuple[str, str, int], EndpointStats] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, served_model: str, device: str) -> EndpointStats:
@@ -87,3 +94,31 @@ class EndpointStatsCache:
                 "endpoint features unavailable for %s on %s", served_model, device, exc_info=True
             )
             return NO_HISTORY
+
+    def as_of(self, served_model: str, device: str, at: datetime) -> EndpointStats:
+        """The endpoint features of (served_model, device) as a forecast at ``at`` saw them.
+
+        Point in time at the cache's resolution: the statistics at the start of the
+        ``ttl_s`` bucket holding ``at`` (a live forecast reads values up to ``ttl_s``
+        old), over completions that finished before it. Buckets are remembered (up to
+        ``max_entries``), so a judged batch costs one query per (endpoint, bucket).
+
+        Raises:
+            Exception: Whatever the store raises (a judge must not judge on made-up
+                features; the caller counts the failure).
+        """
+        step = self.ttl_s if self.ttl_s > 0 else 1.0
+        bucket = int(at.timestamp() // step)
+        key = (served_model, device, bucket)
+        with self._lock:
+            stats = self._past.get(key)
+            if stats is not None:
+                self._past.move_to_end(key)
+                return stats
+        start = datetime.fromtimestamp(bucket * step, UTC)
+        stats = self.store.endpoint_stats(served_model, device, start, window=self.window)
+        with self._lock:
+            self._past[key] = stats
+            while len(self._past) > self.max_entries:
+                self._past.popitem(last=False)
+        return stats

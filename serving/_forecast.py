@@ -58,6 +58,13 @@ def request_columns(items: Sequence[ForecastRequest], endpoint: EndpointLookup) 
         "kv_cache_util": [s.kv_cache_util if s else None for s in runtime],
         "prefill_tokens_in_flight": [s.prefill_tokens_in_flight if s else None for s in runtime],
         "decode_tokens_in_flight": [s.decode_tokens_in_flight if s else None for s in runtime],
+        **endpoint_columns(ep),
+    }
+
+
+def endpoint_columns(ep: Sequence[EndpointStats]) -> dict[str, list[Any]]:
+    """The endpoint feature columns of rows whose endpoint statistics are ``ep``."""
+    return {
         "ep_completions": [e.completions for e in ep],
         "ep_median_tokens_per_s": [e.median_tokens_per_s for e in ep],
         "ep_median_latency_s": [e.median_latency_s for e in ep],
