@@ -1,5 +1,8 @@
 """Drift monitoring of issued forecasts: per-group PIT tests, alerts, retraining requests.
 
+Between retrainings, :class:`AdaptiveCalibrator` keeps the served quantiles calibrated
+online (adaptive conformal offsets per group and level).
+
 drift/ imports only core (plus river, scipy, numpy, pandas; evidently inside
 :mod:`drift.reports`). The store side of events and the alert outbox lives in the
 feature store, which satisfies the protocols in :mod:`drift._outbox`.
@@ -17,6 +20,12 @@ from core.drift import (
 from drift._actions import DriftResponder, RetrainCallback
 from drift._adwin import AdwinDetector
 from drift._config import MonitorConfig, Trigger
+from drift._conformal import (
+    CONFORMAL_FORMAT,
+    AdaptiveCalibrator,
+    ConformalConfig,
+    apply_offsets,
+)
 from drift._coverage import coverage_test
 from drift._debounce import RetrainDebouncer
 from drift._deliver import Deliverer, replica_id
@@ -35,13 +44,16 @@ from drift._uniformity import ad_uniform, ks_distance, ks_uniform
 from drift._webhook import SIGNATURE_HEADER, alert_body, sign, verify
 
 __all__ = [
+    "CONFORMAL_FORMAT",
     "JUDGE_KEY",
     "SIGNATURE_HEADER",
     "STATE_FORMAT",
+    "AdaptiveCalibrator",
     "AdwinDetector",
     "AdwinSnapshot",
     "AlertMessage",
     "AlertOutbox",
+    "ConformalConfig",
     "Deliverer",
     "DeliveryAttempt",
     "DriftEvent",
@@ -60,6 +72,7 @@ __all__ = [
     "Trigger",
     "ad_uniform",
     "alert_body",
+    "apply_offsets",
     "coverage_test",
     "ks_distance",
     "ks_uniform",

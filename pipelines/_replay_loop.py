@@ -26,6 +26,7 @@ from pipelines.retrain import RetrainConfig, RetrainOutcome, retrain
 if TYPE_CHECKING:
     from drift import DriftMonitor
     from feature_store import RecordStore
+    from pipelines._replay_conformal import OnlineOffsets
     from registry import MLflowRegistry
 
 
@@ -41,25 +42,49 @@ class Stream:
         self.n = self.frame.num_rows
         self.y = self.frame.column(target).to_numpy(zero_copy_only=False).astype(np.float64)
         self.at: list[datetime] = self.frame.column("completed_at").to_pylist()
+        self.submitted: list[datetime] = self.frame.column("submitted_at").to_pylist()
         self.devices = [str(d) for d in self.frame.column("device").to_pylist()]
-        self.hits = np.zeros((self.n, len(COVERAGE_LEVELS)), dtype=np.bool_)
+        # Under the model's own forecasts (what the drift monitor judges):
         self.u = np.zeros(self.n)
         self.pinball = np.zeros(self.n)
+        self.model_hits = np.zeros((self.n, len(COVERAGE_LEVELS)), dtype=np.bool_)
+        # Under the served forecasts (the model's, adjusted when calibrating online):
+        self.hits = np.zeros((self.n, len(COVERAGE_LEVELS)), dtype=np.bool_)
+        self.served_pinball = np.zeros(self.n)
         self.classes: list[str] = [""] * self.n
+        self.levels: tuple[float, ...] = ()
+        self.values = np.zeros((self.n, 0))  # the model's quantiles (seconds) at ``levels``
 
     def judge(self, model: Any, start: int) -> tuple[F64, F64, list[str]]:
-        """u, pinball and prompt class of completions ``start:`` under ``model``."""
+        """u, pinball and prompt class of completions ``start:`` under ``model``.
+
+        The served forecasts are the model's until :meth:`rescore` adjusts them.
+        """
         part = self.frame.slice(start)
         cols = {name: part.column(name).to_pylist() for name in part.column_names}
         values, classes = model.predict_with_classes(cols, part.num_rows)
         values = np.maximum(values, 0.0)
-        levels = np.asarray(model.spec.levels, dtype=np.float64)
+        if tuple(model.spec.levels) != self.levels:
+            self.levels = tuple(model.spec.levels)
+            self.values = np.zeros((self.n, len(self.levels)))
+        self.values[start:] = values
+        levels = np.asarray(self.levels, dtype=np.float64)
         u, loss = pit_and_pinball(levels, values, self.y[start:])
         q = ppf_rows(levels, values, np.asarray(COVERAGE_LEVELS), lower=0.0)
-        self.hits[start:] = self.y[start:, None] <= q
+        self.model_hits[start:] = self.hits[start:] = self.y[start:, None] <= q
         self.u[start:], self.pinball[start:] = np.clip(u, 0.0, 1.0), loss
+        self.served_pinball[start:] = loss
         self.classes[start:] = classes
         return self.u[start:], loss, classes
+
+    def rescore(self, i: int, issued: F64) -> None:
+        """Completion ``i`` was served ``issued`` (seconds at :attr:`levels`), not the model's."""
+        levels = np.asarray(self.levels, dtype=np.float64)
+        row = issued.reshape(1, -1)
+        _, loss = pit_and_pinball(levels, row, self.y[i : i + 1])
+        q = ppf_rows(levels, row, np.asarray(COVERAGE_LEVELS), lower=0.0)
+        self.hits[i] = self.y[i] <= q[0]
+        self.served_pinball[i] = loss[0]
 
     def records(self, stop: int) -> list[dict[str, Any]]:
         """Record fields of completions ``:stop`` (for another store)."""
@@ -70,7 +95,12 @@ class Stream:
 
 @dataclass
 class Loop:
-    """The replay loop: observe, alarm, retrain, swap."""
+    """The replay loop: observe, alarm, retrain, swap.
+
+    With ``calibration``, each completion's served forecast is the model's adjusted by
+    the online calibrator (offsets as of its submission), learned from once observed;
+    the monitor still judges the model's own forecasts.
+    """
 
     request: ReplayRequest
     settings: Settings
@@ -81,6 +111,7 @@ class Loop:
     result: ReplayResult
     config: RetrainConfig
     say: Stage
+    calibration: OnlineOffsets | None = None
 
     def run(self, version: int, since: datetime, advance: Advance | None) -> None:
         """Stream every completion; retrain (and swap models) on alarms.
@@ -99,6 +130,8 @@ class Loop:
             swap: RetrainOutcome | None = None
             i = pos
             for i in range(pos, n):
+                if self.calibration is not None:
+                    self.calibration.serve(i)
                 obs = DriftObservation(
                     group=DriftGroup(
                         served_model=served,
@@ -126,6 +159,8 @@ class Loop:
                 model, _ = self.registry.load(served, version=swap.version)
                 version, since, took_over = swap.version, self.stream.at[i], pos
                 self.monitor.reset(served)
+                if self.calibration is not None:
+                    self.calibration.reset(pos)
 
     def _may_retrain(self) -> bool:
         return self.request.retrain and len(self.result.retrains) < self.request.max_retrains

@@ -62,6 +62,12 @@ class ReplayRequest(BaseModel):
             against champion; ``auto_if_better`` decides on a noisy few hundred rows).
         retrain_config: Overrides of :class:`pipelines.retrain.RetrainConfig` fields for
             the alarm-triggered jobs.
+        adaptive_calibration: Serve each forecast adjusted by an online adaptive
+            conformal calibrator (:class:`drift.AdaptiveCalibrator`, per group and
+            level, offsets as of the request's submission, learned from each outcome
+            once observed; reset when a retrained model takes over). Coverage and
+            ``hits`` are of the served forecasts; the monitor judges the model's own.
+        conformal: :class:`drift.ConformalConfig` fields of that calibrator.
         seed: Seed of the search and fits.
     """
 
@@ -82,6 +88,8 @@ class ReplayRequest(BaseModel):
     policy: Policy = "always"
     monitor: dict[str, Any] = Field(default_factory=lambda: dict(REPLAY_MONITOR))
     retrain_config: dict[str, Any] = Field(default_factory=dict)
+    adaptive_calibration: bool = True
+    conformal: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
 
 
@@ -94,6 +102,7 @@ class ReplayResult:
     replayed: int
     initial_version: int
     train_rows: int
+    adaptive_calibration: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     retrains: list[dict[str, Any]] = field(default_factory=list)
     coverage_before: dict[str, float] | None = None
@@ -101,8 +110,10 @@ class ReplayResult:
     coverage_after: dict[str, float] | None = None
     coverage_after_n: int = 0
     coverage_all: dict[str, float] = field(default_factory=dict)
+    coverage_model_all: dict[str, float] = field(default_factory=dict)  # model's own forecasts
     seconds: float = 0.0
-    hits: npt.NDArray[np.bool_] | None = None  # (replayed, levels): y <= quantile
+    hits: npt.NDArray[np.bool_] | None = None  # (replayed, levels): y <= served quantile
+    model_hits: npt.NDArray[np.bool_] | None = None  # the same under the model's own forecasts
     stream: Any = None  # the replayed completions with u, pinball, classes (for re-analysis)
 
     @property
@@ -127,6 +138,7 @@ class ReplayResult:
             "replayed": self.replayed,
             "initial_version": self.initial_version,
             "train_rows": self.train_rows,
+            "adaptive_calibration": self.adaptive_calibration,
             "first_alarm_after": self.first_alarm_after,
             "alarms": self.alarms,
             "events": self.events,
@@ -137,6 +149,7 @@ class ReplayResult:
             "coverage_after": self.coverage_after,
             "coverage_after_n": self.coverage_after_n,
             "coverage_all": self.coverage_all,
+            "coverage_model_all": self.coverage_model_all,
             "seconds": round(self.seconds, 1),
         }
 

@@ -139,7 +139,8 @@ def _run(
     advance: Advance | None,
 ) -> tuple[ReplayResult, Stream]:
     """Train the first model, then stream the completions through the loop."""
-    from drift import DriftMonitor, MonitorConfig
+    from drift import AdaptiveCalibrator, ConformalConfig, DriftMonitor, MonitorConfig
+    from pipelines._replay_conformal import OnlineOffsets
     from registry import MLflowRegistry
 
     registry = MLflowRegistry(settings.mlflow_tracking_uri or "")
@@ -173,16 +174,23 @@ def _run(
         replayed=stream.n,
         initial_version=initial.version,
         train_rows=initial.rows["train"],
+        adaptive_calibration=request.adaptive_calibration,
     )
     monitor = DriftMonitor(MonitorConfig(**request.monitor))
     loop = Loop(request, settings, registry, train_store, stream, monitor, result, base, say)
+    if request.adaptive_calibration:
+        calibrator = AdaptiveCalibrator(ConformalConfig(**request.conformal))
+        loop.calibration = OnlineOffsets(calibrator, stream, request.served_model)
     took_over = start or min(stream.frame.column("submitted_at").to_pylist())
     loop.run(initial.version, took_over, advance)
     return result, stream
 
 
 def _measure(result: ReplayResult, stream: Stream, window: int) -> None:
-    """Coverage before the first alarm, after the first takeover and overall."""
+    """Coverage before the first alarm, after the first takeover, overall; and the model's.
+
+    The first three are of the served forecasts, the last of the model's own.
+    """
     hits = stream.hits
     first = result.first_alarm_after
     if first is not None:
@@ -193,7 +201,34 @@ def _measure(result: ReplayResult, stream: Stream, window: int) -> None:
         result.coverage_after = _coverage(hits[takeover : takeover + window])
         result.coverage_after_n = min(stream.n - takeover, window)
     result.coverage_all = _coverage(hits)
-    result.hits, result.stream = hits, stream
+    result.coverage_model_all = _coverage(stream.model_hits)
+    result.hits, result.model_hits, result.stream = hits, stream.model_hits, stream
+
+
+def coverage_windows(
+    hits: npt.NDArray[np.bool_], size: int = 500, skip: int = 500
+) -> dict[str, list[float]]:
+    """Coverage of every level per window of ``size`` completions after the first ``skip``.
+
+    Args:
+        hits: ``(replayed, levels)`` booleans, ``y <= quantile`` (``ReplayResult.hits``
+            or ``model_hits``).
+        size: Completions per window; a last partial window is left out.
+        skip: Completions left out at the start (the calibrator's warm-up).
+
+    Returns:
+        Level (``"0.9"``) -> coverage of each window, in order.
+
+    >>> h = np.zeros((1700, len(COVERAGE_LEVELS)), dtype=np.bool_)
+    >>> h[:, 2] = np.arange(1700) % 10 != 0
+    >>> coverage_windows(h)["0.9"]
+    [0.9, 0.9]
+    """
+    starts = range(skip, hits.shape[0] - size + 1, size)
+    return {
+        f"{lv:g}": [float(hits[s : s + size, k].mean()) for s in starts]
+        for k, lv in enumerate(COVERAGE_LEVELS)
+    }
 
 
 def first_alarm(result: ReplayResult, config: MonitorConfig) -> int | None:
@@ -262,6 +297,7 @@ __all__ = [
     "REPLAY_MONITOR",
     "ReplayRequest",
     "ReplayResult",
+    "coverage_windows",
     "first_alarm",
     "plot_coverage",
     "replay",

@@ -123,6 +123,14 @@ _Home = Annotated[
         "directory, removed afterwards).",
     ),
 ]
+_Adaptive = Annotated[
+    bool,
+    typer.Option(
+        "--adaptive-calibration/--no-adaptive-calibration",
+        help="Serve forecasts adjusted by online adaptive conformal offsets per group "
+        "and level (coverage is of those; the monitor judges the model's own).",
+    ),
+]
 _Plot = Annotated[
     Path | None,
     typer.Option("--plot", dir_okay=False, help="Write the rolling 0.9 coverage (PNG) here."),
@@ -143,6 +151,7 @@ def replay_command(
     retrain_after: _RetrainAfter = 500,
     policy: _Policy = "always",
     monitor: _Monitor = None,
+    adaptive_calibration: _Adaptive = True,
     home: _Home = None,
     plot: _Plot = None,
     as_json: JsonOption = False,
@@ -173,6 +182,7 @@ def replay_command(
             retrain_after=retrain_after,
             monitor=_monitor(monitor or []),
             policy=policy,
+            adaptive_calibration=adaptive_calibration,
         )
     except ValidationError as exc:
         fail(str(exc))
@@ -224,6 +234,8 @@ def _print(result: ReplayResult) -> None:
         f"{doc['replayed']:,} completions replayed; first alarm after "
         f"{'none' if first is None else f'{first:,}'}; {len(doc['retrains'])} retraining job(s)"
     )
+    if result.adaptive_calibration:
+        console.print("coverage of the served forecasts (adaptive conformal calibration)")
     for name in ("before", "after", "all"):
         cov = doc[f"coverage_{name}"]
         if cov:

@@ -82,8 +82,11 @@ def test_injected_slowdown_alarms_and_retrains(early: pa.Table, tmp_path: Path) 
     result = replay_json(
         "drift", "replay", "--served-model", "deepseek-chat", "--data", str(path),
         "--train-before", middle.isoformat(), "--features", "static", "--retrain",
-        "--trials", "1", "--plot", str(tmp_path / "coverage.png"), home=tmp_path,
+        "--trials", "1", "--plot", str(tmp_path / "coverage.png"), "--no-adaptive-calibration",
+        home=tmp_path,
     )  # fmt: skip
+    assert result["adaptive_calibration"] is False  # served forecasts are the model's
+    assert result["coverage_all"] == result["coverage_model_all"]
     assert (tmp_path / "coverage.png").stat().st_size > 10_000
     for key in (
         "first_alarm_after", "alarms", "groups", "coverage_before", "coverage_after",
@@ -129,3 +132,5 @@ def test_same_period_held_out_tasks_raise_no_alarm(early: pa.Table, tmp_path: Pa
     assert result["coverage_before"] is None
     assert result["coverage_after"] is None
     assert 0.8 < result["coverage_all"]["0.9"] < 0.97
+    assert result["adaptive_calibration"] is True  # the default
+    assert 0.8 < result["coverage_model_all"]["0.9"] < 0.97
