@@ -25,6 +25,7 @@ from feature_store._drift import DriftTables
 from feature_store._duckdb import DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
 from feature_store._remote import BrokerError, RemoteStore
+from feature_store._rows import columns_table
 from feature_store._wire import (
     ARROW_STREAM,
     bytes_table,
@@ -127,6 +128,7 @@ __all__ = [
     "advertise",
     "broker_path",
     "bytes_table",
+    "columns_table",
     "open_store",
     "read_broker",
     "read_tables",

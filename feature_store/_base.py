@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core import CompletionRecord, IngestReport
 from core.drift import AlertMessage
-from feature_store._rows import rows_table
+from feature_store._rows import columns_table, rows_table
 
 
 class GroupStats(BaseModel):
@@ -154,6 +154,24 @@ class RecordStore(ABC):
         record (e.g. with an unknown key) is rejected on its own.
         """
         return self.ingest_batches([rows_table(rows)], source=source)
+
+    def ingest_columns(
+        self, columns: Mapping[str, Sequence[Any]], source: str | None = None
+    ) -> IngestReport:
+        """Validate and store untrusted columns whose values are mostly typed already.
+
+        Same contract and outcomes as :meth:`ingest_rows` of the rows the columns hold
+        (row ``i`` is ``{name: column[i]}``, ``None`` for absent); typed columns skip
+        the per-value checks (see :func:`feature_store.columns_table`).
+
+        Args:
+            columns: Record field name -> one value per row, all the same length.
+            source: Label recorded with each stored record.
+
+        Raises:
+            ValueError: A name is no record field, or the columns differ in length.
+        """
+        return self.ingest_batches([columns_table(columns)], source=source)
 
     @abstractmethod
     def training_frame(

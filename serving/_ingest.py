@@ -13,6 +13,7 @@ later item counted a duplicate, exactly as if the calls had come one after anoth
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from core import IngestReport, Rejection
@@ -39,11 +40,48 @@ def outcomes(report: IngestReport, n: int) -> list[Outcome]:
     return out
 
 
-def completion_writer(store: RecordStore, max_items: int) -> MicroBatcher[Any, Outcome]:
-    """The group-commit batcher of ``store`` (context: the ``source`` label)."""
+@dataclass(frozen=True, slots=True)
+class TupleRows:
+    """Context (and key) of calls whose items are row tuples rather than mappings.
 
-    def run(source: str, items: list[Any]) -> list[Outcome]:
-        return outcomes(store.ingest_rows(items, source), len(items))
+    Such items are stored as columns (:meth:`feature_store.RecordStore.ingest_columns`):
+    each column that holds only values of its field's type is converted in one call,
+    not checked value by value. Calls of one ``TupleRows`` share a transaction; they
+    never share one with mapping items (other keys).
+
+    Attributes:
+        source: The ``source`` label of the stored records.
+        names: The record field of each tuple position.
+    """
+
+    source: str
+    names: tuple[str, ...]
+
+    def columns(self, items: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+        """``items`` as columns by record field (empty columns when there are none).
+
+        >>> TupleRows("s", ("request_id", "input_tokens")).columns([("a", 1), ("b", 2)])
+        {'request_id': ('a', 'b'), 'input_tokens': (1, 2)}
+        """
+        if not items:
+            return dict.fromkeys(self.names, ())
+        return dict(zip(self.names, zip(*items, strict=True), strict=True))
+
+
+def completion_writer(store: RecordStore, max_items: int) -> MicroBatcher[Any, Outcome]:
+    """The group-commit batcher of ``store``.
+
+    The context of a call is its ``source`` label (items: untrusted mappings, stored by
+    :meth:`~feature_store.RecordStore.ingest_rows`) or a :class:`TupleRows` (items:
+    row tuples, stored by :meth:`~feature_store.RecordStore.ingest_columns`).
+    """
+
+    def run(context: str | TupleRows, items: list[Any]) -> list[Outcome]:
+        if isinstance(context, TupleRows):
+            report = store.ingest_columns(context.columns(items), context.source)
+        else:
+            report = store.ingest_rows(items, context)
+        return outcomes(report, len(items))
 
     return MicroBatcher(run, max_items, name="completions")
 

@@ -1,10 +1,16 @@
-"""GenAI request spans -> the raw completion rows ``POST /v1/completions`` stores.
+"""GenAI request spans -> the completion rows ``POST /v1/completions`` stores.
 
 Each GenAI request span becomes one row of untrusted values (the store validates
 them exactly as it validates a completions body); other spans are counted and left
 out. ``submitted_at`` is the span's start time (vLLM starts its span at the request's
 arrival); ``latency_s`` falls back to the span's duration. Every row keeps where its
 values came from, so a rejection names the span and the attribute at fault.
+
+A row is kept as one tuple of values in :data:`COLUMNS` order, the values as decoded
+(ints, floats, strings, a UTC datetime), so the store builds its typed columns in one
+conversion each (:meth:`feature_store.RecordStore.ingest_columns`);
+:attr:`SpanBatch.rows` gives the same rows as mappings, the form
+:meth:`~feature_store.RecordStore.ingest_rows` validates value by value.
 
 Example:
     >>> from serving.otlp._decode import SpanView
@@ -15,22 +21,32 @@ Example:
     >>> batch = span_rows([span], OtlpMapping())
     >>> batch.rows[0]["latency_s"], batch.rows[0]["input_tokens"], batch.ignored
     (2.0, 12, 0)
+    >>> batch.columns()["latency_s"], batch.columns()["device"]
+    ((2.0,), ('h100',))
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core import Rejection
+from core import Rejection, text_problem
 from serving.otlp._decode import SpanView, decode_json, decode_protobuf, inflate
 from serving.otlp._mapping import MAPPED_FIELDS, OPERATION, OtlpMapping
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Most rejected spans named in one answer's error message (the rest are counted).
 MAX_NAMED = 20
+#: The record fields of a row tuple, in order: the mapped fields, then ``submitted_at``.
+#: A row mapping's keys come in this order too (bar a default device, a duration and the
+#: start time, which are never unusable values), so a row naming several unusable
+#: values names the same first one in both forms.
+COLUMNS = (*MAPPED_FIELDS, "submitted_at")
+_DEVICE, _LATENCY = MAPPED_FIELDS.index("device"), MAPPED_FIELDS.index("latency_s")
+#: An attribute no key of a field is set to (a key set to an empty value gives ``None``).
+_ABSENT: Any = object()
 
 
 @dataclass(slots=True)
@@ -39,17 +55,41 @@ class SpanBatch:
 
     Attributes:
         mapping: The mapping the rows were built with.
-        rows: One raw completion row per GenAI request span, in body order.
+        values: One row per GenAI request span, in body order: a tuple of raw values in
+            :data:`COLUMNS` order (``None``: absent).
         origins: The span of each row.
         rejected: Descriptions of spans rejected before the store saw them.
         ignored: Spans that are no GenAI request spans.
     """
 
     mapping: OtlpMapping
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    values: list[tuple[Any, ...]] = field(default_factory=list)
     origins: list[SpanView] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as raw completion mappings (what ``POST /v1/completions`` stores)."""
+        plan = _plan(self.mapping)
+        return [_row(span, plan, self.mapping) for span in self.origins]
+
+    @property
+    def typed(self) -> bool:
+        """Whether the row tuples may be stored as columns (same outcomes as :attr:`rows`).
+
+        Not when the mapping's default device is no valid text: that value is the last
+        of its row mapping but in the device column of the tuples, so a row with another
+        unusable value would name another first problem.
+        """
+        default = self.mapping.default_device
+        return default is None or text_problem(default) is None
+
+    def columns(self) -> dict[str, tuple[Any, ...]]:
+        """The rows as columns, by record field in :data:`COLUMNS` order."""
+        if not self.values:
+            return dict.fromkeys(COLUMNS, ())
+        return dict(zip(COLUMNS, zip(*self.values, strict=True), strict=True))
 
     def describe(self, rejection: Rejection) -> str:
         """A store rejection of row ``rejection.index`` as text naming its span and attribute."""
@@ -65,6 +105,10 @@ class SpanBatch:
 
 #: Per record field: its attribute keys, in priority order.
 _Plan = tuple[tuple[str, tuple[str, ...]], ...]
+#: Per mapped field, for one resource: the span keys to try in order, and the value
+#: if none is set (the resource's value of the last key, else ``None``, or
+#: :data:`_ABSENT` for the device and the latency, which have defaults).
+_Lookups = tuple[tuple[tuple[str, ...], Any], ...]
 
 
 def _plan(mapping: OtlpMapping) -> _Plan:
@@ -75,15 +119,57 @@ def span_rows(spans: Sequence[SpanView], mapping: OtlpMapping) -> SpanBatch:
     """Sort ``spans`` into rows, rejections (malformed spans) and ignored spans."""
     batch = SpanBatch(mapping)
     markers, plan = mapping.markers(), _plan(mapping)
+    lookups: dict[int, _Lookups] = {}  # by id() of a resource (alive for the whole call)
     for span in spans:
         if span.problem is not None:
             batch.rejected.append(f"{label_of(span)}: {span.problem}")
         elif not _is_request(span, markers, mapping):
             batch.ignored += 1
         else:
-            batch.rows.append(_row(span, plan, mapping))
+            found = lookups.get(id(span.resource))
+            if found is None:
+                found = lookups[id(span.resource)] = _lookups(plan, span.resource)
+            batch.values.append(_values(span, found, mapping.default_device))
             batch.origins.append(span)
     return batch
+
+
+def _lookups(plan: _Plan, resource: Mapping[str, Any]) -> _Lookups:
+    """``plan`` resolved against one resource (the same for each of its spans).
+
+    Each key is read from the span, then from the resource, so a field's lookup stops
+    at its first key the resource has: that value is the fallback of the span keys.
+    """
+    out = []
+    for index, (_, keys) in enumerate(plan):
+        # absent is None, but for the two fields an absent value has a default for
+        fallback, tried = _ABSENT if index in (_DEVICE, _LATENCY) else None, keys
+        for i, key in enumerate(keys):
+            if key in resource:
+                fallback, tried = resource[key], keys[: i + 1]
+                break
+        out.append((tried, fallback))
+    return tuple(out)
+
+
+def _values(span: SpanView, lookups: _Lookups, default_device: str | None) -> tuple[Any, ...]:
+    """The row tuple of ``span`` (see :data:`COLUMNS`): the values :func:`_row` maps."""
+    attributes = span.attributes
+    values = []
+    for keys, fallback in lookups:
+        for key in keys:
+            if key in attributes:
+                values.append(attributes[key])
+                break
+        else:
+            values.append(fallback)
+    if values[_DEVICE] is _ABSENT:
+        values[_DEVICE] = default_device
+    start, end = span.start_ns, span.end_ns
+    if values[_LATENCY] is _ABSENT:
+        values[_LATENCY] = (end - start) / 1e9 if start > 0 and end > 0 else None
+    values.append(_time(start) if start > 0 else None)
+    return tuple(values)
 
 
 def _is_request(span: SpanView, markers: frozenset[str], mapping: OtlpMapping) -> bool:

@@ -20,12 +20,14 @@ from fastapi import APIRouter, Request, status
 from starlette.responses import Response
 
 from core import IngestReport, StoreError
+from serving._batcher import MicroBatcher
 from serving._drift import wake_drift
-from serving._ingest import report_of
+from serving._ingest import Outcome, TupleRows, report_of
 from serving._metrics import ServiceMetrics
 from serving.config import ServingConfig
 from serving.deps import CompletionWriterDep, ConfigDep, MetricsDep, RequireToken
 from serving.otlp import (
+    COLUMNS,
     JSON,
     PROTOBUF,
     OtlpBodyError,
@@ -42,6 +44,8 @@ router = APIRouter(prefix="/v1", tags=["traces"])
 
 #: The ``source`` label stored with records that arrive as spans.
 SOURCE = "otlp"
+#: The writer context (and key) of span rows submitted as tuples in ``COLUMNS`` order.
+TYPED = TupleRows(SOURCE, COLUMNS)
 
 _STATUS = {"schema": {"type": "object", "description": "A google.rpc.Status."}}
 _FAILED = {"content": {JSON: _STATUS, PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}}
@@ -94,12 +98,12 @@ async def post_traces(
     batch = await _decode(request, config, as_json)
     if isinstance(batch, Response):
         return batch
-    n = len(batch.rows)
+    n = len(batch.origins)
     if n > config.max_batch_items:
         reason = f"{n} GenAI spans in one export; the limit is {config.max_batch_items}"
         return status_response(status.HTTP_413_CONTENT_TOO_LARGE, reason, as_json=as_json)
     try:
-        outcomes: list[Any] = await writer.submit(SOURCE, batch.rows, SOURCE) if n else []
+        outcomes: list[Any] = await _store(writer, batch) if n else []
     except StoreError as exc:
         reason = f"nothing was stored, retry later: {exc}"
         return status_response(
@@ -115,6 +119,20 @@ async def post_traces(
     _count(metrics, report, batch, len(rejected))
     message = error_message(rejected) if rejected else ""
     return export_response(len(rejected), message, as_json=as_json)
+
+
+async def _store(writer: MicroBatcher[Any, Outcome], batch: SpanBatch) -> list[Outcome]:
+    """Store the batch's rows through the group-commit writer; one outcome per row.
+
+    As typed columns (:data:`TYPED`) when that gives the outcomes of the rows as
+    mappings (:attr:`SpanBatch.typed`), else as those mappings.
+
+    Raises:
+        StoreError: Nothing was stored.
+    """
+    if batch.typed:
+        return await writer.submit(TYPED, batch.values, TYPED)
+    return await writer.submit(SOURCE, batch.rows, SOURCE)
 
 
 def _count(metrics: ServiceMetrics, report: IngestReport, batch: SpanBatch, rejected: int) -> None:
