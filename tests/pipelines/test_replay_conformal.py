@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import pytest
 
+from core import RECORD_FIELDS
 from drift import AdaptiveCalibrator, ConformalConfig
 from pipelines._replay_conformal import OnlineOffsets
-from pipelines.replay import COVERAGE_LEVELS, coverage_windows
+from pipelines.replay import COVERAGE_LEVELS, ReplayRequest, coverage_windows, replay
 
 T0 = datetime(2026, 4, 11, 7, tzinfo=UTC)
+CALLS = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "data"
+    / "agentic"
+    / "minisweagent_calls.csv.gz"
+)
+SHIFT = datetime(2026, 4, 11, 6, tzinfo=UTC)
 LEVELS = (0.1, 0.5, 0.9, 0.95, 0.99)
 
 
@@ -84,3 +95,48 @@ def test_slower_outcomes_bring_coverage_back() -> None:
     windows = coverage_windows(stream.hits)["0.9"]
     assert raw < 0.8
     assert all(abs(w - 0.9) <= 0.04 for w in windows), windows
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_replay_serves_calibrated_forecasts_through_an_injected_slowdown(tmp_path: Path) -> None:
+    """Calls of 40 tasks before the real slow-down, x1.6 from the middle, retraining off."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from feature_store import DuckDBStore
+    from feature_store.importers import get_importer
+
+    assert CALLS.exists(), f"shared data missing: {CALLS}"
+    with DuckDBStore(":memory:") as store:
+        store.ingest_batches(get_importer("minisweagent").read(CALLS))
+        frame = store.training_frame("deepseek-chat", end=SHIFT, columns=RECORD_FIELDS)
+    tasks = pc.list_element(pc.split_pattern(frame.column("workflow_id"), "/"), 1)
+    frame = frame.filter(pc.is_in(tasks, pa.array(sorted(set(tasks.to_pylist()))[:40])))
+    times = frame.column("submitted_at")
+    middle = sorted(times.to_pylist())[frame.num_rows // 2]
+    slow = pc.greater_equal(times, pa.scalar(middle, times.type))
+    latency = pc.if_else(slow, pc.multiply(frame.column("latency_s"), 1.6), frame["latency_s"])
+    frame = frame.set_column(frame.column_names.index("latency_s"), "latency_s", latency)
+    pq.write_table(frame, tmp_path / "slowed.parquet")
+    request = ReplayRequest(
+        served_model="deepseek-chat",
+        data=tmp_path / "slowed.parquet",
+        train_before=middle,
+        features="static",
+        trials=1,
+        retrain_config={"text_kinds": ("none",)},
+    )
+    result = replay(request, tmp_path / "home")
+    assert result.hits is not None
+    assert result.model_hits is not None
+    assert result.replayed >= 1000
+    served = coverage_windows(result.hits, 250, 250)
+    model = coverage_windows(result.model_hits, 250, 250)
+    for level in ("0.5", "0.9"):
+        off = [abs(w - float(level)) for w in served[level]]
+        assert max(off) <= 0.08, (level, served[level])  # windows of 250: SE <= 3.2 pts
+        own = [abs(w - float(level)) for w in model[level]]
+        assert np.mean(off) < np.mean(own), (level, served[level], model[level])
+    assert result.alarms  # the monitor still judges the model's own forecasts
