@@ -46,6 +46,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "capacity": ("capacity", lambda: __import__("benchmarks.bench_capacity").bench_capacity.run()),
     "fuzz": ("fuzz", lambda: __import__("benchmarks.bench_fuzz").bench_fuzz.run()),
     "otlp": ("otlp", lambda: __import__("benchmarks.bench_otlp").bench_otlp.run()),
+    "folds": ("folds", lambda: __import__("benchmarks.bench_folds").bench_folds.run()),
     "conformal": (
         "adaptive-conformal",
         lambda: __import__("benchmarks.bench_conformal").bench_conformal.run(),

@@ -60,17 +60,41 @@ class Split:
         return {k: len(getattr(self, k)) for k in ("train", "val", "cal", "test")}
 
 
-def split_by_group(groups: Sequence[str], salt: str = "tailcast-v1") -> Split:
+def split_by_group(
+    groups: Sequence[str], salt: str = "tailcast-v1", *, fold: int | None = None, folds: int = 5
+) -> Split:
     """Assign each row to a fold by a stable hash of its group.
+
+    Without ``fold``, the groups are split by :data:`FOLDS` (the held-out test fold is
+    the last 20% of the hash range). With ``fold`` = k, the test fold is the k-th of
+    ``folds`` equal slices of the hash range (cross-validation: every group is tested
+    in exactly one of the ``folds`` splits), and the other groups are split between
+    train, validation and calibration in :data:`FOLDS`' proportions.
 
     >>> s = split_by_group([f"task{i % 50}" for i in range(1000)])
     >>> sum(s.sizes().values())
     1000
+    >>> tests = [set(split_by_group([f"t{i}" for i in range(300)], fold=k).test) for k in range(5)]
+    >>> sorted(set().union(*tests)) == list(range(300)), sum(len(t) for t in tests)
+    (True, 300)
+
+    Raises:
+        ValueError: ``fold`` outside ``[0, folds)``.
     """
     u = np.array([_unit_hash(g, salt) for g in groups])
     edges = np.cumsum([f for _, f in FOLDS])
-    fold = np.searchsorted(edges, u, side="right")
-    idx = [np.flatnonzero(fold == k).astype(np.int64) for k in range(len(FOLDS))]
+    if fold is None:
+        fold_of = np.searchsorted(edges, u, side="right")
+    else:
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold must lie in [0, {folds}) (got {fold})")
+        lo, hi = fold / folds, (fold + 1) / folds
+        test = (u >= lo) & (u < hi)
+        # The rest of the hash range, rescaled to [0, 1), then split like FOLDS' first three.
+        rest = np.where(u < lo, u, u - (hi - lo)) / (1.0 - (hi - lo))
+        fold_of = np.searchsorted(edges[:-1] / edges[-2], rest, side="right")
+        fold_of = np.where(test, len(FOLDS) - 1, np.minimum(fold_of, len(FOLDS) - 2))
+    idx = [np.flatnonzero(fold_of == k).astype(np.int64) for k in range(len(FOLDS))]
     return Split(*idx)
 
 

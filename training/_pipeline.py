@@ -56,6 +56,10 @@ class TrainRequest(BaseModel):
         max_cost_us: Prediction budget per request on one core (µs), text included;
             ``None`` for no budget.
         baselines: Baselines scored on the held-out fold.
+        test_fold: Cross-validation: hold out the ``test_fold``-th of ``folds`` slices
+            of the task groups (see :func:`training.split_by_group`); ``None``: the
+            fixed held-out fold every training and champion comparison uses.
+        folds: Number of cross-validation slices.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,6 +77,8 @@ class TrainRequest(BaseModel):
     calibration_by: Literal["class_device", "served_model"] = "class_device"
     max_cost_us: float | None = Field(default=1000.0, gt=0)
     baselines: tuple[str, ...] = tuple(BASELINES)
+    test_fold: int | None = Field(default=None, ge=0)
+    folds: int = Field(default=5, ge=2)
 
 
 @dataclass
@@ -149,7 +155,7 @@ def train_predictor(
     )
     if data.n < 100:
         raise ValueError(f"only {data.n} usable rows for {request.served_model}; need >= 100")
-    split = split_by_group(group_keys(data.cols))
+    split = split_by_group(group_keys(data.cols), fold=request.test_fold, folds=request.folds)
     search = run_search(
         data,
         split,

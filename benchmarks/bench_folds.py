@@ -1,0 +1,145 @@
+"""Predictor accuracy over 5 folds by task: does the gain hold off one split?
+
+Agentic calls (``minisweagent_calls.csv.gz``, served model ``deepseek-chat``): the
+default ``tailcast train`` configuration (:class:`training.TrainRequest` as
+``pipelines.train.train_served_model`` builds it: 16 trials, 540 s budget) is trained
+once per fold; fold k holds out the k-th fifth of the SWE-bench tasks
+(``TrainRequest.test_fold``), the other tasks are split between training, validation
+and calibration. Each fold reports tailcast's mean pinball against per-model empirical
+quantiles and the better of the SwarmPilot MLP and GBDT baselines fitted on the same
+training rows, and the worst coverage error over the evaluation levels.
+Bars (per fold): >= 22% below empirical, >= 12% below the better baseline, every
+coverage level within 3 points. Plot: ``benchmarks/plots/folds.png``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import ROOT, save_png
+from benchmarks.bench_predictor import SHARED
+from core import Settings
+from feature_store import DuckDBStore
+from feature_store.importers import get_importer
+from pipelines.train import text_provider
+from training import EVAL_LEVELS, TrainRequest, train_predictor
+
+FOLDS = 5
+SERVED_MODEL = "deepseek-chat"
+PLOT = ROOT / "benchmarks" / "plots" / "folds.png"
+BAR_EMPIRICAL = 22.0
+BAR_BASELINE = 12.0
+BAR_COVERAGE = 3.0
+
+
+def _fold(frame: Any, provider: Any, k: int, out: Path) -> dict[str, Any]:
+    """Train the default configuration with fold ``k`` held out; its scores."""
+    request = TrainRequest(served_model=SERVED_MODEL, trials=16, timeout_s=540.0, test_fold=k)
+    started = time.perf_counter()
+    outcome = train_predictor(frame, request, provider, out / f"fold{k}")
+    m = outcome.comparison
+    ours = m["tailcast"]["mean_pinball"]
+    best = min(m["swarmpilot_mlp"]["mean_pinball"], m["gbdt"]["mean_pinball"])
+    worst = max(abs(m["tailcast"]["coverage"][f"{lv:g}"] - lv) for lv in EVAL_LEVELS)
+    selected = outcome.search.selected
+    return {
+        "fold": k,
+        "test_rows": len(outcome.split.test),
+        "ours": ours,
+        "empirical": m["empirical"]["mean_pinball"],
+        "baseline": best,
+        "vs_empirical": 100 * (1 - ours / m["empirical"]["mean_pinball"]),
+        "vs_baseline": 100 * (1 - ours / best),
+        "coverage_error": 100 * worst,
+        "selected": "?"
+        if selected is None
+        else f"{selected.config.text.kind} {list(selected.config.hidden)}",
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def folds() -> list[dict[str, Any]]:
+    """Every fold's scores (agentic calls)."""
+    from pipelines.cli._train import _quiet_training_stack
+
+    _quiet_training_stack()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        with DuckDBStore(Settings(home=home).resolved_store_path) as store:
+            calls = SHARED / "agentic" / "minisweagent_calls.csv.gz"
+            store.ingest_batches(get_importer("minisweagent").read(calls))
+            frame = store.training_frame(
+                SERVED_MODEL, as_of=datetime.now(UTC), require=("latency_s",)
+            )
+            provider = text_provider(store, home / "cache", None)
+            rows = []
+            for k in range(FOLDS):
+                rows.append(_fold(frame, provider, k, home / "runs"))
+                print(f"  fold {k}: {rows[-1]}", flush=True)
+    return rows
+
+
+def plot(rows: list[dict[str, Any]]) -> Path:
+    """Gain per fold against each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = [r["fold"] for r in rows]
+    ax.bar([i - 0.2 for i in x], [r["vs_empirical"] for r in rows], 0.4, label="vs empirical")
+    ax.bar([i + 0.2 for i in x], [r["vs_baseline"] for r in rows], 0.4, label="vs best baseline")
+    ax.axhline(BAR_EMPIRICAL, color="tab:blue", ls="--", lw=1)
+    ax.axhline(BAR_BASELINE, color="tab:orange", ls="--", lw=1)
+    ax.set_xlabel("held-out fold (tasks)")
+    ax.set_ylabel("mean pinball, % lower")
+    ax.set_title("agentic calls: tailcast's gain per fold (dashed: bars)")
+    ax.legend()
+    return save_png(fig, PLOT)
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    """The Markdown body: one row per fold and the bar lines."""
+    lines = [
+        f"Agentic calls, served model `{SERVED_MODEL}`; the default `tailcast train` "
+        f"configuration trained {FOLDS} times, fold k holding out the k-th fifth of the "
+        "SWE-bench tasks (by a stable hash of the task); baselines fitted on the same "
+        "training rows. Pinball in seconds.",
+        "",
+        "| fold | held-out calls | tailcast | empirical | best SwarmPilot | vs empirical "
+        "| vs best | worst coverage error | selected | wall s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['fold']} | {r['test_rows']:,} | {r['ours']:.4f} | {r['empirical']:.4f} | "
+            f"{r['baseline']:.4f} | {r['vs_empirical']:.1f}% | {r['vs_baseline']:.1f}% | "
+            f"{r['coverage_error']:.1f} pts | {r['selected']} | {r['wall_s']:.0f} |"
+        )
+    emp = min(r["vs_empirical"] for r in rows)
+    base = min(r["vs_baseline"] for r in rows)
+    cov = max(r["coverage_error"] for r in rows)
+    lines += [
+        "",
+        f"- worst fold vs empirical: **{emp:.1f}%** (bar >= {BAR_EMPIRICAL:.0f}% in every fold): "
+        f"{'met' if emp >= BAR_EMPIRICAL else 'NOT met'}",
+        f"- worst fold vs the better SwarmPilot baseline: **{base:.1f}%** (bar >= "
+        f"{BAR_BASELINE:.0f}%): {'met' if base >= BAR_BASELINE else 'NOT met'}",
+        f"- worst coverage error: **{cov:.1f} points** (bar <= {BAR_COVERAGE:.0f}): "
+        f"{'met' if cov <= BAR_COVERAGE else 'NOT met'}",
+        "",
+        "![folds](benchmarks/plots/folds.png)",
+    ]
+    return "\n".join(lines)
+
+
+def run() -> str:
+    """Run the benchmark; return the Markdown body for BENCHMARKS.md."""
+    rows = folds()
+    plot(rows)
+    return report(rows)
