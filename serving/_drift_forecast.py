@@ -83,8 +83,9 @@ def grid_forecast(model: LoadedModel, cols: dict[str, Any], n: int) -> tuple[Any
 def reference_frame(store: RecordStore, model: LoadedModel, rows: int) -> pd.DataFrame:
     """The champion's training window from ``store`` (its last ``rows``), with in-sample ``u``."""
     created: datetime = model.version.created_at
-    frame: pd.DataFrame = store.training_frame(model.served_model, end=created).to_pandas()
-    frame = frame.tail(rows).reset_index(drop=True)
+    table = store.training_frame(model.served_model, end=created)
+    # Slice in Arrow: only ``rows`` rows become Python objects (prompts included).
+    frame: pd.DataFrame = table.slice(max(0, table.num_rows - rows)).to_pandas()
     if frame.empty:
         return pd.DataFrame(columns=[*REPORT_COLUMNS, "u"])
     cols = {c: frame[c].tolist() for c in frame.columns}
