@@ -364,10 +364,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import pyarrow.parquet as pq
     import torch
 
+    from pipelines._retrain_child import NICENESS
     from pipelines.cli._train import _quiet_training_stack
 
     args = list(sys.argv[1:] if argv is None else argv)
     frame_path, served_model = args
+    os.nice(NICENESS)  # yield the CPU to the service that started it, like drift retraining
     _quiet_training_stack()
     # One intra-op thread: these networks are too small to gain from more, and on a busy
     # machine threads that wait for each other make a fit ten times slower.
