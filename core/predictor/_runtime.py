@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from core.forecast import QuantileForecast
 from core.predictor._numeric import numeric_matrix
+from core.predictor._scalar import SCALAR_FEATURES, numeric_row
 from core.predictor._spec import PredictorSpec, TextSpec
 from core.predictor._text import HashedNgrams, SentenceEncoder, TextFeaturizer, TokenTable
 
@@ -237,7 +238,12 @@ def tabular_matrix(spec: PredictorSpec, num_mean: F64, num_std: F64, cols: Colum
     ``has_*`` features carry the missingness. Unknown devices and served models get
     all-zero one-hots (their spec features still describe them).
     """
-    x = numeric_matrix(cols, spec.numeric, n)
+    if n == 1 and all(name in SCALAR_FEATURES for name in spec.numeric):
+        # One request (the hot path): Python floats, not a hundred 1-element arrays.
+        row = {k: v[0] for k, v in cols.items() if v is not None}
+        x = np.array([numeric_row(row, spec.numeric)], dtype=np.float64).reshape(1, -1)
+    else:
+        x = numeric_matrix(cols, spec.numeric, n)
     x = (x - num_mean) / num_std
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     return np.concatenate(

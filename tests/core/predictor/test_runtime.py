@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,3 +163,12 @@ def test_runtime_does_not_import_the_training_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_request_alone_is_forecast_as_in_a_batch() -> None:
+    predictor = tiny(with_calibration=True, text=True)
+    batch = predictor.predict(REQUESTS)
+    columns: dict[str, list[Any]] = {k: list(v) for k, v in REQUESTS.items()}  # type: ignore[call-overload]
+    for i in range(3):
+        alone = predictor.predict({k: [v[i]] for k, v in columns.items()})
+        np.testing.assert_allclose(alone[0], batch[i], rtol=1e-12)
