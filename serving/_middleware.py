@@ -7,6 +7,7 @@ microseconds on the hot path.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children by (endpoint, method[, status]): ``labels()`` takes a lock
+        # and builds the key on every call; the label sets are few (route templates).
+        self._seconds: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request, then record its latency (seconds) and status."""
@@ -48,7 +53,19 @@ class MetricsMiddleware:
             route = scope.get("route")
             endpoint = str(getattr(route, "path", UNMATCHED))
             method = str(scope.get("method", ""))
-            self.metrics.request_seconds.labels(endpoint, method).observe(
-                time.perf_counter() - start
-            )
-            self.metrics.requests.labels(endpoint, method, str(status)).inc()
+            self._histogram(endpoint, method).observe(time.perf_counter() - start)
+            self._counter(endpoint, method, str(status)).inc()
+
+    def _histogram(self, endpoint: str, method: str) -> Any:
+        key = (endpoint, method)
+        child = self._seconds.get(key)
+        if child is None:
+            child = self._seconds[key] = self.metrics.request_seconds.labels(endpoint, method)
+        return child
+
+    def _counter(self, endpoint: str, method: str, status: str) -> Any:
+        key = (endpoint, method, status)
+        child = self._counts.get(key)
+        if child is None:
+            child = self._counts[key] = self.metrics.requests.labels(endpoint, method, status)
+        return child
