@@ -18,6 +18,9 @@ non-decreasing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 import numpy.typing as npt
 
@@ -31,28 +34,56 @@ def tail_scales(levels: F64, values: F64) -> tuple[F64, F64]:
     return left, right
 
 
-def ppf_rows(levels: F64, values: F64, q: F64, lower: float | None = None) -> F64:
-    """Quantiles of every row at levels ``q`` (m,), shape (n, m).
+@dataclass(frozen=True, slots=True)
+class _PpfPlan:
+    """What :func:`ppf_rows` needs of the level grid and the asked levels alone."""
 
-    Raises:
-        ValueError: If a level is outside (0, 1).
-    """
-    q = np.asarray(q, dtype=np.float64)
+    seg: npt.NDArray[np.intp]
+    t: F64
+    left: npt.NDArray[np.bool_]
+    right: npt.NDArray[np.bool_]
+    left_log: F64  # log(levels[0]) - log(q) of the left-tail levels
+    right_log: F64  # log((1 - levels[-1]) / (1 - q)) of the right-tail levels
+
+
+@lru_cache(maxsize=256)
+def _ppf_plan(levels_key: tuple[float, ...], q_key: tuple[float, ...]) -> _PpfPlan:
+    levels, q = np.asarray(levels_key), np.asarray(q_key)
     if np.any((q <= 0) | (q >= 1)) or np.any(np.isnan(q)):
         raise ValueError("quantile levels must lie strictly inside (0, 1)")
     k = len(levels)
     seg = np.clip(np.searchsorted(levels, q, side="right") - 1, 0, k - 2)
     t = np.clip((q - levels[seg]) / (levels[seg + 1] - levels[seg]), 0.0, 1.0)
-    out = values[:, seg] + t * (values[:, seg + 1] - values[:, seg])
-    s_left, s_right = tail_scales(levels, values)
     left, right = q < levels[0], q > levels[-1]
-    if np.any(left):
-        # log(a / b) as log(a) - log(b): a level like 5e-308 would overflow the ratio.
-        tail = values[:, :1] - s_left[:, None] * (np.log(levels[0]) - np.log(q[left]))
-        out[:, left] = tail
-    if np.any(right):
-        tail = values[:, -1:] + s_right[:, None] * np.log((1 - levels[-1]) / (1 - q[right]))
-        out[:, right] = tail
+    # log(a / b) as log(a) - log(b): a level like 5e-308 would overflow the ratio.
+    left_log = np.log(levels[0]) - np.log(q[left])
+    right_log = np.log((1 - levels[-1]) / (1 - q[right]))
+    parts = (seg, t, left, right, left_log, right_log)
+    for part in parts:
+        part.flags.writeable = False  # shared by every call with these levels
+    return _PpfPlan(*parts)
+
+
+def ppf_rows(levels: F64, values: F64, q: F64, lower: float | None = None) -> F64:
+    """Quantiles of every row at levels ``q`` (m,), shape (n, m).
+
+    What depends on ``levels`` and ``q`` alone (segments, weights, tail logs) is
+    computed once per pair and remembered: a service asks the same levels every call.
+
+    Raises:
+        ValueError: If a level is outside (0, 1).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    grid = np.asarray(levels, dtype=np.float64)
+    plan = _ppf_plan(tuple(grid.tolist()), tuple(q.tolist()))
+    seg = plan.seg
+    out = values[:, seg] + plan.t * (values[:, seg + 1] - values[:, seg])
+    if plan.left_log.size or plan.right_log.size:
+        s_left, s_right = tail_scales(grid, values)
+        if plan.left_log.size:
+            out[:, plan.left] = values[:, :1] - s_left[:, None] * plan.left_log
+        if plan.right_log.size:
+            out[:, plan.right] = values[:, -1:] + s_right[:, None] * plan.right_log
     if lower is not None:
         out = np.maximum(out, lower)
     return np.asarray(out, dtype=np.float64)
