@@ -16,6 +16,7 @@ claiming each alert for a lease so no two replicas send it at once; alerts left
 pending by an earlier run are sent too. The judge's state (group windows, OOD flags,
 detectors, champion versions, retraining cooldowns) is saved in the store with every
 acknowledged batch and restored by the next judge (:mod:`serving._drift_persist`).
+The judge steps the served conformal offsets too (:mod:`serving._calibration`).
 
 On an OOD event a drift report (evidently; reference = the champion's training data
 from the store, current = the completions judged since) is written by a child process
@@ -49,6 +50,7 @@ from drift import (
     replica_id,
 )
 from feature_store import RecordStore
+from serving._calibration import ServedCalibration
 from serving._drift_forecast import REPORT_COLUMNS, grid_forecast, judged_columns, reference_frame
 from serving._drift_persist import DriftPersistence
 from serving._drift_store import DriftStore
@@ -85,6 +87,7 @@ class DriftService:
         lock_retry_s: Seconds between attempts to become the judge (default
             :data:`serving._judge.RETRY_S`).
         poll_s: Seconds between inbox checks of an idle judge.
+        calibration: The served offsets the judge steps (default: a new one, on).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class DriftService:
         seen_ids: int = 200_000,
         lock_retry_s: float | None = None,
         poll_s: float = 1.0,
+        calibration: ServedCalibration | None = None,
     ) -> None:
         self.store = store
         self.models = models
@@ -144,11 +148,13 @@ class DriftService:
         self.on_retrain = on_retrain
         self.retrain_requests: dict[str, int] = {}
         self.retrain_outcomes: dict[tuple[str, str], int] = {}  # (served model, outcome)
-        self.persistence = DriftPersistence(store)
+        self.calibration = calibration or ServedCalibration(store)
+        self.persistence = DriftPersistence(store, self.calibration)
         self.judge = JudgeLoop(
             store,
             self.observe_rows,
             on_acquire=self._take_over,
+            on_release=self.calibration.release,
             commit=self._commit,
             retry_s=lock_retry_s,
             poll_s=poll_s,
@@ -172,6 +178,7 @@ class DriftService:
             poll_s: Seconds between delivery passes (new alerts wake the deliverer).
         """
         self.judge.start()
+        self.calibration.start()
         if self.deliverer is None:
             logger.warning("the feature store has no drift tables: drift events stay in memory")
             return
@@ -188,6 +195,7 @@ class DriftService:
     def stop(self) -> None:
         """Stop judging (the inbox keeps the rest) and delivering (the outbox keeps it)."""
         self.judge.stop()
+        self.calibration.stop()
         self._report_work.shutdown(wait=True)
         self._report_worker.close()
         if self.deliverer is not None:
@@ -300,7 +308,9 @@ class DriftService:
             window = self._current.setdefault(served_model, deque(maxlen=self._current_rows))
             window.extend(rows)
         self.observed += n
-        return self.monitor.observe_many(obs)
+        events = self.monitor.observe_many(obs)  # judged on the model's own forecasts
+        self.calibration.observe(model, values, [o.group for o in obs], observed)
+        return events
 
     # --- reports -------------------------------------------------------------------
     def _safe_report(self, served_model: str, event: DriftEvent | None) -> None:
@@ -365,6 +375,7 @@ def start_drift(
         service.settings,
         config,
         on_retrain=on_retrain,
+        calibration=service.calibration,
     )
     drift.start()
     app.state.drift = drift

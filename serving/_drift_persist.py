@@ -14,6 +14,11 @@ A replica that becomes the judge loads every state (:meth:`DriftPersistence.rest
 groups of a served model whose champion now has another version are dropped (a new
 champion starts a fresh judgement), and so are states it cannot read (another format);
 these start afresh when next observed.
+
+The adaptive calibration offsets (:mod:`serving._calibration`) are one more document
+of the same state, under :data:`serving._calibration.CALIBRATION_KEY`: saved with each
+acknowledgement when they changed, restored by the next judge, never given to the
+monitor.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pydantic import ValidationError
 
 from drift import JUDGE_KEY, STATE_FORMAT, DriftMonitor, JudgeSnapshot, RetrainDebouncer
 from feature_store import RecordStore
+from serving._calibration import CALIBRATION_KEY, ServedCalibration
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +43,12 @@ class DriftPersistence:
 
     Args:
         store: The shared store.
+        calibration: The served conformal offsets, saved and restored with the state.
     """
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: RecordStore, calibration: ServedCalibration | None = None) -> None:
         self.store = store
+        self.calibration = calibration
         self._unsaved: dict[str, str | None] = {}  # changes of a commit that failed
         self._judge_saved: str | None = None  # the judge snapshot last saved
 
@@ -50,7 +58,7 @@ class DriftPersistence:
         debouncer: RetrainDebouncer | None,
         champion: Champion,
     ) -> dict[str, str]:
-        """Load the stored state into ``monitor`` and ``debouncer``.
+        """Load the stored state into ``monitor``, ``debouncer`` and the calibration.
 
         Args:
             monitor: An empty monitor; it takes every readable group state.
@@ -66,6 +74,9 @@ class DriftPersistence:
         """
         states = self.store.load_drift_state()
         judge = _judge_snapshot(states.pop(JUDGE_KEY, None))
+        offsets = states.pop(CALIBRATION_KEY, None)  # not a group: never the monitor's
+        if self.calibration is not None:
+            self.calibration.restore(offsets, champion)
         skipped = monitor.restore(states)
         versions = dict(judge.versions)
         for status in monitor.states():
@@ -96,6 +107,9 @@ class DriftPersistence:
     ) -> None:
         """Save what the batch changed and acknowledge it, in one store transaction.
 
+        The state saved: the groups ``monitor`` changed, the judge's snapshot (versions,
+        cooldowns) and the calibration's document, each when it changed.
+
         Raises:
             Exception: Whatever the store raises; the changes are kept and saved with
                 the next commit (the batch stays in the inbox).
@@ -108,6 +122,10 @@ class DriftPersistence:
         ).model_dump_json()
         if judge != self._judge_saved:
             changes[JUDGE_KEY] = judge
+        calibration = self.calibration
+        offsets = calibration.document() if calibration is not None else None
+        if offsets is not None:
+            changes[CALIBRATION_KEY] = offsets
         states = {k: v for k, v in changes.items() if v is not None}
         drop = [k for k, v in changes.items() if v is None]
         try:
@@ -116,6 +134,8 @@ class DriftPersistence:
             self._unsaved = changes
             raise
         self._unsaved, self._judge_saved = {}, judge
+        if calibration is not None and offsets is not None:
+            calibration.saved(offsets)
 
 
 def _judge_snapshot(text: str | None) -> JudgeSnapshot:

@@ -4,8 +4,9 @@ Pure and synchronous (the micro-batcher runs it in its worker thread): request
 fields, cached endpoint features and cached prompt features become predictor
 columns, the predictor answers its quantile grid, and :mod:`core.quantiles` answers
 the levels, mean and CDF points asked for for every row at once (the same rules as
-:class:`core.QuantileForecast`). Answers are plain dicts in the shape of
-:class:`serving.schemas.Forecast`, ready for ``orjson``.
+:class:`core.QuantileForecast`), from the grid adjusted by the adaptive conformal
+offsets of each row's group (:mod:`serving._calibration`) when given. Answers are
+plain dicts in the shape of :class:`serving.schemas.Forecast`, ready for ``orjson``.
 
 Example:
     >>> decimal_key(2.0), decimal_key(0.95), decimal_key(1e-05)
@@ -21,6 +22,7 @@ import numpy as np
 
 from core.quantiles import cdf_rows, mean_rows, ppf_rows
 from feature_store import EndpointStats
+from serving._calibration import ServedCalibration
 from serving._models import LoadedModel
 from serving.schemas import ForecastRequest
 
@@ -77,6 +79,7 @@ def forecast_group(
     levels: Sequence[float],
     cdf_at: Sequence[float] | None,
     endpoint: EndpointLookup,
+    calibration: ServedCalibration | None = None,
 ) -> list[dict[str, Any]]:
     """Forecast requests of one served model with one predictor call.
 
@@ -86,6 +89,8 @@ def forecast_group(
         levels: Quantile levels to answer, each in (0, 1).
         cdf_at: Latencies (seconds) at which to answer the CDF, or ``None``.
         endpoint: Endpoint features lookup.
+        calibration: Adaptive conformal offsets applied to the grid (``None``: the
+            model's own forecasts).
 
     Returns:
         One forecast per request, in order.
@@ -101,6 +106,8 @@ def forecast_group(
     grid = np.asarray(predictor.spec.levels, dtype=np.float64)
     values, classes = predictor.predict_with_classes(cols, n)
     values = np.maximum(values, 0.0)  # seconds, (n, K)
+    if calibration is not None:
+        values = calibration.adjust(model, values, classes, cols["prompt_class"], cols["device"])
     level_keys = [decimal_key(q) for q in levels]
     quantiles = ppf_rows(grid, values, np.asarray(levels, dtype=np.float64), lower=0.0).tolist()
     means = mean_rows(grid, values, lower=0.0).tolist()
@@ -134,6 +141,7 @@ def forecast_batch(
     levels: Sequence[float],
     cdf_at: Sequence[float] | None,
     endpoint: EndpointLookup,
+    calibration: ServedCalibration | None = None,
 ) -> list[dict[str, Any]]:
     """Forecast a mixed batch: group by served model, one predictor call per group.
 
@@ -143,6 +151,7 @@ def forecast_batch(
         levels: Quantile levels to answer.
         cdf_at: CDF points (seconds), or ``None``.
         endpoint: Endpoint features lookup.
+        calibration: Adaptive conformal offsets (see :func:`forecast_group`).
 
     Returns:
         One forecast per request, in the order of ``items``.
@@ -153,7 +162,7 @@ def forecast_batch(
     answers: list[dict[str, Any] | None] = [None] * len(items)
     for served_model, index in groups.items():
         group = forecast_group(
-            models[served_model], [items[i] for i in index], levels, cdf_at, endpoint
+            models[served_model], [items[i] for i in index], levels, cdf_at, endpoint, calibration
         )
         for i, forecast in zip(index, group, strict=True):
             answers[i] = forecast

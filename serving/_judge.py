@@ -16,7 +16,9 @@ successor (at least once). A batch whose judging raises is acknowledged anyway a
 counted in :attr:`JudgeLoop.failures` (a poison batch must not stop the judge). The
 service acknowledges through its ``commit`` (the drift state the batch led to is saved
 in the same store transaction, :mod:`serving._drift_persist`) and restores that state
-in ``on_acquire``; a replica that cannot restore it lets the lock go and tries later.
+in ``on_acquire``; a replica that cannot restore it lets the lock go and tries later,
+and ``on_release`` runs whenever it lets the lock go (the offsets it learned are then
+read from the store again, :mod:`serving._calibration`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class JudgeLoop:
         on_acquire: Called each time this replica becomes the judge, before judging
             (the service restores the stored drift state); when it raises, the lock
             is released and taken again after ``retry_s``.
+        on_release: Called each time this replica lets the lock go after
+            ``on_acquire`` ran (an exception is logged).
         commit: Called with the request ids of a judged batch to acknowledge it
             (default: ``store.drift_inbox_ack``); when it raises, the batch stays in
             the inbox and is taken again.
@@ -67,6 +71,7 @@ class JudgeLoop:
         judge: Judge,
         *,
         on_acquire: Callable[[], None] | None = None,
+        on_release: Callable[[], None] | None = None,
         commit: Commit | None = None,
         retry_s: float | None = None,
         poll_s: float = 1.0,
@@ -75,6 +80,7 @@ class JudgeLoop:
         self.store = store
         self._judge = judge
         self._on_acquire = on_acquire
+        self._on_release = on_release
         self._commit: Commit = commit or store.drift_inbox_ack
         self.retry_s = RETRY_S if retry_s is None else retry_s
         self.poll_s = poll_s
@@ -161,6 +167,7 @@ class JudgeLoop:
                 self.lock = None
                 with contextlib.suppress(Exception):
                     lock.release()
+                self._released()
             if not taken_over:
                 self._stop.wait(self.retry_s)
 
@@ -183,6 +190,14 @@ class JudgeLoop:
             logger.exception("cannot take over as the drift judge; trying again later")
             return False
         return True
+
+    def _released(self) -> None:
+        if self._on_release is None:
+            return
+        try:
+            self._on_release()
+        except Exception:
+            logger.exception("the drift judge's release hook failed")
 
     def _hold(self, lock: StoreLock) -> None:
         """Judge while ``lock`` is held and the loop runs."""

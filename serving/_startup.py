@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from core import Settings, TailcastError
 from feature_store import RecordStore, open_store
 from serving._batcher import MicroBatcher
+from serving._calibration import ServedCalibration
 from serving._endpoint_cache import EndpointStatsCache
 from serving._forecast import forecast_batch
 from serving._ingest import completion_writer
@@ -65,10 +66,13 @@ async def start_service(
     _limit_blas_threads(config.blas_threads)
     sys.setswitchinterval(config.switch_interval_s)
     endpoints = EndpointStatsCache(store, config.endpoint_stats_ttl_s, config.endpoint_window)
+    calibration = ServedCalibration(
+        store, enabled=config.adaptive_calibration, refresh_s=config.calibration_refresh_s
+    )
 
     def run_forecasts(context: Any, items: list[ForecastRequest]) -> list[dict[str, Any]]:
         loaded, levels, cdf_at = context
-        return forecast_batch(loaded, items, levels, cdf_at, endpoints.get)
+        return forecast_batch(loaded, items, levels, cdf_at, endpoints.get, calibration)
 
     return ServiceState(
         settings=settings,
@@ -92,7 +96,9 @@ async def start_service(
             config.llmd_quantile,
             endpoints.get,
             config.max_batch_items,
+            calibration,
         ),
+        calibration=calibration,
     )
 
 

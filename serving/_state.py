@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core import Settings
 from feature_store import RecordStore
 from serving._batcher import MicroBatcher
+from serving._calibration import ServedCalibration
 from serving._endpoint_cache import EndpointStatsCache
 from serving._ingest import Outcome
 from serving._metrics import ServiceMetrics
@@ -37,6 +38,8 @@ class ServiceState:
         forecaster: Batches concurrent forecast calls into one predictor call each.
         completions: Stores concurrent completion calls in one transaction each.
         llmd: Answers the llm-d prediction endpoints.
+        calibration: The adaptive conformal offsets forecasts are served with (the
+            drift judge steps them).
         scaling: Arrival windows of ``GET /v1/scaling`` (kept across calls).
     """
 
@@ -51,6 +54,7 @@ class ServiceState:
     forecaster: MicroBatcher[ForecastRequest, dict[str, Any]]
     completions: MicroBatcher[Any, Outcome]
     llmd: LlmdPredictor
+    calibration: ServedCalibration
     scaling: ScalingState = field(default_factory=ScalingState)
 
 

@@ -58,6 +58,13 @@ class ServingConfig:
             TTFT and TPOT predictors are ``<name>.ttft`` and ``<name>.tpot``.
         llmd_quantile: Level at which llm-d endpoints answer ``ttft_ms``/``tpot_ms``
             (llm-d's default is 0.9), in (0, 1).
+        adaptive_calibration: Serve forecasts adjusted by the online adaptive conformal
+            offsets the drift judge learns (:mod:`serving._calibration`). ``False``:
+            every forecast is the model's own, and the judge learns no offsets
+            (``tailcast serve --no-adaptive-calibration``).
+        calibration_refresh_s: Seconds between reads of the stored offsets on a
+            replica that is not the drift judge (its forecasts apply the judge's offsets
+            at most this much, plus one judge pass, late), > 0.
         otlp: Which span and resource attributes of ``POST /v1/traces`` become which
             completion-record fields (vLLM's names, then the OpenTelemetry GenAI
             semantic conventions'; see ``docs/otel.md``).
@@ -78,6 +85,8 @@ class ServingConfig:
     inline_batch_items: int = 0
     llmd_served_model: str = "llm-d"
     llmd_quantile: float = 0.9
+    adaptive_calibration: bool = True
+    calibration_refresh_s: float = 5.0
     otlp: OtlpMapping = field(default_factory=OtlpMapping)
 
     @classmethod
@@ -104,3 +113,5 @@ class ServingConfig:
             raise ValueError("MLflow HTTP timeout must be >= 1 s and its retries >= 0")
         if not 0.0 < self.llmd_quantile < 1.0:
             raise ValueError(f"llmd_quantile must lie in (0, 1) (got {self.llmd_quantile})")
+        if self.calibration_refresh_s <= 0:
+            raise ValueError("calibration_refresh_s must be > 0 seconds")

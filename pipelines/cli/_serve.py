@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import socket
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -140,6 +141,13 @@ def serve(
             help="Retrain a served model when the drift monitor finds it out of distribution."
         ),
     ] = True,
+    adaptive_calibration: Annotated[
+        bool,
+        typer.Option(
+            help="Serve quantiles adjusted by the online conformal offsets the drift "
+            "judge learns (--no-adaptive-calibration: the champion's own)."
+        ),
+    ] = True,
     allow_no_token: Annotated[
         bool,
         typer.Option(
@@ -184,7 +192,7 @@ def serve(
     app = create_app(
         settings,
         poll_interval_s=poll_interval,
-        config=ServingConfig.standalone(),
+        config=replace(ServingConfig.standalone(), adaptive_calibration=adaptive_calibration),
         hooks=hooks,
         on_retrain=on_retrain,
         public_url=url,

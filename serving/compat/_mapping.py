@@ -6,7 +6,10 @@ when empty), ``input_token_length`` the input tokens, ``prefix_cache_score`` tim
 the cached tokens, ``num_tokens_generated`` the output tokens (an input of the TPOT
 predictor only), and the pod's queue, KV-cache and tokens in flight the runtime load. The
 TTFT and TPOT predictors are the champions of ``<name>.ttft`` and ``<name>.tpot``;
-each answers its distribution, read at the configured quantile, in milliseconds.
+each answers its distribution, read at the configured quantile, in milliseconds (its
+grid adjusted by the adaptive conformal offsets of its served model, when it has any:
+the drift judge learns offsets only for served models whose completions it judges, so
+in practice these champions answer their own forecasts).
 
 Training data: an llm-d ``TrainingEntry`` becomes one :class:`core.CompletionRecord`
 with ``ttft_s`` and ``latency_s = ttft + tpot * num_tokens_generated`` (so TPOT is
@@ -29,6 +32,7 @@ import numpy as np
 
 from core.quantiles import ppf_rows
 from feature_store import EndpointStats
+from serving._calibration import ServedCalibration
 from serving._models import LoadedModel
 from serving.compat.schemas import PredictionRequest, TrainingEntry
 
@@ -72,10 +76,22 @@ def request_columns(
     }
 
 
-def predict_ms(model: LoadedModel, cols: dict[str, Any], n: int, quantile: float) -> list[float]:
-    """The model's ``quantile`` of each row, milliseconds (>= 0)."""
+def predict_ms(
+    model: LoadedModel,
+    cols: dict[str, Any],
+    n: int,
+    quantile: float,
+    calibration: ServedCalibration | None = None,
+) -> list[float]:
+    """The model's ``quantile`` of each row, milliseconds (>= 0), with any offsets."""
     predictor = model.predictor
-    values = np.maximum(predictor.predict(cols, n), 0.0)
+    if calibration is not None and calibration.applies(model):
+        raw, classes = predictor.predict_with_classes(cols, n)
+        values = calibration.adjust(
+            model, np.maximum(raw, 0.0), classes, [None] * n, cols["device"]
+        )
+    else:
+        values = np.maximum(predictor.predict(cols, n), 0.0)
     grid = np.asarray(predictor.spec.levels, dtype=np.float64)
     q = ppf_rows(grid, values, np.array([quantile]), lower=0.0)[:, 0] * 1000.0
     out: list[float] = q.tolist()

@@ -11,6 +11,7 @@ from fastapi import HTTPException, status
 
 from feature_store import RecordStore
 from serving._batcher import MicroBatcher
+from serving._calibration import ServedCalibration
 from serving._models import LoadedModel, ModelTable
 from serving.compat._files import ModelFiles
 from serving.compat._mapping import EndpointLookup, predict_ms, request_columns, target_names
@@ -30,6 +31,7 @@ class LlmdPredictor:
         quantile: The level every ``ttft_ms``/``tpot_ms`` is read at, in (0, 1).
         endpoint: Endpoint features lookup.
         max_items: Most items the batcher runs at once.
+        calibration: Adaptive conformal offsets applied to the champions' grids.
 
     Attributes:
         files: The loaded champions as llm-d model files.
@@ -42,12 +44,14 @@ class LlmdPredictor:
         quantile: float,
         endpoint: EndpointLookup,
         max_items: int,
+        calibration: ServedCalibration | None = None,
     ) -> None:
         self.models = models
         self.served_model = served_model
         self.quantile = quantile
         self.ttft_name, self.tpot_name = target_names(served_model)
         self._endpoint = endpoint
+        self._calibration = calibration
         self.files = ModelFiles()
         self._training: LlmdTraining | None = None
         run: Callable[[Any, list[PredictionRequest]], list[tuple[float, float]]] = self._run
@@ -107,8 +111,8 @@ class LlmdPredictor:
         ttft, tpot = context
         cols = request_columns(self.served_model, items, self._endpoint)
         n = len(items)
-        a = predict_ms(ttft, cols, n, self.quantile)
-        b = predict_ms(tpot, cols, n, self.quantile)
+        a = predict_ms(ttft, cols, n, self.quantile, self._calibration)
+        b = predict_ms(tpot, cols, n, self.quantile, self._calibration)
         return list(zip(a, b, strict=True))
 
     def close(self) -> None:

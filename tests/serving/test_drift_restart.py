@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drift import JUDGE_KEY, GroupSnapshot, JudgeSnapshot
 from feature_store import RemoteStore
+from serving._calibration import CALIBRATION_KEY
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
     from _fixtures import SERVED, completion, new_registry, register
@@ -119,14 +120,14 @@ def test_a_restarted_service_shows_and_continues_the_same_judgement(
 def _check_stored_state(remote: RemoteStore, key: str) -> None:
     """The state as the service's store keeps it, read and written through its broker API."""
     stored = remote.load_drift_state()
-    assert sorted(stored) == sorted([key, JUDGE_KEY])
+    assert sorted(stored) == sorted([key, JUDGE_KEY, CALIBRATION_KEY])
     snap = GroupSnapshot.model_validate_json(stored[key])
     assert (snap.state, snap.n, snap.model_version) == ("ood", 105, "1")
     assert JudgeSnapshot.model_validate_json(stored[JUDGE_KEY]).versions == {SERVED: "1"}
     remote.save_drift_state({"other|default|gpu": "{}"}, drop=[JUDGE_KEY])
-    assert sorted(remote.load_drift_state()) == sorted([key, "other|default|gpu"])
+    assert sorted(remote.load_drift_state()) == sorted([key, CALIBRATION_KEY, "other|default|gpu"])
     remote.save_drift_state({}, drop=["other|default|gpu"])
-    assert sorted(remote.load_drift_state()) == [key]
+    assert sorted(remote.load_drift_state()) == sorted([key, CALIBRATION_KEY])
 
 
 @pytest.mark.postgres
