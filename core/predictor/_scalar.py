@@ -75,10 +75,6 @@ def _prompt_chars(row: Row) -> float:
     return NAN if prompt is None else float(len(prompt))
 
 
-def _div(x: float, by: float) -> float:
-    return x / by
-
-
 SCALAR_FEATURES: dict[str, Callable[[Row], float]] = {
     "log_input_tokens": lambda r: _log1p(_f(r, "input_tokens")),
     "cached_fraction": _cached_fraction,
@@ -89,9 +85,9 @@ SCALAR_FEATURES: dict[str, Callable[[Row], float]] = {
     "log_num_running": lambda r: _log1p(_f(r, "num_running")),
     "log_num_waiting": lambda r: _log1p(_f(r, "num_waiting")),
     "kv_cache_util": lambda r: _f(r, "kv_cache_util"),
-    "input_ktokens": lambda r: _div(_f(r, "input_tokens"), 1000.0),
-    "prefill_ktokens_in_flight": lambda r: _div(_f(r, "prefill_tokens_in_flight"), 1000.0),
-    "decode_ktokens_in_flight": lambda r: _div(_f(r, "decode_tokens_in_flight"), 1000.0),
+    "input_ktokens": lambda r: _f(r, "input_tokens") / 1000.0,
+    "prefill_ktokens_in_flight": lambda r: _f(r, "prefill_tokens_in_flight") / 1000.0,
+    "decode_ktokens_in_flight": lambda r: _f(r, "decode_tokens_in_flight") / 1000.0,
     "log_output_tokens": lambda r: _log1p(_f(r, "output_tokens")),
     "has_load": lambda r: _present(
         _f(r, "num_running"), _f(r, "num_waiting"), _f(r, "kv_cache_util")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -144,3 +144,16 @@ def agentic_records(path: Path, served_model: str, tmp: Path) -> list[Completion
     fields = set(CompletionRecord.model_fields)
     rows = [{k: v for k, v in r.items() if k in fields} for r in frame.to_pylist()]
     return [CompletionRecord.model_validate(r) for r in rows]
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
+    """Poll ``check`` every 20 ms until it returns something truthy; that value.
+
+    Raises:
+        AssertionError: Not within ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return result

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,9 +35,17 @@ from serving._state import ServiceState
 from serving.schemas import ForecastRequest
 
 if TYPE_CHECKING:  # mypy maps tests/serving/*.py to top-level modules (no __init__.py)
-    from _fixtures import DEVICE, LEVELS, SERVED, completion, new_registry, settings
+    from _fixtures import DEVICE, LEVELS, SERVED, completion, new_registry, settings, wait_until
 else:
-    from tests.serving._fixtures import DEVICE, LEVELS, SERVED, completion, new_registry, settings
+    from tests.serving._fixtures import (
+        DEVICE,
+        LEVELS,
+        SERVED,
+        completion,
+        new_registry,
+        settings,
+        wait_until,
+    )
 
 pytestmark = pytest.mark.slow
 
@@ -121,17 +128,9 @@ def _drift(client: TestClient) -> DriftService:
     return drift
 
 
-def _wait(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return result
-
-
 def _ready(client: TestClient) -> None:
     """The champion is loaded; no OOD report child is spawned by these tests."""
-    _wait(lambda: _service(client).models.get(SERVED) is not None)
+    wait_until(lambda: _service(client).models.get(SERVED) is not None)
     _drift(client).reports = False
 
 
@@ -243,7 +242,7 @@ def test_a_restart_continues_the_same_offsets(app_of: Callable[..., Any], tmp_pa
         assert before["shared"][SERVED]["n"] == 10 * ROUND
     with TestClient(app_of(home)) as again:
         _ready(again)
-        _wait(lambda: _drift(again).is_judge)
+        wait_until(lambda: _drift(again).is_judge)
         calibration = _service(again).calibration
         assert calibration.calibrator.to_dict() == before
         assert calibration.versions() == {SERVED: "1"}
@@ -264,7 +263,7 @@ def test_a_replica_that_does_not_judge_serves_the_judges_offsets(
         ):
             for c in (a, b):
                 _ready(c)
-            judge, other = _wait(
+            judge, other = wait_until(
                 lambda: (a, b) if _drift(a).is_judge else (b, a) if _drift(b).is_judge else None
             )
             own = _own(judge)
@@ -272,7 +271,7 @@ def test_a_replica_that_does_not_judge_serves_the_judges_offsets(
             learned = _served(judge)
             assert learned[Q] > own[Q]
             # Within the refresh period (0.2 s here) the other replica serves the same.
-            _wait(lambda: _served(other) == pytest.approx(learned, rel=1e-12), timeout_s=10.0)
+            wait_until(lambda: _served(other) == pytest.approx(learned, rel=1e-12), timeout_s=10.0)
             assert not _drift(other).is_judge
             assert _drift(other).observed == 0
     finally:
@@ -306,7 +305,7 @@ def test_an_unreadable_stored_document_is_ignored_with_a_warning(
     try:
         with caplog.at_level(logging.WARNING), TestClient(app_of(tmp_path, store=store)) as c:
             _ready(c)
-            _wait(lambda: _drift(c).is_judge)
+            wait_until(lambda: _drift(c).is_judge)
             assert _served(c) == pytest.approx(_own(c), rel=1e-12)  # a fresh start
             messages = [r.getMessage() for r in caplog.records]
             assert any("stored calibration offsets ignored" in m for m in messages)
@@ -335,7 +334,7 @@ def test_offsets_of_another_champion_version_are_dropped(
     try:
         with TestClient(app_of(tmp_path, store=store)) as c:
             _ready(c)
-            _wait(lambda: _drift(c).is_judge)
+            wait_until(lambda: _drift(c).is_judge)
             assert _service(c).calibration.calibrator.served_models() == []
             assert _served(c) == pytest.approx(_own(c), rel=1e-12)
     finally:

@@ -7,7 +7,6 @@ loopback with a real MLflow registry (SQLite).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,15 @@ from serving._endpoint_cache import EndpointStatsCache
 from serving._models import LoadedModel, ModelTable
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
-    from _fixtures import SERVED, completion, new_registry, register, running, tiny_predictor
+    from _fixtures import (
+        SERVED,
+        completion,
+        new_registry,
+        register,
+        running,
+        tiny_predictor,
+        wait_until,
+    )
 else:
     from tests.serving._fixtures import (
         SERVED,
@@ -35,6 +42,7 @@ else:
         register,
         running,
         tiny_predictor,
+        wait_until,
     )
 
 
@@ -45,14 +53,6 @@ class GatedStore(DuckDBStore):
 
     def try_lock(self, name: str) -> StoreLock | None:
         return None if self.refuse else super().try_lock(name)
-
-
-def _wait(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return result
 
 
 def _service(store: DuckDBStore, home: Path) -> DriftService:
@@ -78,7 +78,7 @@ def test_a_judge_that_loses_its_lock_stops_judging(tmp_path: Path) -> None:
     service = _service(store, tmp_path)
     service.start()
     try:
-        _wait(lambda: service.is_judge)
+        wait_until(lambda: service.is_judge)
         store.ingest_rows([completion(f"a{i}") for i in range(3)])
         service.flush()
         assert service.observed == 3
@@ -88,7 +88,7 @@ def test_a_judge_that_loses_its_lock_stops_judging(tmp_path: Path) -> None:
         lock = service.judge.lock
         assert lock is not None
         lock.release()
-        _wait(lambda: not service.is_judge)
+        wait_until(lambda: not service.is_judge)
         store.ingest_rows([completion(f"b{i}") for i in range(4)])
         service.wake()
         time.sleep(0.5)  # ten poll intervals
@@ -96,7 +96,7 @@ def test_a_judge_that_loses_its_lock_stops_judging(tmp_path: Path) -> None:
         # The other replica goes away: this one judges again, continuing the groups
         # from the state stored with the last acknowledged batch.
         store.refuse = False
-        _wait(lambda: service.is_judge)
+        wait_until(lambda: service.is_judge)
         service.flush()
         assert (service.observed, store.drift_inbox_size()) == (7, 0)
         assert [g.n for g in service.monitor.states()] == [7]
@@ -112,7 +112,7 @@ def test_two_replicas_on_one_store_judge_each_completion_once(tmp_path: Path) ->
     for replica in replicas:
         replica.start()
     try:
-        judge = _wait(lambda: next((r for r in replicas if r.is_judge), None))
+        judge = wait_until(lambda: next((r for r in replicas if r.is_judge), None))
         for start in range(0, 60, 20):
             store.ingest_rows([completion(f"r{i}") for i in range(start, start + 20)])
             time.sleep(0.06)
@@ -124,7 +124,7 @@ def test_two_replicas_on_one_store_judge_each_completion_once(tmp_path: Path) ->
         judge.stop()
         other = next(r for r in replicas if r is not judge)
         store.ingest_rows([completion("late")])
-        _wait(lambda: other.is_judge)
+        wait_until(lambda: other.is_judge)
         other.flush()
         assert other.observed == 1
     finally:
@@ -158,14 +158,14 @@ def test_a_cli_ingest_is_judged_by_the_running_services_judge(
     settings = Settings(home=tmp_path, mlflow_tracking_uri=registry.tracking_uri)
     app = create_app(settings, store=store, registry=registry)
     with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
-        _wait(lambda: client.get("/v1/drift").json()["judge"])
+        wait_until(lambda: client.get("/v1/drift").json()["judge"])
         items = [completion(f"cli{i}", latency_s=2.0 + i) for i in range(5)]
         items.append(completion("other", served_model="no-champion"))
         items.append(completion("open", latency_s=None))  # no outcome: never enqueued
         report = store.ingest_batches([_raw_batch(items)], source="cli.csv")
         assert report.accepted == 7
         # Nothing wakes the judge (the ingest did not go through the API): its poll does.
-        view = _wait(lambda: (v := client.get("/v1/drift").json())["inbox"] == 0 and v)
+        view = wait_until(lambda: (v := client.get("/v1/drift").json())["inbox"] == 0 and v)
         assert view["observed"] == 5  # the completion without a champion: acked, not judged
         assert [(g["group"]["served_model"], g["n"]) for g in view["groups"]] == [(SERVED, 5)]
     store.close()
