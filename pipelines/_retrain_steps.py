@@ -106,7 +106,7 @@ def _in_memory_search(
     width = spec.hidden[0] if spec.hidden else 64
     space = SearchSpace(
         text_variants=(spec.text,),
-        projections=(spec.projection or request.base.projection,),
+        projections=(spec.projection // spec.members or request.base.projection,),
         widths=(width,),
         depth=(len(spec.hidden), len(spec.hidden)),
         dropout=(request.base.dropout, request.base.dropout),

@@ -71,6 +71,7 @@ def calibrate(
     seed: int = 0,
     train: I64 | None = None,
     by: Literal["class_device", "served_model"] = "class_device",
+    quantiles: F64 | None = None,
 ) -> Predictor:
     """Return a copy of ``predictor`` with prompt classes and conformal offsets.
 
@@ -83,6 +84,9 @@ def calibrate(
         seed: k-means seed.
         train: Rows to cluster (default: the calibration rows).
         by: Calibration groups: (prompt class, device) or served model.
+        quantiles: Transformed quantiles of the ``cal`` rows, shape ``(len(cal), K)``,
+            from models that never trained on them (e.g. a cross-fit's out-of-fold
+            predictions); default: ``predictor``'s own (``cal`` must then be unseen).
     """
     spec, arrays = predictor.spec, dict(predictor.arrays)
     arrays.pop("cal_offsets", None)
@@ -105,7 +109,7 @@ def calibrate(
         predictor.tokenizer_json,
     )
     cal_cols = data.rows(cal)
-    q = base.predict_transformed(cal_cols, len(cal))
+    q = base.predict_transformed(cal_cols, len(cal)) if quantiles is None else quantiles
     y = transform_target(data.y[cal], spec.target_transform)
     scores = y[:, None] - q
     classes = base.prompt_classes(cal_cols, len(cal))

@@ -110,6 +110,7 @@ def fit_network(
     static_table: npt.NDArray[np.float32] | None = None,
     tokenizer_json: str | None = None,
     callbacks: Sequence[Any] = (),
+    standardize: I64 | None = None,
 ) -> tuple[Predictor, float]:
     """Train one network; return the (uncalibrated) predictor and its best val loss.
 
@@ -121,6 +122,8 @@ def fit_network(
         static_table: Raw distilled token table, for the ``static_table`` variant.
         tokenizer_json: Its tokenizer.
         callbacks: Extra Lightning callbacks (e.g. Optuna pruning).
+        standardize: Rows whose numeric features set the standardization (default:
+            ``train``; features only, the target is not read).
 
     Returns:
         The predictor and the best validation loss in ``config.objective``'s space.
@@ -129,7 +132,7 @@ def fit_network(
     spec = spec.model_copy(
         update={"text": spec.text.model_copy(update={"dim": data.text.shape[1]})}
     )
-    inputs = network_inputs(data, train, spec, config)
+    inputs = network_inputs(data, train, spec, config, standardize)
     net, best = train_network(inputs, data, train, val, spec, config, callbacks)
     arrays = arrays_of(net, inputs, data, spec, config, static_table)
     return Predictor(

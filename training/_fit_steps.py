@@ -61,10 +61,19 @@ class NetworkInputs:
 
 
 def network_inputs(
-    data: TrainingData, train: I64, spec: PredictorSpec, config: TrainConfig
+    data: TrainingData,
+    train: I64,
+    spec: PredictorSpec,
+    config: TrainConfig,
+    standardize: I64 | None = None,
 ) -> NetworkInputs:
-    """Standardize with the training rows' statistics and build the network's inputs."""
-    raw = numeric_matrix(data.rows(train), spec.numeric, len(train))
+    """Build the network's inputs, standardized with ``standardize``'s statistics.
+
+    ``standardize`` defaults to the training rows; the members of one ensemble pass
+    the same rows, so that they share one input layout (features only, no target).
+    """
+    stats = train if standardize is None else standardize
+    raw = numeric_matrix(data.rows(stats), spec.numeric, len(stats))
     with warnings.catch_warnings():  # all-missing features: mean 0, std 1
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(raw.shape[1])

@@ -21,6 +21,7 @@ from training import metrics, plots
 from training._calibrate import calibrate
 from training._cost import batched_throughput, prediction_cost_us
 from training._data import I64, Split, TrainingData, group_keys, split_by_group
+from training._ensemble import cross_fit
 from training._fit import TrainConfig, fit_network
 from training._search import (
     SearchResult,
@@ -48,7 +49,10 @@ class TrainRequest(BaseModel):
         timeout_s: Seconds after which the search starts no new trial.
         storage: Optuna storage URL.
         seed: Seed of the search and of every fit.
-        base: Defaults for what the search does not vary.
+        base: Defaults for what the search does not vary. Its ``objective`` is the
+            target's units (seconds over the training median) by default: the search
+            draws both loss spaces, and one objective space keeps their validation
+            losses, the pruner's medians and the selection comparable.
         space: The search space.
         prompt_classes: Prompt-class centroids to learn (0: none).
         min_group: Calibration rows a group needs for its own offsets.
@@ -60,6 +64,11 @@ class TrainRequest(BaseModel):
             of the task groups (see :func:`training.split_by_group`); ``None``: the
             fixed held-out fold every training and champion comparison uses.
         folds: Number of cross-validation slices.
+        cross_fit: Members of the final predictor: the selected configuration refitted
+            on every non-test row ``cross_fit`` times, each member holding out one
+            slice of the task groups, calibrated on the out-of-fold quantiles and
+            served as the members' mean (see ``training._ensemble``); below 2, the
+            selected trial itself, calibrated on the validation and calibration rows.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,7 +79,7 @@ class TrainRequest(BaseModel):
     timeout_s: float | None = 600.0
     storage: str | None = None
     seed: int = 0
-    base: TrainConfig = TrainConfig(batch_size=512, max_epochs=40, patience=6)
+    base: TrainConfig = TrainConfig(batch_size=512, max_epochs=40, patience=6, objective="target")
     space: SearchSpace = SearchSpace()
     prompt_classes: int = Field(default=4, ge=0)
     min_group: int = Field(default=200, ge=1)
@@ -79,6 +88,7 @@ class TrainRequest(BaseModel):
     baselines: tuple[str, ...] = tuple(BASELINES)
     test_fold: int | None = Field(default=None, ge=0)
     folds: int = Field(default=5, ge=2)
+    cross_fit: int = Field(default=5, ge=0)
 
 
 @dataclass
@@ -155,10 +165,11 @@ def train_predictor(
     )
     if data.n < 100:
         raise ValueError(f"only {data.n} usable rows for {request.served_model}; need >= 100")
-    split = split_by_group(group_keys(data.cols), fold=request.test_fold, folds=request.folds)
+    groups = group_keys(data.cols)
+    split = split_by_group(groups, fold=request.test_fold, folds=request.folds)
     search = run_search(
         data,
-        split,
+        _search_split(split, request.cross_fit),
         text_provider,
         base=base,
         space=request.space,
@@ -175,29 +186,12 @@ def train_predictor(
         raise RuntimeError("no trial finished; raise --trials or --timeout")
     chosen = search.selected
     data.text, table, tokenizer = provide_text(text_provider, chosen.config.text, data)
-    predictor = chosen.predictor
-    if predictor is None:  # selected trial ran in another worker: refit its config here
-        predictor, _ = fit_network(
-            data,
-            split.train,
-            split.val,
-            chosen.config,
-            static_table=table,
-            tokenizer_json=tokenizer,
-        )
-    calibration_rows = np.concatenate([split.val, split.cal])
-    predictor = calibrate(
-        predictor,
-        data,
-        calibration_rows,
-        prompt_classes=request.prompt_classes,
-        min_group=request.min_group,
-        seed=request.seed,
-        train=split.train,
-        by=request.calibration_by,
-    )
+    predictor = _final_predictor(data, split, groups, chosen, request, table, tokenizer)
+    # Baselines fit on the rows the predictor's networks learned from.
+    fitted = _search_split(split, request.cross_fit)
+    fit_rows = split.train if request.cross_fit < 2 else np.sort(np.r_[fitted.train, fitted.val])
     comparison, quantiles = evaluate_models(
-        predictor, data, split.train, split.test, baselines=request.baselines
+        predictor, data, fit_rows, split.test, baselines=request.baselines
     )
     outcome = TrainOutcome(
         predictor=predictor,
@@ -210,6 +204,64 @@ def train_predictor(
     )
     outcome.plots = _plots(outcome, data, quantiles, out_dir)
     return outcome
+
+
+def _search_split(split: Split, cross_fit: int) -> Split:
+    """The folds the search trains and validates on.
+
+    A cross-fitted predictor calibrates on out-of-fold quantiles, so the search
+    validates on the calibration fold too: twice the tasks to compare trials on.
+    """
+    if cross_fit < 2:
+        return split
+    val = np.sort(np.concatenate([split.val, split.cal]))
+    return Split(split.train, val, np.zeros(0, dtype=np.int64), split.test)
+
+
+def _final_predictor(
+    data: TrainingData,
+    split: Split,
+    groups: list[str],
+    chosen: TrialOutcome,
+    request: TrainRequest,
+    table: Any,
+    tokenizer: str | None,
+) -> Predictor:
+    """The calibrated predictor.
+
+    A cross-fitted ensemble of ``chosen``'s configuration, or (``request.cross_fit``
+    below 2) ``chosen`` itself, split-conformal on the validation and calibration rows.
+    """
+    options: dict[str, Any] = {
+        "prompt_classes": request.prompt_classes,
+        "min_group": request.min_group,
+        "seed": request.seed,
+        "by": request.calibration_by,
+    }
+    if request.cross_fit >= 2:
+        rows = np.sort(np.concatenate([split.train, split.val, split.cal]))
+        fit = cross_fit(
+            data,
+            rows,
+            [groups[i] for i in rows],
+            chosen.config,
+            request.cross_fit,
+            static_table=table,
+            tokenizer_json=tokenizer,
+        )
+        return calibrate(fit.predictor, data, rows, train=rows, quantiles=fit.oof, **options)
+    predictor = chosen.predictor
+    if predictor is None:  # selected trial ran in another worker: refit its config here
+        predictor, _ = fit_network(
+            data,
+            split.train,
+            split.val,
+            chosen.config,
+            static_table=table,
+            tokenizer_json=tokenizer,
+        )
+    calibration_rows = np.concatenate([split.val, split.cal])
+    return calibrate(predictor, data, calibration_rows, train=split.train, **options)
 
 
 def _text_cost(data: TrainingData, split: Split) -> Callable[[Any], float]:

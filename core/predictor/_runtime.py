@@ -172,16 +172,29 @@ class Predictor:
     def _run(self, cols: Columns, n: int) -> tuple[F64, list[str]]:
         """Transformed quantiles and prompt classes, text featurized once."""
         tab, text = self.inputs(cols, n)
-        h = np.concatenate([tab, text], axis=1)
-        for w, b in self._layers[:-1]:
-            h = np.maximum(h @ w + b, 0.0)
-        w, b = self._layers[-1]
-        q = quantile_head(h @ w + b)
+        q = self._forward(np.concatenate([tab, text], axis=1))
         classes = self.prompt_classes(cols, n, text)
         offsets = self.arrays.get("cal_offsets")
         if offsets is not None:
             q = np.maximum.accumulate(q + offsets[self._groups(cols, n, classes)], axis=1)
         return q, classes
+
+    def _forward(self, h: F64) -> F64:
+        """Uncalibrated transformed quantiles (n, K) of network inputs ``h``."""
+        m = self.spec.members
+        if m == 1:
+            for w, b in self._layers[:-1]:
+                h = np.maximum(h @ w + b, 0.0)
+            w, b = self._layers[-1]
+            return quantile_head(h @ w + b)
+        w, b = self._layers[0]  # shared input -> every member's block, side by side
+        n = h.shape[0]
+        z = (h @ w + b).reshape(n, m, -1).transpose(1, 0, 2)  # (members, n, width)
+        for w, b in self._layers[1:]:
+            z = np.maximum(z, 0.0) @ w + b[:, None, :]
+        k = z.shape[2]
+        q: F64 = quantile_head(z.reshape(m * n, k)).reshape(m, n, k).mean(axis=0)
+        return q
 
     def _groups(self, cols: Columns, n: int, classes: list[str]) -> npt.NDArray[np.int64]:
         if len(self._group_index) == 1:

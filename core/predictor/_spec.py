@@ -71,11 +71,17 @@ class PredictorSpec(BaseModel):
         devices: Device vocabulary (one-hot feature; unknown devices get zeros and
             are still described by their spec features).
         text: The text featurizer.
-        projection: Width of the linear projection of text features (0: none).
+        projection: Width of the linear projection of text features (0: none); with
+            several ``members``, the total over members (each projects its own share).
         text_head: How the projection was fitted: ``learned`` with the network, or
             ``ridge`` (width 1: the prompt's effect on the transformed target, a ridge
             regression on prompt-averaged residuals; see ``docs/predictors.md``).
-        hidden: Hidden layer widths of the MLP (ReLU).
+        hidden: Hidden layer widths of the MLP (ReLU), of each member.
+        members: Networks averaged (1: one). Members share the input; the first
+            layer's weights hold every member's block side by side (shape
+            ``(inputs, members x hidden[0])``), deeper layers and the head are stacked
+            per member (``(members, in, out)``); the forecast is the mean of the
+            members' quantiles (each non-crossing, so their mean is too).
         prompt_classes: Number of prompt-class centroids (0: no classes).
         calibration_groups: Keys with their own conformal offsets, the global ``"*"``
             always first: ``"<class>|<device>"`` or, with ``calibration_by="served_model"``,
@@ -98,6 +104,7 @@ class PredictorSpec(BaseModel):
     projection: int = Field(default=0, ge=0)
     text_head: Literal["learned", "ridge"] = "learned"
     hidden: tuple[int, ...] = (64, 64)
+    members: int = Field(default=1, ge=1)
     prompt_classes: int = Field(default=0, ge=0)
     calibration_groups: tuple[str, ...] = ("*",)
     calibration_by: Literal["class_device", "served_model"] = "class_device"
