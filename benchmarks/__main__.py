@@ -47,6 +47,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "fuzz": ("fuzz", lambda: __import__("benchmarks.bench_fuzz").bench_fuzz.run()),
     "otlp": ("otlp", lambda: __import__("benchmarks.bench_otlp").bench_otlp.run()),
     "folds": ("folds", lambda: __import__("benchmarks.bench_folds").bench_folds.run()),
+    "alpaca-folds": (
+        "alpaca-folds",
+        lambda: __import__("benchmarks.bench_alpaca_folds").bench_alpaca_folds.run(),
+    ),
     "conformal": (
         "adaptive-conformal",
         lambda: __import__("benchmarks.bench_conformal").bench_conformal.run(),

@@ -82,6 +82,15 @@ def unpaused(run: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
     return row
 
 
+def each_fold(fold: Callable[[int], dict[str, Any]], folds: int = FOLDS) -> list[dict[str, Any]]:
+    """``fold(k)`` for every fold (a paused one run again), printed as it ends."""
+    rows = []
+    for k in range(folds):
+        rows.append(unpaused(partial(fold, k), f"fold {k}"))
+        print(f"  fold {k}: {rows[-1]}", flush=True)
+    return rows
+
+
 def _fold(frame: Any, provider: Any, k: int, out: Path) -> dict[str, Any]:
     """Train the default configuration with fold ``k`` held out; its scores."""
     request = TrainRequest(served_model=SERVED_MODEL, trials=16, timeout_s=540.0, test_fold=k)
@@ -124,32 +133,63 @@ def folds() -> list[dict[str, Any]]:
                 SERVED_MODEL, as_of=datetime.now(UTC), require=("latency_s",)
             )
             provider = text_provider(store, home / "cache", None)
-            rows = []
-            for k in range(FOLDS):
-                run = partial(_fold, frame, provider, k, home / "runs")
-                rows.append(unpaused(run, f"fold {k}"))
-                print(f"  fold {k}: {rows[-1]}", flush=True)
-    return rows
+            return each_fold(lambda k: _fold(frame, provider, k, home / "runs"))
 
 
-def plot(rows: list[dict[str, Any]]) -> Path:
-    """Gain per fold against each bar."""
+def bar_line(what: str, figure: str, bar: str, met: bool) -> str:
+    """One Markdown bullet: the figure in bold, the bar and whether it is met."""
+    return f"- {what}: **{figure}** (bar {bar}): {'met' if met else 'NOT met'}"
+
+
+def bar_chart(
+    path: Path,
+    labels: tuple[str, str, str],
+    bars: list[tuple[list[float], list[float], float, str]],
+    bars_at: list[tuple[float, str, str, str]],
+) -> Path:
+    """A per-fold bar chart written to ``path``.
+
+    Args:
+        path: The PNG to write.
+        labels: (title, x label, y label).
+        bars: (x positions, heights, width, legend label) of each bar series.
+        bars_at: (height, colour, line style, legend label) of each bar line.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = [r["fold"] for r in rows]
-    ax.bar([i - 0.2 for i in x], [r["vs_empirical"] for r in rows], 0.4, label="vs empirical")
-    ax.bar([i + 0.2 for i in x], [r["vs_baseline"] for r in rows], 0.4, label="vs best baseline")
-    ax.axhline(BAR_EMPIRICAL, color="tab:blue", ls="--", lw=1)
-    ax.axhline(BAR_BASELINE, color="tab:orange", ls="--", lw=1)
-    ax.set_xlabel("held-out fold (tasks)")
-    ax.set_ylabel("mean pinball, % lower")
-    ax.set_title("agentic calls: tailcast's gain per fold (dashed: bars)")
+    for x, heights, width, label in bars:
+        ax.bar(x, heights, width, label=label)
+    for height, colour, style, label in bars_at:
+        ax.axhline(height, color=colour, ls=style, lw=1, label=label)
+    title, xlabel, ylabel = labels
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend()
-    return save_png(fig, PLOT)
+    return save_png(fig, path)
+
+
+def plot(rows: list[dict[str, Any]]) -> Path:
+    """Gain per fold against each bar."""
+    x = [float(r["fold"]) for r in rows]
+    return bar_chart(
+        PLOT,
+        (
+            "agentic calls: tailcast's gain per fold (dashed: bars)",
+            "held-out fold (tasks)",
+            "mean pinball, % lower",
+        ),
+        [
+            ([i - 0.2 for i in x], [r["vs_empirical"] for r in rows], 0.4, "vs empirical"),
+            ([i + 0.2 for i in x], [r["vs_baseline"] for r in rows], 0.4, "vs best baseline"),
+        ],
+        [
+            (BAR_EMPIRICAL, "tab:blue", "--", "_bar"),
+            (BAR_BASELINE, "tab:orange", "--", "_bar"),
+        ],
+    )
 
 
 def report(rows: list[dict[str, Any]]) -> str:
@@ -177,19 +217,32 @@ def report(rows: list[dict[str, Any]]) -> str:
         )
     emp = min(r["vs_empirical"] for r in rows)
     base = min(r["vs_baseline"] for r in rows)
-    cov = max(r["coverage_error"] for r in rows)
     lines += [
         "",
-        f"- worst fold vs empirical: **{emp:.1f}%** (bar >= {BAR_EMPIRICAL:.0f}% in every fold): "
-        f"{'met' if emp >= BAR_EMPIRICAL else 'NOT met'}",
-        f"- worst fold vs the better SwarmPilot baseline: **{base:.1f}%** (bar >= "
-        f"{BAR_BASELINE:.0f}%): {'met' if base >= BAR_BASELINE else 'NOT met'}",
-        f"- worst coverage error: **{cov:.1f} points** (bar <= {BAR_COVERAGE:.0f}): "
-        f"{'met' if cov <= BAR_COVERAGE else 'NOT met'}",
-        "",
-        "![folds](benchmarks/plots/folds.png)",
+        bar_line(
+            "worst fold vs empirical",
+            f"{emp:.1f}%",
+            f">= {BAR_EMPIRICAL:.0f}% in every fold",
+            emp >= BAR_EMPIRICAL,
+        ),
+        bar_line(
+            "worst fold vs the better SwarmPilot baseline",
+            f"{base:.1f}%",
+            f">= {BAR_BASELINE:.0f}%",
+            base >= BAR_BASELINE,
+        ),
+        *closing(rows, "folds"),
     ]
     return "\n".join(lines)
+
+
+def closing(rows: list[dict[str, Any]], image: str) -> list[str]:
+    """The coverage bar line and the plot ``benchmarks/plots/<image>.png``."""
+    cov = max(r["coverage_error"] for r in rows)
+    verdict = bar_line(
+        "worst coverage error", f"{cov:.1f} points", f"<= {BAR_COVERAGE:.0f}", cov <= BAR_COVERAGE
+    )
+    return [verdict, "", f"![{image}](benchmarks/plots/{image}.png)"]
 
 
 def run() -> str:

@@ -157,6 +157,7 @@ def _alpaca_request(trials: int) -> TrainRequest:
         min_group=50,
         max_cost_us=None,
         baselines=("empirical",),  # SwarmPilot's log target cannot take 0-token outputs
+        cross_fit=0,  # the selected trial itself, as _without_text refits its twin
     )
 
 
