@@ -33,17 +33,43 @@ class CrossFit:
     """A merged ensemble and its out-of-fold predictions.
 
     Attributes:
-        predictor: The merged, uncalibrated ensemble.
+        members: The members, uncalibrated, member ``j`` holding out inner fold ``j``.
         rows: The rows it was fitted on (all of them held out by exactly one member).
         oof: Transformed quantiles of ``rows``, each from the member that never trained
             on that row's task group, shape ``(len(rows), K)``.
         val_losses: Each member's best validation loss (on its held-out slice).
     """
 
-    predictor: Predictor
+    members: tuple[Predictor, ...]
     rows: I64
     oof: F64
     val_losses: tuple[float, ...]
+
+    @property
+    def predictor(self) -> Predictor:
+        """Every member merged into one uncalibrated bundle."""
+        return merge_members(self.members)
+
+    def affordable(
+        self, cost_us: Callable[[Predictor], float], budget_us: float | None
+    ) -> Predictor:
+        """The merge of the most members (in order) whose cost is within the budget.
+
+        The out-of-fold scores stay valid calibration scores for fewer members: each
+        is a single member's error on tasks it never saw.
+
+        Args:
+            cost_us: Measures a bundle's cost per single request (µs).
+            budget_us: The budget (``None``: every member).
+
+        Returns:
+            The merged bundle; a single member when even two cost too much.
+        """
+        for m in range(len(self.members), 1, -1):
+            merged = merge_members(self.members[:m])
+            if budget_us is None or cost_us(merged) <= budget_us:
+                return merged
+        return self.members[0]
 
 
 def inner_folds(groups: Sequence[str], k: int) -> npt.NDArray[np.int64]:
@@ -107,7 +133,7 @@ def cross_fit(
         losses.append(loss)
         if on_member:
             on_member(j, loss)
-    return CrossFit(merge_members(members), rows, oof, tuple(losses))
+    return CrossFit(tuple(members), rows, oof, tuple(losses))
 
 
 def merge_members(members: Sequence[Predictor]) -> Predictor:

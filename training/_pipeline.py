@@ -67,7 +67,8 @@ class TrainRequest(BaseModel):
         cross_fit: Members of the final predictor: the selected configuration refitted
             on every non-test row ``cross_fit`` times, each member holding out one
             slice of the task groups, calibrated on the out-of-fold quantiles and
-            served as the members' mean (see ``training._ensemble``); below 2, the
+            served as the members' mean (see ``training._ensemble``; as many members
+            as ``max_cost_us`` affords, measured); below 2, the
             selected trial itself, calibrated on the validation and calibration rows.
     """
 
@@ -249,7 +250,10 @@ def _final_predictor(
             static_table=table,
             tokenizer_json=tokenizer,
         )
-        return calibrate(fit.predictor, data, rows, train=rows, quantiles=fit.oof, **options)
+        ensemble = fit.affordable(
+            lambda p: prediction_cost_us(p, data, split.val), request.max_cost_us
+        )
+        return calibrate(ensemble, data, rows, train=rows, quantiles=fit.oof, **options)
     predictor = chosen.predictor
     if predictor is None:  # selected trial ran in another worker: refit its config here
         predictor, _ = fit_network(

@@ -87,5 +87,9 @@ def test_cross_fit_calibrates_on_out_of_fold_quantiles() -> None:
     cov = coverage(data.y[split.test], q)
     for level, got in zip(FAST.levels, cov, strict=True):
         assert abs(got - level) < 0.06, (level, got)
+    by_members = fit.affordable(lambda p: 100.0 * p.spec.members, 250.0)
+    assert by_members.spec.members == 2
+    assert fit.affordable(lambda p: 1e9, 1.0).spec.members == 1
+    assert fit.affordable(lambda p: 1e9, None).spec.members == 4
     with pytest.raises(ValueError, match="at least 2"):
         cross_fit(data, rows, [groups[i] for i in rows], FAST, 1)
