@@ -94,14 +94,15 @@ def enqueue_stored(con: duckdb.DuckDBPyConnection) -> None:
     Runs inside the ingest's transaction, after the insert into ``records``: ``_staged``
     is the validated batch (``_idx`` its input order) and ``_stored`` the request ids
     inserted now, so duplicates and rejects never enter. The stored row of an id is its
-    first valid occurrence in the batch, and so is the latency checked here.
+    first valid occurrence in the batch, and so is the latency checked here. ``_stored``
+    must hold no id the inbox holds (a plain insert: see :mod:`feature_store._keyed`).
     """
     con.execute(
         "INSERT INTO drift_inbox (request_id, enqueued_at) SELECT request_id, now() FROM ("
         "SELECT request_id, latency_s, _idx FROM _staged WHERE _reject_reason IS NULL "
         "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1) f "
         "WHERE latency_s IS NOT NULL AND request_id IN (SELECT request_id FROM _stored) "
-        "ORDER BY _idx ON CONFLICT DO NOTHING"
+        "ORDER BY _idx"
     )
 
 
@@ -207,9 +208,13 @@ def _ack(cur: duckdb.DuckDBPyConnection, request_ids: Sequence[str]) -> int:
 def _save_states(
     cur: duckdb.DuckDBPyConnection, states: Mapping[str, str], drop: list[str]
 ) -> None:
-    """Upsert ``states`` and delete ``drop`` from ``drift_state`` (inside a transaction)."""
-    if drop:
-        cur.execute("DELETE FROM drift_state WHERE key IN (SELECT unnest(?::VARCHAR[]))", [drop])
+    """Replace ``states`` and delete ``drop`` in ``drift_state`` (inside a transaction).
+
+    A delete and a plain insert, not an upsert (see :mod:`feature_store._keyed`).
+    """
+    gone = [*drop, *states]
+    if gone:
+        cur.execute(f"DELETE FROM drift_state WHERE key IN ({', '.join('?' for _ in gone)})", gone)
     if states:
         cur.register(
             "_states",
@@ -221,10 +226,6 @@ def _save_states(
             ),
         )
         try:
-            cur.execute(
-                "INSERT INTO drift_state SELECT key, state, now() FROM _states "
-                "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at"
-            )
+            cur.execute("INSERT INTO drift_state SELECT key, state, now() FROM _states")
         finally:
             cur.unregister("_states")

@@ -27,6 +27,7 @@ from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
 from feature_store._coordination import InboxTables, enqueue_stored, lock_table
 from feature_store._drift import DriftTables
+from feature_store._keyed import register_keys, stored_keys
 from feature_store._prefetch import prefetch
 from feature_store._schema import (
     COORDINATION_DDL,
@@ -45,6 +46,29 @@ _STORED = [s.name for s in STORED_FIELDS]
 #: the OS past 16 MiB (DuckDB's default, 128 MiB, let a long-running service's resident
 #: memory creep up by some 100 MiB under a stream of small ingests).
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"allocator_flush_threshold": "16MiB"}
+
+
+def _new_keys(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, expr: str, where: str, view: str
+) -> str:
+    """Register the keys of ``_staged``'s valid rows ``table`` already holds as ``view``.
+
+    Args:
+        con: The writer's connection holding ``_staged``.
+        table: The keyed table; ``column`` is its primary key.
+        column: The key column.
+        expr: The key of a staged row (SQL over ``_staged``).
+        where: More conditions on the staged rows (SQL starting with ``AND``, or empty).
+        view: The name to register the stored keys under (column ``k``).
+
+    Returns:
+        A subquery over ``view`` for a ``NOT IN``.
+    """
+    keys = con.execute(
+        f"SELECT DISTINCT {expr} FROM _staged WHERE _reject_reason IS NULL {where}"
+    ).fetchall()
+    register_keys(con, view, stored_keys(con, table, column, [str(k) for (k,) in keys]))
+    return f"SELECT k FROM {view}"
 
 
 class DuckDBStore(InboxTables, DriftTables, RecordStore):
@@ -129,23 +153,34 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         judge: bool,
     ) -> IngestReport:
         rejections = stage(con, batch, offset)
-        con.execute(
-            "INSERT INTO prompts SELECT DISTINCT sha256(prompt), prompt FROM _staged "
-            "WHERE _reject_reason IS NULL AND prompt IS NOT NULL ON CONFLICT DO NOTHING"
+        prompts = _new_keys(
+            con, "prompts", "sha256", "sha256(prompt)", "AND prompt IS NOT NULL", "_old_prompts"
         )
-        cols = ", ".join(_STORED)
-        stored = con.execute(
-            f"INSERT INTO records ({cols}, prompt_sha256, completed_at, source, ingested_at) "
-            f"SELECT {cols}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END, "
-            "submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS BIGINT)), ?, now() "
-            "FROM _staged WHERE _reject_reason IS NULL "
-            "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 "
-            "ON CONFLICT DO NOTHING RETURNING request_id",
-            [source],
-        ).fetchall()
-        ids = pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
-        if judge:
-            con.register("_stored", ids)
+        records = _new_keys(con, "records", "request_id", "request_id", "", "_old_records")
+        try:
+            con.execute(
+                "INSERT INTO prompts SELECT DISTINCT sha256(prompt), prompt FROM _staged "
+                "WHERE _reject_reason IS NULL AND prompt IS NOT NULL "
+                f"AND sha256(prompt) NOT IN ({prompts})"
+            )
+            cols = ", ".join(_STORED)
+            stored = con.execute(
+                f"INSERT INTO records ({cols}, prompt_sha256, completed_at, source, ingested_at) "
+                f"SELECT {cols}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END, "
+                "submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS BIGINT)), ?, now() "
+                f"FROM _staged WHERE _reject_reason IS NULL AND request_id NOT IN ({records}) "
+                "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 "
+                "RETURNING request_id",
+                [source],
+            ).fetchall()
+        finally:
+            con.unregister("_old_prompts")
+            con.unregister("_old_records")
+        new = [str(r[0]) for r in stored]
+        ids = pa.table({"request_id": pa.array(new, pa.string())})
+        if judge:  # a new record is never in the inbox; looked up anyway (its key guards it)
+            queued = set(stored_keys(con, "drift_inbox", "request_id", new))
+            con.register("_stored", pa.table({"request_id": [i for i in new if i not in queued]}))
             try:
                 enqueue_stored(con)  # the drift judge's inbox, in this same transaction
             finally:

@@ -38,6 +38,22 @@ def test_ingest_is_idempotent(store: RecordStore) -> None:
     assert store.stats().records == 5
 
 
+@pytest.mark.parametrize("n", [3, 700])  # a few keys, and more than one lookup list holds
+def test_a_retried_batch_stores_only_its_new_rows_and_prompts(store: RecordStore, n: int) -> None:
+    prompts = [f"prompt {i % 7}" for i in range(2 * n)]
+    first = store.ingest_rows([row(i, prompt=prompts[i]) for i in range(0, 2 * n, 2)])
+    assert (first.accepted, first.duplicates) == (n, 0)
+    mixed = store.ingest_rows([row(i, prompt=prompts[i]) for i in range(2 * n)])
+    assert (mixed.accepted, mixed.duplicates) == (n, n)
+    assert mixed.duplicate_indices == tuple(range(0, 2 * n, 2))
+    assert store.stats().records == 2 * n
+    frame = store.training_frame(columns=["request_id", "prompt"])
+    ids, texts = frame.column("request_id").to_pylist(), frame.column("prompt").to_pylist()
+    stored = dict(zip(ids, texts, strict=True))
+    assert stored == {f"r{i}": prompts[i] for i in range(2 * n)}
+    assert store.drift_inbox_size() == 2 * n
+
+
 def test_duplicates_within_one_call_keep_the_first(store: RecordStore) -> None:
     report = store.ingest_rows([row(0, latency_s=1.0), row(0, latency_s=9.0), row(1)])
     assert (report.accepted, report.duplicates) == (2, 1)
