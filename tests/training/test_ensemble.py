@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from core.predictor import HashedNgrams, Predictor, TextSpec
-from tests.training.test_fit_and_calibrate import FAST, synthetic
 from training import fit_network, group_keys, split_by_group
 from training._calibrate import calibrate
 from training._ensemble import cross_fit, inner_folds, merge_members
 from training.metrics import coverage
+
+if TYPE_CHECKING:
+    from _synthetic import FAST, synthetic
+else:
+    from tests.training._synthetic import FAST, synthetic
 
 
 def _members(k: int, hidden: tuple[int, ...], text: bool) -> tuple[list[Predictor], object]:
