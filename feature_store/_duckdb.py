@@ -27,7 +27,7 @@ from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
 from feature_store._coordination import InboxTables, enqueue_stored, lock_table
 from feature_store._drift import DriftTables
-from feature_store._keyed import register_keys, stored_keys
+from feature_store._keyed import stored_keys
 from feature_store._prefetch import prefetch
 from feature_store._schema import (
     COORDINATION_DDL,
@@ -48,27 +48,23 @@ _STORED = [s.name for s in STORED_FIELDS]
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"allocator_flush_threshold": "16MiB"}
 
 
-def _new_keys(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, expr: str, where: str, view: str
-) -> str:
-    """Register the keys of ``_staged``'s valid rows ``table`` already holds as ``view``.
+def _register_stored(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, expr: str, view: str
+) -> None:
+    """Register the keys ``table`` already holds among ``_staged``'s valid rows as ``view``.
 
     Args:
         con: The writer's connection holding ``_staged``.
         table: The keyed table; ``column`` is its primary key.
         column: The key column.
-        expr: The key of a staged row (SQL over ``_staged``).
-        where: More conditions on the staged rows (SQL starting with ``AND``, or empty).
-        view: The name to register the stored keys under (column ``k``).
-
-    Returns:
-        A subquery over ``view`` for a ``NOT IN``.
+        expr: The key of a staged row (SQL over ``_staged``; rows where it is null skipped).
+        view: The name to register the stored keys under (one column, ``k``).
     """
     keys = con.execute(
-        f"SELECT DISTINCT {expr} FROM _staged WHERE _reject_reason IS NULL {where}"
+        f"SELECT DISTINCT {expr} FROM _staged WHERE _reject_reason IS NULL AND {expr} IS NOT NULL"
     ).fetchall()
-    register_keys(con, view, stored_keys(con, table, column, [str(k) for (k,) in keys]))
-    return f"SELECT k FROM {view}"
+    stored = stored_keys(con, table, column, [str(k) for (k,) in keys])
+    con.register(view, pa.table({"k": pa.array(stored, pa.string())}))
 
 
 class DuckDBStore(InboxTables, DriftTables, RecordStore):
@@ -153,22 +149,21 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         judge: bool,
     ) -> IngestReport:
         rejections = stage(con, batch, offset)
-        prompts = _new_keys(
-            con, "prompts", "sha256", "sha256(prompt)", "AND prompt IS NOT NULL", "_old_prompts"
-        )
-        records = _new_keys(con, "records", "request_id", "request_id", "", "_old_records")
+        _register_stored(con, "prompts", "sha256", "sha256(prompt)", "_old_prompts")
+        _register_stored(con, "records", "request_id", "request_id", "_old_records")
         try:
             con.execute(
                 "INSERT INTO prompts SELECT DISTINCT sha256(prompt), prompt FROM _staged "
                 "WHERE _reject_reason IS NULL AND prompt IS NOT NULL "
-                f"AND sha256(prompt) NOT IN ({prompts})"
+                "AND sha256(prompt) NOT IN (SELECT k FROM _old_prompts)"
             )
             cols = ", ".join(_STORED)
             stored = con.execute(
                 f"INSERT INTO records ({cols}, prompt_sha256, completed_at, source, ingested_at) "
                 f"SELECT {cols}, CASE WHEN prompt IS NULL THEN NULL ELSE sha256(prompt) END, "
                 "submitted_at + to_microseconds(CAST(round(latency_s * 1e6) AS BIGINT)), ?, now() "
-                f"FROM _staged WHERE _reject_reason IS NULL AND request_id NOT IN ({records}) "
+                "FROM _staged WHERE _reject_reason IS NULL "
+                "AND request_id NOT IN (SELECT k FROM _old_records) "
                 "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY _idx) = 1 "
                 "RETURNING request_id",
                 [source],
@@ -176,11 +171,9 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         finally:
             con.unregister("_old_prompts")
             con.unregister("_old_records")
-        new = [str(r[0]) for r in stored]
-        ids = pa.table({"request_id": pa.array(new, pa.string())})
-        if judge:  # a new record is never in the inbox; looked up anyway (its key guards it)
-            queued = set(stored_keys(con, "drift_inbox", "request_id", new))
-            con.register("_stored", pa.table({"request_id": [i for i in new if i not in queued]}))
+        ids = pa.table({"request_id": pa.array([r[0] for r in stored], pa.string())})
+        if judge:  # ids new to records are new to the inbox too: a plain insert
+            con.register("_stored", ids)
             try:
                 enqueue_stored(con)  # the drift judge's inbox, in this same transaction
             finally:

@@ -2,8 +2,8 @@
 
 DuckDB (2.0) keeps about a kilobyte of native memory per ``INSERT ... ON CONFLICT``
 statement that it never returns (upstream duckdb/duckdb#25162 reports the same growth
-for upserts), while a plain insert after an index lookup keeps none; a service taking
-one completion per request grew by ~40 MiB in ten minutes from it. The DuckDB store
+for upserts), while a plain insert after an index lookup keeps none; a service storing
+one completion per request crept with every one of them. The DuckDB store
 therefore asks which keys exist (:func:`stored_keys`, under its write lock, so no other
 writer can add one in between) and inserts the others with a plain ``INSERT``; the
 primary keys still guard the tables. See ``docs/decisions/2026-12-07-duckdb-upsert-memory.md``.
@@ -44,8 +44,3 @@ def stored_keys(
         return [str(k) for (k,) in con.execute(sql).fetchall()]
     finally:
         con.unregister("_candidates")
-
-
-def register_keys(con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
-    """Register ``keys`` as the one-column (``k``) view ``name`` of ``con``."""
-    con.register(name, pa.table({"k": pa.array(list(keys), pa.string())}))
