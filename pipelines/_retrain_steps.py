@@ -225,6 +225,7 @@ def trained(
         storage=None,
         seed=config.seed,
         min_group=config.min_group,
+        cross_fit=config.cross_fit,
     )
     request = request.model_copy(
         update={"base": request.base.model_copy(update={"numeric": tuple(numeric)})}

@@ -97,6 +97,8 @@ class RetrainConfig(BaseSettings):
         numeric: Numeric features of a fresh model (default: the champion's, else all).
         target: The record field predicted.
         seed: Seed of the sample, the search and the fits.
+        cross_fit: Members of a fitted (not recalibrated) predictor, as
+            :attr:`training.TrainRequest.cross_fit` (0 or 1: one fit).
     """
 
     model_config = SettingsConfigDict(
@@ -119,6 +121,7 @@ class RetrainConfig(BaseSettings):
     numeric: tuple[str, ...] | None = None
     target: str = "latency_s"
     seed: int = 0
+    cross_fit: int = Field(default=5, ge=0)
 
 
 @dataclass

@@ -123,10 +123,15 @@ def train_served_model(
     trials: int = 16,
     timeout_s: float | None = 540.0,
     seed: int = 0,
+    cross_fit: int = 5,
     on_trial: Callable[[Any], None] | None = None,
     on_text: Callable[..., None] | None = None,
 ) -> TrainReport:
-    """Train, register and (if it wins) promote a predictor for ``served_model``."""
+    """Train, register and (if it wins) promote a predictor for ``served_model``.
+
+    ``cross_fit`` is :attr:`training.TrainRequest.cross_fit`: the members of the
+    registered predictor (0 or 1: the selected trial's own fit).
+    """
     from registry import MLflowRegistry
     from training import TrainRequest, train_predictor
 
@@ -142,6 +147,7 @@ def train_served_model(
         timeout_s=timeout_s,
         storage=settings.optuna_storage,
         seed=seed,
+        cross_fit=cross_fit,
     )
     provider = text_provider(store, settings.home / "cache" / "static_tables", on_text)
     outcome = train_predictor(frame, request, provider, run_dir, on_trial=on_trial)

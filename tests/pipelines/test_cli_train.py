@@ -45,7 +45,7 @@ def test_train_registers_promotes_and_evaluates(tmp_path: Path) -> None:
     for name in ("reliability.png", "pit_histogram.png", "pareto_front.png", "comparison.png"):
         assert (Path(first["run_dir"]) / name).stat().st_size > 1000
 
-    second = train(tmp_path, "--seed", "1")
+    second = train(tmp_path, "--seed", "1", "--cross-fit", "0")
     assert second["version"] == 2
     assert second["champion_before"] == 1
     # Promoted exactly when it beat the champion on the same held-out records.

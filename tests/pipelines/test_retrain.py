@@ -32,7 +32,9 @@ CALLS = ROOT.parent / "shared" / "data" / "agentic" / "minisweagent_calls.csv.gz
 SERVED = "deepseek-chat"
 SHIFT = datetime(2026, 4, 11, 6, tzinfo=UTC)
 LATER = datetime(2026, 4, 11, 7, 40, tzinfo=UTC)
-FAST = RetrainConfig(trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=120)
+FAST = RetrainConfig(
+    trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=120, cross_fit=0
+)
 
 
 def _frame(minutes: list[int]) -> pa.Table:

@@ -40,7 +40,9 @@ from pipelines.retrain import STATIC_FEATURES, RetrainConfig
 settings = Settings(home=sys.argv[1])
 with DuckDBStore(settings.resolved_store_path) as store:
     store.ingest_batches(get_importer("minisweagent").read(Path(sys.argv[2])))
-fast = RetrainConfig(trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=60)
+fast = RetrainConfig(
+    trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=60, cross_fit=0
+)
 done, out = threading.Event(), []
 def on_done(model, result):
     out.append(result)

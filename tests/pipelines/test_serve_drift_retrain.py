@@ -23,19 +23,14 @@ import pytest
 from core import Settings
 from feature_store import DuckDBStore
 from pipelines.drift_trigger import drift_trigger
-from pipelines.retrain import (
-    STATIC_FEATURES,
-    RetrainConfig,
-    RetrainOutcome,
-    retrain,
-)
+from pipelines.retrain import RetrainOutcome, retrain
 from registry import MLflowRegistry
 from serving import create_app
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
-    from _fixtures import agentic_records, running
+    from _fixtures import QUICK_RETRAIN, agentic_records, running
 else:
-    from tests.serving._fixtures import agentic_records, running
+    from tests.serving._fixtures import QUICK_RETRAIN, agentic_records, running
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = ROOT.parent / "shared" / "data" / "agentic" / "minisweagent_calls.csv.gz"
@@ -43,9 +38,6 @@ SERVED = "deepseek-chat"
 SHIFT = datetime(2026, 4, 11, 6, tzinfo=UTC)
 SLOW = datetime(2026, 4, 11, 7, tzinfo=UTC)
 TOKEN = "drift-loop-token"
-FAST = RetrainConfig(
-    trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=180, policy="always"
-)
 
 
 def _served_version(client: httpx.Client) -> int:
@@ -69,7 +61,7 @@ def test_drift_alarm_retrains_and_the_service_swaps_in_the_new_champion(tmp_path
     try:
         store.ingest(early)
         first = retrain(
-            SERVED, settings, store, registry, config=FAST, as_of=SHIFT,
+            SERVED, settings, store, registry, config=QUICK_RETRAIN, as_of=SHIFT,
             recent_start=datetime(2026, 1, 1, tzinfo=UTC),
         )  # fmt: skip
         assert (first.version, first.promoted) == (1, True)
@@ -85,7 +77,9 @@ def test_drift_alarm_retrains_and_the_service_swaps_in_the_new_champion(tmp_path
             done.append(result)
             finished.set()
 
-        on_retrain = drift_trigger(settings, config=FAST, store=lambda: store, on_done=on_done)
+        on_retrain = drift_trigger(
+            settings, config=QUICK_RETRAIN, store=lambda: store, on_done=on_done
+        )
         app = create_app(
             settings, store=store, registry=registry, poll_interval_s=0.5, on_retrain=on_retrain
         )

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from core import CompletionRecord, Settings
 from core.predictor import Predictor, PredictorSpec
+from pipelines.retrain import STATIC_FEATURES, RetrainConfig
 from registry import MLflowRegistry, ModelVersion
 
 SERVED = "chat"
@@ -28,6 +29,15 @@ DEVICE = "h100-sxm"
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 NUMERIC = ("log_input_tokens", "log_num_running", "has_endpoint_history")
 TOKEN = "s3cret-token"
+#: A drift retraining in seconds: one trial, no text, static features, one fit, promoted.
+QUICK_RETRAIN = RetrainConfig(
+    trials=1,
+    text_kinds=("none",),
+    numeric=STATIC_FEATURES,
+    timeout_s=180,
+    policy="always",
+    cross_fit=0,
+)
 
 
 def tiny_predictor(served_model: str, seed: int = 0) -> Predictor:

@@ -34,18 +34,18 @@ import pytest
 
 from core import CompletionRecord, Settings
 from feature_store import PostgresStore
-from pipelines.retrain import STATIC_FEATURES, RetrainConfig, retrain
+from pipelines.retrain import STATIC_FEATURES, retrain
 from registry import MLflowRegistry
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
-    from _fixtures import agentic_records
+    from _fixtures import QUICK_RETRAIN, agentic_records
     from _receiver import Receiver
     from _replicas import Replica, clean_env, replicas, wait_for
     from _server import mlflow_server
 else:
     from tests.drift._receiver import Receiver
     from tests.registry._server import mlflow_server
-    from tests.serving._fixtures import agentic_records
+    from tests.serving._fixtures import QUICK_RETRAIN, agentic_records
     from tests.serving._replicas import Replica, clean_env, replicas, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.shared_data]
@@ -60,9 +60,6 @@ BATCH = 250
 KILL_AT = 0.3  # share of the calm batches sent before the judge is killed
 TOKEN = "stream-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FAST = RetrainConfig(
-    trials=1, text_kinds=("none",), numeric=STATIC_FEATURES, timeout_s=180, policy="always"
-)
 
 
 def _calls(tmp: Path) -> list[dict[str, Any]]:
@@ -95,7 +92,7 @@ def _champion(settings: Settings, store_url: str, calls: list[dict[str, Any]]) -
     with PostgresStore(store_url) as store:
         store.ingest(early)
         first = retrain(
-            SERVED, settings, store, registry, config=FAST, as_of=SHIFT,
+            SERVED, settings, store, registry, config=QUICK_RETRAIN, as_of=SHIFT,
             recent_start=datetime(2026, 1, 1, tzinfo=UTC),
         )  # fmt: skip
         assert (first.version, first.promoted) == (1, True)
@@ -209,6 +206,7 @@ def test_two_replicas_keep_every_completion_alert_once_and_retrain_once(
             TAILCAST_RETRAIN_TEXT_KINDS='["none"]',
             TAILCAST_RETRAIN_NUMERIC=json.dumps(list(STATIC_FEATURES)),
             TAILCAST_RETRAIN_POLICY="always",
+            TAILCAST_RETRAIN_CROSS_FIT="0",
         )
         flags = ("--no-llmd-retrain", "--poll-interval", "2")
         members = tuple(Replica(tmp_path / h, env, flags) for h in ("a", "b"))
