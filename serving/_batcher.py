@@ -4,8 +4,10 @@ Every ``/v1/forecasts`` (and llm-d ``/predict``) call becomes a job. Jobs that a
 while the worker thread is busy wait and are then run together, grouped by the
 models snapshot and the levels asked for, so at 500 single requests per second the
 predictor runs a few dozen vectorized batches instead of 500 one-row calls. There is
-no fixed delay: an idle batcher starts a job on the next event-loop turn, so a lone
-request waits for nothing but the requests parsed in the same turn.
+no fixed delay by default: an idle batcher starts a job on the next event-loop turn,
+so a lone request waits for nothing but the requests parsed in the same turn. A
+batcher given a ``linger_s`` (the completions writer's group commit) waits that long
+from an idle start, so calls arriving one at a time still share a batch.
 
 The worker is one dedicated thread: the event loop only parses, queues and answers,
 and the model math never competes with itself for the GIL.
@@ -56,6 +58,8 @@ class MicroBatcher(Generic[T, R]):
         name: Worker thread name.
         inline_items: Batches of at most this many items run on the event loop itself
             (two thread hand-offs cost more than a few rows of model math); 0: never.
+        linger_s: Seconds an idle batcher waits for more jobs before it starts a batch
+            (jobs that arrive while a batch runs go next without waiting); 0: none.
     """
 
     def __init__(
@@ -64,12 +68,14 @@ class MicroBatcher(Generic[T, R]):
         max_items: int = 2048,
         name: str = "batch",
         inline_items: int = 0,
+        linger_s: float = 0.0,
     ) -> None:
-        if max_items < 1 or inline_items < 0:
-            raise ValueError("max_items must be >= 1 and inline_items >= 0")
+        if max_items < 1 or inline_items < 0 or linger_s < 0:
+            raise ValueError("max_items must be >= 1, inline_items and linger_s >= 0")
         self._run = run
         self.max_items = max_items
         self.inline_items = inline_items
+        self.linger_s = linger_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tailcast-{name}")
         self._pending: list[Job[T, R]] = []
         self._busy = False
@@ -88,7 +94,10 @@ class MicroBatcher(Generic[T, R]):
         self._pending.append(job)
         if not self._busy and not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._start, loop)
+            if self.linger_s > 0:
+                loop.call_later(self.linger_s, self._start, loop)
+            else:
+                loop.call_soon(self._start, loop)
         return await job.future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -5,7 +5,10 @@ batch) plus little per row, so storing each call on its own caps a service at a 
 dozen calls per second. Calls that arrive while a transaction runs wait for it to end
 and are then stored together in the next one (a :class:`~serving._batcher.MicroBatcher`
 with the store ingest as its run function): no fixed delay, one commit for all of them,
-and each call is answered only once that commit is durable. Each call gets the outcome
+and each call is answered only once that commit is durable. An idle writer lingers
+``linger_s`` before its first transaction (``ServingConfig.completion_linger_s``), so
+calls posted one at a time (a gateway reporting each completion as it ends) share
+transactions too. Each call gets the outcome
 of its own items; a ``request_id`` repeated across concurrent calls is stored once, the
 later item counted a duplicate, exactly as if the calls had come one after another.
 """
@@ -68,8 +71,10 @@ class TupleRows:
         return dict(zip(self.names, zip(*items, strict=True), strict=True))
 
 
-def completion_writer(store: RecordStore, max_items: int) -> MicroBatcher[Any, Outcome]:
-    """The group-commit batcher of ``store``.
+def completion_writer(
+    store: RecordStore, max_items: int, linger_s: float = 0.0
+) -> MicroBatcher[Any, Outcome]:
+    """The group-commit batcher of ``store`` (``linger_s``: see the module docstring).
 
     The context of a call is its ``source`` label (items: untrusted mappings, stored by
     :meth:`~feature_store.RecordStore.ingest_rows`) or a :class:`TupleRows` (items:
@@ -83,7 +88,7 @@ def completion_writer(store: RecordStore, max_items: int) -> MicroBatcher[Any, O
             report = store.ingest_rows(items, context)
         return outcomes(report, len(items))
 
-    return MicroBatcher(run, max_items, name="completions")
+    return MicroBatcher(run, max_items, name="completions", linger_s=linger_s)
 
 
 def report_of(items: Sequence[Outcome]) -> IngestReport:

@@ -7,9 +7,13 @@ Every replica runs a :class:`JudgeLoop` thread that tries ``store.try_lock("drif
 every ``retry_s`` seconds; the one that holds it takes the oldest completions
 (``drift_inbox_take``), judges them, and acknowledges them (``drift_inbox_ack``), woken
 at once by a local ingest (:meth:`JudgeLoop.wake`) and otherwise every ``poll_s``
-seconds. When its lock stops being held (its PostgreSQL session died, the store
-closed) it stops judging and goes back to trying, so drift is judged by one replica
-at a time over every replica's completions.
+seconds. A woken judge starts its next pass no sooner than ``gather_s`` after the
+start of its latest pass that judged anything (an idle judge answers a wake at once):
+completions posted one per call (a gateway reporting each as it finishes) are judged,
+and their drift state saved, a pass at a time rather than a store transaction each
+(:meth:`JudgeLoop.flush` does not wait for it). When its lock stops being held (its
+PostgreSQL session died, the store closed) it stops judging and goes back to trying,
+so drift is judged by one replica at a time over every replica's completions.
 
 Acknowledgment is after judging: a judge that dies mid-batch leaves the batch for its
 successor (at least once). A batch whose judging raises is acknowledged anyway and
@@ -34,6 +38,10 @@ from feature_store import RecordStore, StoreLock
 
 logger = logging.getLogger(__name__)
 
+#: Seconds from the start of a pass that judged completions to the next pass: at 50
+#: completions/s posted one per call, a pass (and a drift state write of some tens of
+#: KB) per 0.5 s instead of one per completion.
+GATHER_S = 0.5
 #: The name of the store lock whose holder judges drift.
 JUDGE_LOCK = "drift-judge"
 #: Seconds between attempts to become the judge while another replica is (module-level
@@ -63,6 +71,8 @@ class JudgeLoop:
         poll_s: Seconds between inbox checks of an idle judge (ingests of this process
             wake it at once; other processes' ingests are seen within ``poll_s``).
         batch: Completions taken per pass.
+        gather_s: Least seconds from the start of a pass that judged completions to the
+            next pass's (default :data:`GATHER_S`; a full batch is followed at once).
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class JudgeLoop:
         retry_s: float | None = None,
         poll_s: float = 1.0,
         batch: int = 1000,
+        gather_s: float | None = None,
     ) -> None:
         self.store = store
         self._judge = judge
@@ -85,6 +96,9 @@ class JudgeLoop:
         self.retry_s = RETRY_S if retry_s is None else retry_s
         self.poll_s = poll_s
         self.batch = batch
+        self.gather_s = GATHER_S if gather_s is None else gather_s
+        self._last_busy = 0.0  # time.monotonic() at the start of the latest pass with rows
+        self._hurry = threading.Event()  # flush or stop: skip the gathering wait
         self.failures = 0
         self.lock: StoreLock | None = None  # the judge lock while this replica holds it
         self._judging = False
@@ -110,12 +124,13 @@ class JudgeLoop:
         self._thread.start()
 
     def wake(self) -> None:
-        """Drain now (a local ingest stored completions); never blocks."""
+        """Drain soon (a local ingest stored completions): within ``gather_s``; never blocks."""
         self._wake.set()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the current pass, release the lock and stop the thread."""
         self._stop.set()
+        self._hurry.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -138,6 +153,7 @@ class JudgeLoop:
                 if self._judging:
                     if target is None:
                         target = self._passes + 1
+                        self._hurry.set()
                         self._wake.set()
                     if self._clean >= target:
                         return
@@ -209,9 +225,18 @@ class JudgeLoop:
             if not self._pass():
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
+                self._gather()
+
+    def _gather(self) -> None:
+        """Wait until ``gather_s`` after the latest busy pass began (or a flush or stop)."""
+        remaining = self._last_busy + self.gather_s - time.monotonic()
+        if remaining > 0:
+            self._hurry.wait(remaining)
 
     def _pass(self) -> bool:
         """Take, judge and acknowledge one batch; whether more is waiting right now."""
+        self._hurry.clear()
+        started = time.monotonic()
         with self._cond:
             self._passes += 1
             number = self._passes
@@ -222,6 +247,7 @@ class JudgeLoop:
             logger.exception("cannot read the drift inbox")
             return False
         if rows:
+            self._last_busy = started
             self._judge_batch(rows)
             try:
                 self._commit([r["request_id"] for r in rows])

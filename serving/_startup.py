@@ -83,7 +83,7 @@ async def start_service(
         poller=poller,
         endpoints=endpoints,
         metrics=service_metrics,
-        completions=completion_writer(store, config.max_batch_items),
+        completions=completion_writer(store, config.max_batch_items, config.completion_linger_s),
         forecaster=MicroBatcher(
             run_forecasts,
             config.max_batch_items,

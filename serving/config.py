@@ -54,6 +54,10 @@ class ServingConfig:
             event loop (a thread hand-off each way costs more than a few rows of model
             math, and more still on a busy machine); larger ones run on the forecast
             thread. 0: always the thread.
+        completion_linger_s: Seconds an idle completions writer waits for more calls
+            before it opens a store transaction (group commit of calls posted one at a
+            time: each answer waits up to this much longer, the store does a fraction
+            of the transactions); 0: none. ``tailcast serve`` sets 0.05.
         llmd_served_model: Served model under which llm-d training data is stored; its
             TTFT and TPOT predictors are ``<name>.ttft`` and ``<name>.tpot``.
         llmd_quantile: Level at which llm-d endpoints answer ``ttft_ms``/``tpot_ms``
@@ -83,6 +87,7 @@ class ServingConfig:
     blas_threads: int = 1
     switch_interval_s: float = 0.001
     inline_batch_items: int = 0
+    completion_linger_s: float = 0.0
     llmd_served_model: str = "llm-d"
     llmd_quantile: float = 0.9
     adaptive_calibration: bool = True
@@ -100,7 +105,12 @@ class ServingConfig:
         >>> ServingConfig.standalone().mlflow_http_timeout_s
         5
         """
-        return cls(load_before_serving=False, mlflow_http_timeout_s=5, mlflow_http_retries=1)
+        return cls(
+            load_before_serving=False,
+            mlflow_http_timeout_s=5,
+            mlflow_http_retries=1,
+            completion_linger_s=0.05,
+        )
 
     def __post_init__(self) -> None:
         if self.max_batch_items < 1 or self.max_body_bytes < 1 or self.endpoint_window < 1:
@@ -113,5 +123,7 @@ class ServingConfig:
             raise ValueError("MLflow HTTP timeout must be >= 1 s and its retries >= 0")
         if not 0.0 < self.llmd_quantile < 1.0:
             raise ValueError(f"llmd_quantile must lie in (0, 1) (got {self.llmd_quantile})")
+        if self.completion_linger_s < 0:
+            raise ValueError("completion_linger_s must be >= 0 seconds")
         if self.calibration_refresh_s <= 0:
             raise ValueError("calibration_refresh_s must be > 0 seconds")

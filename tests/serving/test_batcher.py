@@ -63,6 +63,8 @@ def test_a_failing_group_fails_only_its_own_jobs_and_size_caps_batches() -> None
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_items"):
         MicroBatcher(lambda c, items: items, max_items=0)
+    with pytest.raises(ValueError, match="linger_s"):
+        MicroBatcher(lambda c, items: items, linger_s=-1.0)
 
 
 def test_tiny_batches_can_run_on_the_event_loop_and_larger_ones_on_the_thread() -> None:
@@ -81,3 +83,26 @@ def test_tiny_batches_can_run_on_the_event_loop_and_larger_ones_on_the_thread() 
 
     asyncio.run(main())
     assert threads == [(2, True), (3, False)]
+
+
+def test_a_lingering_batcher_runs_calls_sent_one_at_a_time_together() -> None:
+    runs: list[list[int]] = []
+
+    def run(context: str, items: list[int]) -> list[int]:
+        runs.append(items)
+        return items
+
+    async def main(linger_s: float) -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(run, max_items=100, linger_s=linger_s)
+        calls = []
+        for i in range(5):  # one call every 10 ms, each alone
+            calls.append(asyncio.create_task(batcher.submit("k", [i], "k")))
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*calls) == [[0], [1], [2], [3], [4]]
+        batcher.close()
+
+    asyncio.run(main(0.0))
+    assert runs == [[0], [1], [2], [3], [4]]
+    runs.clear()
+    asyncio.run(main(1.0))  # all five arrive within the linger: one run
+    assert runs == [[0, 1, 2, 3, 4]]

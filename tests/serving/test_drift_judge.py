@@ -22,6 +22,7 @@ from registry import MLflowRegistry, ModelVersion
 from serving import create_app
 from serving._drift import DriftService
 from serving._endpoint_cache import EndpointStatsCache
+from serving._judge import JudgeLoop
 from serving._models import LoadedModel, ModelTable
 
 if TYPE_CHECKING:  # mypy maps tests/<pkg>/*.py to top-level modules (no __init__.py)
@@ -169,3 +170,28 @@ def test_a_cli_ingest_is_judged_by_the_running_services_judge(
         assert view["observed"] == 5  # the completion without a champion: acked, not judged
         assert [(g["group"]["served_model"], g["n"]) for g in view["groups"]] == [(SERVED, 5)]
     store.close()
+
+
+def test_a_woken_judge_gathers_completions_posted_one_per_call(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    batches: list[int] = []
+    loop = JudgeLoop(
+        store, lambda rows: batches.append(len(rows)), retry_s=0.05, poll_s=0.05, gather_s=60.0
+    )
+    loop.start()
+    try:
+        wait_until(lambda: loop.is_judge)
+        store.ingest_rows([completion("first")])
+        loop.wake()
+        wait_until(lambda: batches == [1])
+        for i in range(19):  # one completion per call, each waking the judge
+            store.ingest_rows([completion(f"c{i}")])
+            loop.wake()
+        time.sleep(0.3)  # six poll intervals: still gathering (a pass per minute at most)
+        assert (batches, store.drift_inbox_size()) == ([1], 19)
+        loop.flush(timeout_s=10.0)  # a flush does not wait for the gathering
+        assert batches == [1, 19]
+    finally:
+        loop.stop(timeout_s=10.0)
+        store.close()
+    assert not loop.is_judge
