@@ -94,9 +94,34 @@ def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str
         if out.returncode != 0:
             raise RuntimeError(f"load generator failed:\n{out.stderr.decode()[-4000:]}")
         result: dict[str, Any] = json.loads(out.stdout)
+        result["server"] = server_counters(base)
         return result
     finally:
         serving._stop(proc)
+
+
+#: Series of the service's ``/metrics`` the report states at the end of the run.
+COUNTERS = {
+    "tailcast_drift_completions_judged_total": "completions judged",
+    "tailcast_drift_group_ood": "groups out of distribution",
+    "tailcast_drift_retrain_requests_total": "retraining requests",
+    "tailcast_drift_failures_total": "judge failures",
+    "tailcast_drift_inbox_backlog": "inbox backlog",
+}
+
+
+def server_counters(base: str) -> dict[str, float]:
+    """The :data:`COUNTERS` series of the service's ``/metrics``, summed over labels."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    totals = dict.fromkeys(COUNTERS, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
 
 
 def per_minute(res: dict[str, Any], minutes: int) -> list[dict[str, Any]]:
@@ -185,7 +210,13 @@ def report(
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['completion_p99_ms']:.0f} | "
             f"{r['rss_mb']:.1f} |"
         )
+    counters = res.get("server", {})
+    stated = ", ".join(
+        f"{label} {counters[k]:,.0f}" for k, label in COUNTERS.items() if k in counters
+    )
     lines += [
+        "",
+        f"The service at the end of the run: {stated}." if stated else "",
         "",
         f"- errors: **{errors}** (bar 0): {'met' if errors == 0 else 'NOT met'}",
         f"- p99 last minute / first minute: **{p99_ratio:.2f}** (bar <= 1.5): "
