@@ -95,6 +95,7 @@ def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str
             raise RuntimeError(f"load generator failed:\n{out.stderr.decode()[-4000:]}")
         result: dict[str, Any] = json.loads(out.stdout)
         result["server"] = server_counters(base)
+        result["drift_events"] = drift_events(base)
         return result
     finally:
         serving._stop(proc)
@@ -122,6 +123,26 @@ def server_counters(base: str) -> dict[str, float]:
         if name in totals:
             totals[name] += float(line.rsplit(" ", 1)[1])
     return totals
+
+
+def drift_events(base: str) -> list[str]:
+    """The service's drift events of the run, one line each (group, kind, evidence)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{base}/v1/drift?events=100", headers={"Authorization": f"Bearer {serving.TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        events = json.loads(answer.read())["events"]
+    lines = []
+    for e in events:
+        g = e["group"]
+        stats = ", ".join(f"{k} {v:.3g}" for k, v in sorted(e["statistics"].items()))
+        lines.append(
+            f"{e['at'][11:19]} {g['served_model']} {g['prompt_class']}|{g['device']}: "
+            f"{e['kind']} at n = {e['n_samples']} ({stats})"
+        )
+    return lines
 
 
 def per_minute(res: dict[str, Any], minutes: int) -> list[dict[str, Any]]:
@@ -217,6 +238,7 @@ def report(
     lines += [
         "",
         f"The service at the end of the run: {stated}." if stated else "",
+        *(f"- drift event {line}" for line in res.get("drift_events", [])),
         "",
         f"- errors: **{errors}** (bar 0): {'met' if errors == 0 else 'NOT met'}",
         f"- p99 last minute / first minute: **{p99_ratio:.2f}** (bar <= 1.5): "
