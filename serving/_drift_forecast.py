@@ -40,14 +40,13 @@ _FORECAST_FIELDS += ("input_tokens", "cached_tokens", "workflow_id", "step")
 
 
 def forecast_request(rec: CompletionRecord) -> ForecastRequest:
-    """The forecast request that was (or would have been) made for ``rec``."""
-    runtime = None
-    if any(v is not None for v in (rec.num_running, rec.num_waiting, rec.kv_cache_util)):
-        runtime = RuntimeState(
-            num_running=rec.num_running,
-            num_waiting=rec.num_waiting,
-            kv_cache_util=rec.kv_cache_util,
-        )
+    """The forecast request that was (or would have been) made for ``rec``.
+
+    Its runtime state is every :class:`RuntimeState` field the record carries (the
+    load when it was submitted), as a router would have sent it.
+    """
+    state = {f: getattr(rec, f) for f in RuntimeState.model_fields}
+    runtime = RuntimeState(**state) if any(v is not None for v in state.values()) else None
     fields = {f: getattr(rec, f) for f in _FORECAST_FIELDS}
     return ForecastRequest(request_id=rec.request_id, runtime=runtime, **fields)
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import CompletionRecord
 from feature_store import DuckDBStore
-from serving._drift_forecast import judged_columns
+from serving._drift_forecast import forecast_request, judged_columns
 from serving._endpoint_cache import EndpointStatsCache
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -77,3 +77,15 @@ def test_one_query_per_endpoint_and_bucket(store: DuckDBStore) -> None:
     judged_columns(recs, cache.as_of)
     assert 1 <= len(calls) <= 2
     assert all(c <= T0 + timedelta(seconds=63) for c in calls)
+
+
+def test_the_judged_request_carries_every_runtime_field_the_record_has() -> None:
+    record = _record(1, T0, 1.0, 10) | {"num_running": 3, "prefill_tokens_in_flight": 900}
+    rec = CompletionRecord.model_validate(record | {"decode_tokens_in_flight": 40})
+    runtime = forecast_request(rec).runtime
+    assert runtime is not None
+    assert (runtime.num_running, runtime.num_waiting) == (3, None)
+    assert (runtime.prefill_tokens_in_flight, runtime.decode_tokens_in_flight) == (900, 40)
+    assert (
+        forecast_request(CompletionRecord.model_validate(_record(2, T0, 1.0, 10))).runtime is None
+    )
