@@ -28,9 +28,8 @@ from feature_store import BrokerInfo, DuckDBStore, RecordStore, advertise, withd
 from serving._docs import install_docs
 from serving._drift import start_drift, stop_drift
 from serving._drift_metrics import DriftCollector
-from serving._fast_path import ForecastFastPath
+from serving._fast_path import ServiceAPI
 from serving._metrics import ServiceMetrics
-from serving._middleware import MetricsMiddleware
 from serving._openapi import install_schemas
 from serving._startup import start_service
 from serving._state import ServiceHook, ServiceState
@@ -115,13 +114,14 @@ def create_app(
         served_models,
         poll_interval_s,
     )
-    app = FastAPI(
+    app = ServiceAPI(
+        metrics=service_metrics,
+        max_body_bytes=cfg.max_body_bytes,
         title="tailcast",
         summary="Latency forecasts for LLM routers.",
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=_lifespan(start, hooks, on_retrain, public_url),
-        max_body_size=cfg.max_body_bytes,
         docs_url=None,
         redoc_url=None,
     )
@@ -180,10 +180,8 @@ async def _stop(
 
 
 def _install(app: FastAPI, cfg: ServingConfig, service_metrics: ServiceMetrics) -> None:
-    """Add the docs, the middleware (fast path inside metrics), the routes and schemas."""
+    """Add the docs, the routes and schemas (the middleware is :class:`ServiceAPI`'s)."""
     install_docs(app)
-    app.add_middleware(ForecastFastPath, max_body_bytes=cfg.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=service_metrics)  # outermost
     service_metrics.registry.register(DriftCollector(lambda: getattr(app.state, "drift", None)))
     for module in (forecasts, completions, traces, models, health, metrics, scaling, aibrix):
         app.include_router(module.router)

@@ -78,10 +78,13 @@ class Predictor:
         self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
         self.tokenizer_json = tokenizer_json
         a = self.arrays
+        # The network runs in float32, as it was trained: half the memory traffic of
+        # float64 (the weights of a cross-fitted ensemble do not stay in a busy core's
+        # cache between requests) and twice the BLAS speed; outputs differ by ~1e-7.
         self._layers = [
-            (a[f"layer{i}_W"].astype(np.float64), a[f"layer{i}_b"].astype(np.float64))
+            (a[f"layer{i}_W"].astype(np.float32), a[f"layer{i}_b"].astype(np.float32))
             for i in range(len(spec.hidden))
-        ] + [(a["head_W"].astype(np.float64), a["head_b"].astype(np.float64))]
+        ] + [(a["head_W"].astype(np.float32), a["head_b"].astype(np.float32))]
         projected_table = spec.text.kind == "static_table"
         self._text = text_featurizer(
             spec.text, a.get("text_table") if projected_table else None, tokenizer_json
@@ -180,20 +183,25 @@ class Predictor:
         return q, classes
 
     def _forward(self, h: F64) -> F64:
-        """Uncalibrated transformed quantiles (n, K) of network inputs ``h``."""
+        """Uncalibrated transformed quantiles (n, K) of network inputs ``h``.
+
+        The layers run in float32; the quantile head (a cumulative sum) in float64.
+        """
         m = self.spec.members
+        x = h.astype(np.float32)
         if m == 1:
             for w, b in self._layers[:-1]:
-                h = np.maximum(h @ w + b, 0.0)
+                x = np.maximum(x @ w + b, 0.0)
             w, b = self._layers[-1]
-            return quantile_head(h @ w + b)
+            return quantile_head((x @ w + b).astype(np.float64))
         w, b = self._layers[0]  # shared input -> every member's block, side by side
-        n = h.shape[0]
-        z = (h @ w + b).reshape(n, m, -1).transpose(1, 0, 2)  # (members, n, width)
+        n = x.shape[0]
+        z = (x @ w + b).reshape(n, m, -1).transpose(1, 0, 2)  # (members, n, width)
         for w, b in self._layers[1:]:
             z = np.maximum(z, 0.0) @ w + b[:, None, :]
         k = z.shape[2]
-        q: F64 = quantile_head(z.reshape(m * n, k)).reshape(m, n, k).mean(axis=0)
+        raw = z.reshape(m * n, k).astype(np.float64)
+        q: F64 = quantile_head(raw).reshape(m, n, k).mean(axis=0)
         return q
 
     def _groups(self, cols: Columns, n: int, classes: list[str]) -> npt.NDArray[np.int64]:
@@ -258,7 +266,7 @@ def tabular_matrix(spec: PredictorSpec, num_mean: F64, num_std: F64, cols: Colum
     else:
         x = numeric_matrix(cols, spec.numeric, n)
     x = (x - num_mean) / num_std
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.where(np.isfinite(x), x, 0.0)  # NaN and +-inf -> 0 (np.nan_to_num, cheaper)
     return np.concatenate(
         [
             x,

@@ -55,9 +55,10 @@ def test_merged_bundle_is_the_mean_of_its_members(
     assert merged.spec.projection == 3 * members[0].spec.projection
     cols = data.rows(np.arange(200))  # type: ignore[attr-defined]
     expected = np.mean([m.predict_transformed(cols, 200) for m in members], axis=0)
-    np.testing.assert_allclose(merged.predict_transformed(cols, 200), expected, atol=1e-9)
+    # float32 networks: members and the merged block sum in different orders
+    np.testing.assert_allclose(merged.predict_transformed(cols, 200), expected, atol=1e-5)
     single = data.rows(np.array([7]))  # type: ignore[attr-defined]
-    np.testing.assert_allclose(merged.predict_transformed(single, 1), expected[7:8], atol=1e-9)
+    np.testing.assert_allclose(merged.predict_transformed(single, 1), expected[7:8], atol=1e-5)
     loaded = Predictor.load(merged.save(tmp_path / "bundle"))
     np.testing.assert_allclose(loaded.predict(cols, 200), merged.predict(cols, 200), rtol=1e-9)
     assert np.all(np.diff(loaded.predict(cols, 200), axis=1) >= 0)

@@ -171,4 +171,5 @@ def test_one_request_alone_is_forecast_as_in_a_batch() -> None:
     columns: dict[str, list[Any]] = {k: list(v) for k, v in REQUESTS.items()}  # type: ignore[call-overload]
     for i in range(3):
         alone = predictor.predict({k: [v[i]] for k, v in columns.items()})
-        np.testing.assert_allclose(alone[0], batch[i], rtol=1e-12)
+        # float32 layers: a row alone and in a batch agree to float32 precision
+        np.testing.assert_allclose(alone[0], batch[i], rtol=1e-6)

@@ -22,7 +22,8 @@ def test_latency_tables_follow_the_predictor() -> None:
     tables = tiny_model().latency("m", "d")
     assert tables.by_z.shape == (M, 257)
     # median of call s is exp(0.3 log1p(s)) = (1 + s) ** 0.3; z = 0 is the middle column
-    np.testing.assert_allclose(tables.by_z[:, 128], (1.0 + np.arange(M)) ** 0.3, rtol=1e-9)
+    # (to float32 precision: the network runs in float32)
+    np.testing.assert_allclose(tables.by_z[:, 128], (1.0 + np.arange(M)) ** 0.3, rtol=1e-6)
     assert np.all(np.diff(tables.by_z, axis=1) >= 0)
     assert np.all(tables.p90 > tables.by_z[:, 128])
     with pytest.raises(KeyError):
