@@ -160,9 +160,7 @@ def _mean_one(levels: list[float], row: list[float], lower: float | None) -> flo
     >>> round(_mean_one([0.1, 0.5, 0.9], [1.0, 2.0, 4.0], 0.0), 6)
     2.37456
     """
-    body = sum(
-        (levels[i + 1] - levels[i]) * (row[i] + row[i + 1]) / 2 for i in range(len(row) - 1)
-    )
+    body = sum((levels[i + 1] - levels[i]) * (row[i] + row[i + 1]) / 2 for i in range(len(row) - 1))
     s_left = (row[1] - row[0]) / math.log(levels[1] / levels[0])
     s_right = (row[-1] - row[-2]) / math.log((1 - levels[-2]) / (1 - levels[-1]))
     right = (1 - levels[-1]) * (row[-1] + s_right)
