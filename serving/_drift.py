@@ -30,7 +30,6 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -57,7 +56,7 @@ from serving._drift_store import DriftStore
 from serving._endpoint_cache import EndpointStatsCache
 from serving._judge import JudgeLoop
 from serving._models import LoadedModel, ModelTable
-from serving._report_worker import ReportWorker
+from serving._report_worker import ReportThread, ReportWorker
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ class DriftService:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_max = seen_ids
         self._versions: dict[str, str] = {}
-        self._report_work = ThreadPoolExecutor(1, thread_name_prefix="tailcast-drift-report")
+        self._report_work = ReportThread()
         self._report_worker = ReportWorker()
         self._lock = threading.Lock()
         self.observed = 0

@@ -7,20 +7,33 @@ path for the interpreter. :class:`ReportWorker` keeps one spawned child (started
 first report, reused after) that runs :func:`drift.reports.write_report`; the service
 sends it the two windows and gets the report's metadata back. A child that dies is
 replaced at the next report.
+
+The two windows are still built in the service (its store holds the reference), on
+one :class:`ReportThread`; after each report it hands the memory they freed back to
+the operating system (:func:`release_memory`), so a report does not leave the
+service's resident memory a step higher.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import pandas as pd
 
 from core.drift import DriftReportInfo
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Added to the worker's niceness: reports yield the CPU to the forecast path (the
 #: same policy as the drift retraining child, ``pipelines._retrain_child.NICENESS``).
@@ -85,3 +98,36 @@ class ReportWorker:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the OS: Arrow's pool, then glibc's heap (Linux).
+
+    A report's frames (thousands of rows with prompts, their forecasts) are freed when
+    it is written, but allocators keep freed pages for reuse; ``malloc_trim`` returns
+    whole free pages of every arena. Elsewhere (no glibc) only Arrow's pool is asked.
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class ReportThread(ThreadPoolExecutor):
+    """The one thread drift reports are prepared on; :func:`release_memory` after each."""
+
+    def __init__(self) -> None:
+        super().__init__(1, thread_name_prefix="tailcast-drift-report")
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn(*args, **kwargs)``, then release the memory it freed."""
+
+        def run() -> T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                release_memory()
+
+        return super().submit(run)
