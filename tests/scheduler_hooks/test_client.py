@@ -58,7 +58,8 @@ def test_bulk_forecasts_split_into_chunks_keep_order(base_url: str) -> None:
     assert len(calls) == 4  # 2 + 2 + 1, then the single one
     assert [f.request_id for f in out] == ["r0", "r1", "r2", "r3", "r4"]
     # a chunk's forecasts do not depend on their neighbours (up to float rounding)
-    assert one.quantiles == pytest.approx(out[3].quantiles, rel=1e-12)
+    # alone and in a chunk agree to the float32 precision of the network
+    assert one.quantiles == pytest.approx(out[3].quantiles, rel=1e-6)
     assert one.request_id == "r3"
     for f in out:
         assert (f.served_model, f.model_version) == (SERVED, 1)
@@ -125,8 +126,8 @@ def test_async_client_matches_sync(base_url: str) -> None:
         want = client.forecasts(items(4))
     assert [f.request_id for f in got] == [f.request_id for f in want]
     for a, b in zip(got, want, strict=True):
-        assert a.quantiles == pytest.approx(b.quantiles, rel=1e-12)
-        assert a.mean == pytest.approx(b.mean, rel=1e-12)
+        assert a.quantiles == pytest.approx(b.quantiles, rel=1e-6)  # float32 network
+        assert a.mean == pytest.approx(b.mean, rel=1e-6)
 
 
 def test_arguments_are_checked() -> None:

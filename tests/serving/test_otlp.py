@@ -176,8 +176,13 @@ def test_vllm_spans_through_the_real_exporter_become_completions_once(
         assert metric(url, "tailcast_completions_accepted_total") == n
         # The drift judge was fed: it judges every stored span of the champion's model.
         with httpx.Client(base_url=url, timeout=30) as client:
-            view = wait_for(lambda: (v := client.get("/v1/drift").json())["observed"] == n and v)
-        assert view["inbox"] == 0
+            # judged (counted), then acknowledged (out of the inbox) by the same pass
+            view = wait_for(
+                lambda: (
+                    (v := client.get("/v1/drift").json())["observed"] == n and v["inbox"] == 0 and v
+                )
+            )
+        assert (view["observed"], view["inbox"]) == (n, 0)
         provider.shutdown()
     records = stored(tmp_path)
     assert sorted(records) == sorted(f"cmpl-{i}" for i in range(n))

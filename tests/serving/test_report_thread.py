@@ -19,7 +19,11 @@ def _rss_kib() -> int:
 def test_results_and_errors_pass_through_and_the_thread_keeps_working() -> None:
     thread = ReportThread()
     try:
-        assert thread.submit(lambda a, b=1: a + b, 2, b=3).result(timeout=30) == 5
+
+        def add(a: int, b: int = 1) -> int:
+            return a + b
+
+        assert thread.submit(add, 2, b=3).result(timeout=30) == 5
 
         def broken() -> None:
             raise LookupError("too few judged completions")
