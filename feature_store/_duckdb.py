@@ -44,8 +44,15 @@ _STORED = [s.name for s in STORED_FIELDS]
 
 #: DuckDB settings of every store connection. The allocator hands freed memory back to
 #: the OS past 16 MiB (DuckDB's default, 128 MiB, let a long-running service's resident
-#: memory creep up by some 100 MiB under a stream of small ingests).
-_CONFIG: dict[str, str | bool | int | float | list[str]] = {"allocator_flush_threshold": "16MiB"}
+#: memory creep up by some 100 MiB under a stream of small ingests). A checkpoint once
+#: the write-ahead log holds 1 MiB (default 16 MiB): a service's stream of small write
+#: transactions (completions, judged-inbox deletes, drift state) keeps what it wrote
+#: since the last checkpoint in memory, so its resident memory climbed by tens of MiB
+#: between checkpoints and did not settle (docs/decisions/2026-12-07-duckdb-checkpoints.md).
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "allocator_flush_threshold": "16MiB",
+    "checkpoint_threshold": "1MiB",
+}
 
 
 def _register_stored(
