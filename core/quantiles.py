@@ -161,8 +161,8 @@ def _mean_one(levels: list[float], row: list[float], lower: float | None) -> flo
     2.37456
     """
     body = sum((levels[i + 1] - levels[i]) * (row[i] + row[i + 1]) / 2 for i in range(len(row) - 1))
-    s_left = (row[1] - row[0]) / math.log(levels[1] / levels[0])
-    s_right = (row[-1] - row[-2]) / math.log((1 - levels[-2]) / (1 - levels[-1]))
+    s_left = _divide(row[1] - row[0], math.log(levels[1] / levels[0]))
+    s_right = _divide(row[-1] - row[-2], math.log((1 - levels[-2]) / (1 - levels[-1])))
     right = (1 - levels[-1]) * (row[-1] + s_right)
     q1, v1 = levels[0], row[0]
     if lower is None or s_left <= 0:
@@ -172,3 +172,19 @@ def _mean_one(levels: list[float], row: list[float], lower: float | None) -> flo
     log_q1 = math.log(q1)
     integral = (v1 - s_left * log_q1) * (q1 - qs) + s_left * ((q1 * log_q1 - q1) - at_qs)
     return body + right + lower * qs + integral
+
+
+def _divide(num: float, den: float) -> float:
+    """``num / den`` as NumPy divides floats: +-inf or NaN for a zero ``den``, no raise.
+
+    Two levels a grid tells apart can still give the same ``1 - level`` (0.001 and
+    0.0010000000000000002), so a tail's log ratio can be exactly 0.
+
+    >>> _divide(1.0, 0.0), _divide(-1.0, 0.0)
+    (inf, -inf)
+    """
+    if den != 0.0:
+        return num / den
+    if num == 0.0 or math.isnan(num):
+        return math.nan
+    return math.copysign(math.inf, num) * math.copysign(1.0, den)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.quantiles import mean_rows
@@ -24,6 +24,9 @@ def rows(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float | None]:
 
 @settings(max_examples=300, deadline=None)
 @given(rows())
+# levels that differ but whose 1 - level does not: a right tail of zero log ratio
+@example((np.array([0.001, 0.0010000000000000002]), np.array([0.0, 0.0]), None))
+@example((np.array([0.001, 0.0010000000000000002]), np.array([0.0, 1.0]), 0.0))
 def test_one_row_is_the_mean_of_the_same_row_in_a_batch(
     case: tuple[np.ndarray, np.ndarray, float | None],
 ) -> None:
