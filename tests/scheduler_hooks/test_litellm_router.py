@@ -196,8 +196,8 @@ def test_router_learns_the_slow_deployment(tailcast_url: str) -> None:
     assert slow_f.quantiles[0.5] > 2 * fast_f.quantiles[0.5]  # the forecasts know it
 
 
-def wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``done`` (LiteLLM runs blocking calls' callbacks on a thread pool)."""
+def wait_until(done: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Poll ``done`` (LiteLLM runs blocking calls' callbacks on a thread pool: slow when loaded)."""
     deadline = time.monotonic() + timeout_s
     while not done():
         assert time.monotonic() < deadline, "LiteLLM did not report the call"
