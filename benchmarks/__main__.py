@@ -38,6 +38,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], str]]] = {
     "serving": ("serving", bench_serving.run),
     "store": ("store", bench_store.run),
     "soak": ("soak", bench_soak.run),
+    "store-memory": (
+        "store-memory",
+        lambda: __import__("benchmarks.bench_store_memory").bench_store_memory.run(),
+    ),
     "rate": ("rate", bench_rate.run),
     "make-run": ("make-run", bench_make_run.run),
     "routing": ("routing", bench_routing.run),

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from core import RECORD_FIELDS
 from feature_store._base import StoreLock
+from feature_store._connection import StoreConnection
 
 #: ``SELECT`` list of an inbox read: every record field (prompt from ``prompts``), in order.
 _INBOX_COLUMNS = ", ".join("p.text AS prompt" if f == "prompt" else f"r.{f}" for f in RECORD_FIELDS)
@@ -107,10 +108,9 @@ def enqueue_stored(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class InboxTables:
-    """The coordination methods of the DuckDB store (a mixin; needs ``_con``, ``_write_lock``)."""
+    """The coordination methods of the DuckDB store (a mixin; needs ``_db``)."""
 
-    _con: duckdb.DuckDBPyConnection
-    _write_lock: threading.Lock
+    _db: StoreConnection
     _locks: LockTable
     _taken: list[LocalLock]
 
@@ -129,27 +129,19 @@ class InboxTables:
 
     def drift_inbox_take(self, limit: int = 1000) -> pa.Table:
         """See :meth:`RecordStore.drift_inbox_take`."""
-        cur = self._con.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
+        with self._db.read() as cur:
             return cur.sql(
                 f"SELECT {_INBOX_COLUMNS} FROM drift_inbox i JOIN records r USING (request_id) "
                 "LEFT JOIN prompts p ON p.sha256 = r.prompt_sha256 ORDER BY i.seq LIMIT ?",
                 params=[limit],
             ).to_arrow_table()
-        finally:
-            cur.close()
 
     def drift_inbox_ack(self, request_ids: Sequence[str]) -> int:
         """See :meth:`RecordStore.drift_inbox_ack`."""
         if not request_ids:
             return 0
-        with self._write_lock:
-            cur = self._con.cursor()
-            try:
-                return _ack(cur, request_ids)
-            finally:
-                cur.close()
+        with self._db.write() as cur:
+            return _ack(cur, request_ids)
 
     def save_drift_state(
         self,
@@ -160,8 +152,7 @@ class InboxTables:
     ) -> None:
         """See :meth:`RecordStore.save_drift_state` (one transaction under the write lock)."""
         gone = [k for k in drop if k not in states]
-        with self._write_lock:
-            cur = self._con.cursor()
+        with self._db.write() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 _save_states(cur, states, gone)
@@ -171,25 +162,17 @@ class InboxTables:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            finally:
-                cur.close()
 
     def load_drift_state(self) -> dict[str, str]:
         """See :meth:`RecordStore.load_drift_state`."""
-        cur = self._con.cursor()
-        try:
+        with self._db.read() as cur:
             rows = cur.execute("SELECT key, state FROM drift_state ORDER BY key").fetchall()
-        finally:
-            cur.close()
         return {str(k): str(v) for k, v in rows}
 
     def drift_inbox_size(self) -> int:
         """See :meth:`RecordStore.drift_inbox_size`."""
-        cur = self._con.cursor()
-        try:
+        with self._db.read() as cur:
             row = cur.execute("SELECT count(*) FROM drift_inbox").fetchone()
-        finally:
-            cur.close()
         return int(row[0]) if row else 0
 
 

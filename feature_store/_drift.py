@@ -12,7 +12,6 @@ to one of them for a lease, so several deliverers never send an alert at the sam
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 import duckdb
 
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo, alert_id_for
+from feature_store._connection import StoreConnection
 from feature_store._drift_rows import (
     ALERT_COLS,
     ATTEMPT_COLS,
@@ -38,42 +38,30 @@ from feature_store._drift_rows import (
 
 
 class DriftTables:
-    """Drift methods of the DuckDB store (a mixin; needs ``_con``, ``_write_lock``)."""
+    """Drift methods of the DuckDB store (a mixin; needs ``_db``)."""
 
-    _con: duckdb.DuckDBPyConnection
-    _write_lock: threading.Lock
+    _db: StoreConnection
 
     def _drift_write(self, sql: str, params: Sequence[object]) -> int:
-        with self._write_lock:
-            cur = self._con.cursor()
-            try:
-                row = cur.execute(sql, list(params)).fetchone()
-            finally:
-                cur.close()
+        with self._db.write() as cur:
+            row = cur.execute(sql, list(params)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     @contextmanager
     def _drift_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor in one write transaction (under the write lock); rolled back on error."""
-        with self._write_lock:
-            cur = self._con.cursor()
+        with self._db.write() as cur:
+            cur.execute("BEGIN TRANSACTION")
             try:
-                cur.execute("BEGIN TRANSACTION")
                 yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            finally:
-                cur.close()
 
     def _drift_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        cur = self._con.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
+        with self._db.read() as cur:
             return cur.execute(sql, list(params)).fetchall()
-        finally:
-            cur.close()
 
     # --- events ------------------------------------------------------------------
     def record_drift_event(self, event: DriftEvent) -> bool:

@@ -5,14 +5,16 @@ Concurrency model: the process that opens the file read-write is its only writer
 every read gets its own cursor, so readers run concurrently with each other and
 see only committed data. Named locks (:meth:`DuckDBStore.try_lock`) are therefore
 in-process, and every ingest fills the drift inbox in its own transaction. Another
-process may open the same file ``read_only=True`` while no writer holds it. Scaling
+process may open the same file ``read_only=True`` while no writer holds it. The
+connection (:class:`~feature_store._connection.StoreConnection`) closes and reopens
+the file every :data:`REOPEN_AFTER` write transactions, which hands back the native
+memory DuckDB keeps per write transaction. Scaling
 beyond one writer goes through the tailcast API (the service owns the store) or
 through exported Parquet snapshots; see ``docs/feature_store.md``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ import pyarrow as pa
 from core import IngestReport, StoreError
 from feature_store import _frames
 from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._connection import StoreConnection
 from feature_store._coordination import InboxTables, enqueue_stored, lock_table
 from feature_store._drift import DriftTables
 from feature_store._keyed import stored_keys
@@ -55,6 +58,12 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
+#: Write transactions between two reopens of the database (see
+#: :mod:`feature_store._connection`): at a few KiB kept per transaction, at most some
+#: 10 MiB of it between reopens; a reopen costs tens of milliseconds.
+REOPEN_AFTER = 2000
+
+
 def _register_stored(
     con: duckdb.DuckDBPyConnection, table: str, column: str, expr: str, view: str
 ) -> None:
@@ -82,34 +91,37 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         read_only: Open without write access (for a second process).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        reopen_after: int | None = REOPEN_AFTER,
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(self.path, read_only=read_only, config=_CONFIG)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._write_lock = threading.Lock()
+
+        def connect() -> duckdb.DuckDBPyConnection:
+            try:
+                return duckdb.connect(self.path, read_only=read_only, config=_CONFIG)
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open feature store {self.path}: {exc}") from exc
+
+        durable = self.path != ":memory:" and not read_only
+        self._db = StoreConnection(connect, reopen_after if durable else None)
         self._locks = lock_table(self.path)
         self._taken = []
         if not read_only:
-            with self._write_lock:
+            with self._db.write() as con:
                 for statement in (*DDL, *DRIFT_DDL, *COORDINATION_DDL):
-                    self._con.execute(statement)
-                self._con.execute(
+                    con.execute(statement)
+                con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
                     "SET value = CAST(greatest(CAST(meta.value AS BIGINT), "
                     "CAST(excluded.value AS BIGINT)) AS VARCHAR)",
                     [str(SCHEMA_VERSION)],
                 )
-
-    # --- connections -----------------------------------------------------------
-    def _reader(self) -> duckdb.DuckDBPyConnection:
-        cur = self._con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        return cur
 
     # --- writes ------------------------------------------------------------------
     def ingest_batches(
@@ -123,9 +135,7 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         """See :meth:`RecordStore.ingest_batches`."""
         started = datetime.now(UTC)
         report = IngestReport(accepted=0, duplicates=0)
-        with self._write_lock:
-            con = self._con.cursor()
-            con.execute("SET TimeZone = 'UTC'")
+        with self._db.write() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 for batch in prefetch(batches):
@@ -143,8 +153,6 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            finally:
-                con.close()
         return report
 
     def _ingest_one(
@@ -199,15 +207,13 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
                 "vector": pa.array(list(np.asarray(vectors, np.float32)), pa.list_(pa.float32())),
             }
         )
-        with self._write_lock:
-            con = self._con.cursor()
+        with self._db.write() as con:
             con.register("_emb", table)
             row = con.execute(
                 "INSERT INTO embeddings SELECT prompt_sha256, ?, vector, now() FROM _emb "
                 "ON CONFLICT DO NOTHING",
                 [encoder_id],
             ).fetchone()
-            con.close()
         return int(row[0]) if row else 0
 
     # --- reads -------------------------------------------------------------------
@@ -221,14 +227,13 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
                 "i": pa.array(range(len(prompt_sha256)), pa.int64()),
             }
         )
-        cur = self._reader()
-        cur.register("_keys", keys)
-        found = cur.sql(
-            "SELECT i, vector FROM _keys JOIN embeddings e "
-            "ON e.prompt_sha256 = k AND e.encoder_id = ? ORDER BY i",
-            params=[encoder_id],
-        ).to_arrow_table()
-        cur.close()
+        with self._db.read() as cur:
+            cur.register("_keys", keys)
+            found = cur.sql(
+                "SELECT i, vector FROM _keys JOIN embeddings e "
+                "ON e.prompt_sha256 = k AND e.encoder_id = ? ORDER BY i",
+                params=[encoder_id],
+            ).to_arrow_table()
         mask = np.zeros(len(prompt_sha256), dtype=np.bool_)
         if found.num_rows == 0:
             return mask, np.zeros((len(prompt_sha256), 0), dtype=np.float32)
@@ -241,13 +246,12 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
 
     def prompts_missing_embeddings(self, encoder_id: str) -> Iterator[tuple[str, str]]:
         """See :meth:`RecordStore.prompts_missing_embeddings`."""
-        cur = self._reader()
-        rows = cur.execute(
-            "SELECT sha256, text FROM prompts p WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-            "WHERE e.prompt_sha256 = p.sha256 AND e.encoder_id = ?) ORDER BY sha256",
-            [encoder_id],
-        ).fetchall()
-        cur.close()
+        with self._db.read() as cur:
+            rows = cur.execute(
+                "SELECT sha256, text FROM prompts p WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+                "WHERE e.prompt_sha256 = p.sha256 AND e.encoder_id = ?) ORDER BY sha256",
+                [encoder_id],
+            ).fetchall()
         yield from ((str(s), str(t)) for s, t in rows)
 
     def training_frame(
@@ -271,34 +275,24 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
             require=require,
             window=endpoint_window,
         )
-        cur = self._reader()
-        try:
+        with self._db.read() as cur:
             return cur.sql(sql, params=params).to_arrow_table()
-        finally:
-            cur.close()
 
     def endpoint_stats(
         self, served_model: str, device: str, at: datetime, window: int = 50
     ) -> EndpointStats:
         """See :meth:`RecordStore.endpoint_stats`."""
         sql, params = _frames.endpoint_stats_sql(served_model, device, at, window)
-        cur = self._reader()
-        try:
+        with self._db.read() as cur:
             n, tps, lat = cur.execute(sql, params).fetchone() or (0, None, None)
-        finally:
-            cur.close()
         return EndpointStats(completions=int(n), median_tokens_per_s=tps, median_latency_s=lat)
 
     def stats(self) -> StoreStats:
         """See :meth:`RecordStore.stats`."""
-        cur = self._reader()
-        try:
+        with self._db.read() as cur:
             return store_stats(cur, self.path)
-        finally:
-            cur.close()
 
     def close(self) -> None:
         """See :meth:`RecordStore.close`; the store's named locks stop being held."""
         self._release_locks()
-        with self._write_lock:
-            self._con.close()
+        self._db.close()

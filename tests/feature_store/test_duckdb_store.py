@@ -1,8 +1,9 @@
-"""DuckDB-specific behaviour: durability, concurrency, and agreement with the model."""
+"""DuckDB-specific behaviour: durability, concurrency, reopening, and agreement with the model."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,19 @@ def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
             "device": "d",
             "submitted_at": (T0 + timedelta(seconds=i)).isoformat(),
             "latency_s": 1.5,
+            "prompt": f"prompt {i % 7}",
         }
         for i in range(start, start + n)
     ]
+
+
+def run_together(writer: Callable[[], None], readers: list[Callable[[], None]]) -> None:
+    """Run ``writer`` and ``readers`` on threads at once; wait (bounded) for all."""
+    threads = [threading.Thread(target=f) for f in [writer, *readers]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
 
 
 def test_accepted_records_survive_reopening(tmp_path: Path) -> None:
@@ -71,18 +82,103 @@ def test_readers_run_while_one_writer_ingests(tmp_path: Path) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer)] + [
-        threading.Thread(target=reader) for _ in range(3)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(writer, [reader] * 3)
     assert errors == []
     # Readers only ever see whole committed batches.
     assert all(c % 50 == 0 for c in counts)
     assert db.stats().records == 1000
     db.close()
+
+
+# --- the file is closed and reopened after many writes, losing nothing ---------
+def test_reopens_keep_every_write(tmp_path: Path) -> None:
+    db = DuckDBStore(tmp_path / "s.duckdb", reopen_after=3)
+    for k in range(10):
+        assert db.ingest_rows(rows(2, start=2 * k)).accepted == 2
+    db.save_drift_state({"g": "{}"}, ack=["r0", "r1"])
+    assert db._db.reopens >= 3
+    assert db.stats().records == 20
+    assert db.drift_inbox_size() == 18
+    assert db.load_drift_state() == {"g": "{}"}
+    assert db.ingest_rows(rows(20)).duplicates == 20  # keys still guarded after reopens
+    db.close()
+
+
+def test_readers_and_writers_across_reopens(tmp_path: Path) -> None:
+    """Concurrent readers never fail nor see a partial batch while the file is reopened."""
+    db = DuckDBStore(tmp_path / "s.duckdb", reopen_after=2)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for k in range(30):
+                db.ingest_rows(rows(10, start=10 * k))
+                db.save_drift_state({f"g{k}": "{}"})
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                counts.append(db.training_frame(columns=["request_id"]).num_rows)
+                db.drift_inbox_take(5)
+                db.load_drift_state()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    run_together(writer, [reader] * 3)
+    assert errors == []
+    assert counts
+    assert all(c % 10 == 0 for c in counts)
+    assert db._db.reopens >= 10
+    assert db.stats().records == 300
+    db.close()
+
+
+def test_an_open_read_puts_the_reopen_off(tmp_path: Path, monkeypatch: Any) -> None:
+    from feature_store import _connection
+
+    monkeypatch.setattr(_connection, "REOPEN_WAIT_S", 0.05)
+    db = DuckDBStore(tmp_path / "s.duckdb", reopen_after=1)
+    before = db._db.reopens
+    with db._db.read() as cur:  # a long read holds a cursor
+        db.ingest_rows(rows(1))
+        db.ingest_rows(rows(1, start=1))
+        assert db._db.reopens == before
+        assert cur.execute("SELECT count(*) FROM records").fetchone() == (2,)
+    db.ingest_rows(rows(1, start=2))
+    assert db._db.reopens == before + 1
+    assert db.stats().records == 3
+    db.close()
+
+
+def test_in_memory_and_read_only_stores_never_reopen(tmp_path: Path) -> None:
+    mem = DuckDBStore(":memory:", reopen_after=1)
+    for k in range(3):
+        mem.ingest_rows(rows(1, start=k))
+    assert mem._db.reopens == 0
+    assert mem.stats().records == 3
+    mem.close()
+    path = tmp_path / "s.duckdb"
+    DuckDBStore(path).close()
+    with DuckDBStore(path, read_only=True, reopen_after=1) as ro:
+        for _ in range(3):
+            ro.stats()
+        assert ro._db.reopens == 0
+
+
+def test_use_after_close_is_a_store_error(tmp_path: Path) -> None:
+    db = DuckDBStore(tmp_path / "s.duckdb")
+    db.close()
+    with pytest.raises(StoreError, match="closed"):
+        db.stats()
+
+
+def test_reopen_after_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reopen_after"):
+        DuckDBStore(tmp_path / "s.duckdb", reopen_after=0)
 
 
 # --- the SQL validator and the pydantic model accept exactly the same rows ---------
