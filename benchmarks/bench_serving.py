@@ -64,11 +64,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _prepare(home: Path, table: Any = None) -> list[dict[str, Any]]:
-    """Ingest the demo workload, train a champion; return forecast items to send.
-
-    ``table`` (a workload ``pyarrow.Table``) replaces the demo draw of :data:`RECORDS`.
-    """
+def _prepare(home: Path) -> list[dict[str, Any]]:
+    """Ingest the demo workload, train a champion; return forecast items to send."""
     from core import Settings
     from feature_store import DuckDBStore
     from feature_store.importers import get_importer
@@ -77,8 +74,7 @@ def _prepare(home: Path, table: Any = None) -> list[dict[str, Any]]:
 
     settings = Settings(home=home)
     home.mkdir(parents=True, exist_ok=True)
-    if table is None:
-        table = generate_workload(WorkloadConfig(seed=0, n_records=RECORDS))
+    table = generate_workload(WorkloadConfig(seed=0, n_records=RECORDS))
     demo = home / "workload.parquet"
     write_workload(table, demo)
     _quiet_training_stack()

@@ -1,11 +1,10 @@
 """Soak: the real service for minutes under forecasts and completions at once.
 
-Measures, in one run: ``tailcast serve`` (DuckDB home, a champion trained on half the
-workflows of a demo workload draw, API token set, the drift judge judging every posted
-completion) under :data:`FORECAST_RPS` single forecasts/s (open loop, 16 keep-alive
-connections) plus :data:`COMPLETION_RPS` completions/s for :data:`DURATION_S`, which
-replay the other half of the draw (:func:`split`); per minute: answers, errors, p50/p99
-latency from each call's scheduled send time, and the server's RSS.
+Measures, in one run: ``tailcast serve`` (DuckDB home, a champion trained on the demo
+workload, API token set, the drift judge judging every posted completion) under
+:data:`FORECAST_RPS` single forecasts/s (open loop, 16 keep-alive connections) plus
+:data:`COMPLETION_RPS` completions/s for :data:`DURATION_S`; per minute: answers,
+errors, p50/p99 latency from each call's scheduled send time, and the server's RSS.
 Bars: 0 errors; p99 of the last minute within 1.5x of the first; RSS growth < 5%;
 all judged on the minutes after :data:`WARMUP_S` of the same load (shown too).
 Plot: ``benchmarks/plots/soak.png``.
@@ -21,9 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from benchmarks import bench_serving as serving
 from benchmarks._report import ROOT, save_png
 
@@ -38,63 +34,44 @@ COMPLETION_RPS = 50
 COMPLETION_CONNECTIONS = 16
 RSS_EVERY_S = 5.0
 PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
-#: Records of the soak's workload draw (seed 0): its workflows are split in two halves
-#: (:func:`split`), the champion trains on one and the completions replay the other.
-#: Both halves are one draw, so one world: another seed or size is another world, not
-#: another day of this one (endpoint loads are drawn per draw: mi300x ran at a median
-#: 21.5 output tokens/s in the 20,000-record draw of seed 0, 27.4 in seed 1's, and a
-#: champion judged on another draw alarmed on translate|mi300x, 0.9 coverage 0.80 at
-#: n = 150). And records the champion never saw: a replay of its own training records
-#: (the soak before) is judged in sample, where its conformal offsets over-cover; a
-#: rare group (summarize|h200, 82 records replayed about three times each) alarmed for
-#: over-coverage in most runs, and the retraining that followed cost RSS and p99 in the
-#: last minutes. A soak measures a steady state. 80,000 records leave about 24,000 of
-#: the served model to replay, so 36,000 completions repeat each record 1.5 times.
-RECORDS = 80_000
+#: Seed of the workload draw the completions replay: the champion's own (seed 0). Another
+#: seed is another world, not another day of this one: endpoints' loads are drawn per
+#: seed (mi300x runs at a median 21.5 output tokens/s in seed 0, 27.4 in seed 1), so a
+#: champion of seed 0 judged on seed 1 sees a real shift of the endpoint features and
+#: its drift judge alarms (measured: translate|mi300x, 0.9 coverage 0.80 at n = 150)
+#: and starts a report and a retraining mid-soak. A soak measures a steady state.
+COMPLETION_SEED = 0
 #: Workload columns a completion does not carry over (the soak stamps its own).
 RESTAMPED = ("request_id", "submitted_at")
 
 
-def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """The workload's (training, replay) halves: workflows of even and odd number.
+def _completion_records(n: int) -> list[dict[str, Any]]:
+    """``n`` records of the served model: the champion's training day, replayed.
 
-    Whole workflows go to one side, so no replayed call's earlier steps were trained on.
-
-    >>> t = pa.table({"workflow_id": ["wf-s0-0000002", "wf-s0-0000003"], "x": [1, 2]})
-    >>> [h.column("x").to_pylist() for h in split(t)]
-    [[1], [2]]
+    Every field as recorded (runtime state, cached tokens, workflow steps), in
+    submission order, so observed latencies, output lengths and the endpoint features
+    they feed stay in the distribution the champion was trained on (a steady state,
+    not a drift episode). The records are reused in turn when ``n`` exceeds the draw.
     """
-    number = pc.cast(pc.utf8_slice_codeunits(table.column("workflow_id"), 6), pa.int64())
-    odd = pc.equal(pc.bit_wise_and(number, 1), 1)
-    return table.filter(pc.invert(odd)), table.filter(odd)
+    from feature_store.workload import WorkloadConfig, generate_workload
 
-
-def _completion_records(replay: pa.Table, n: int) -> list[dict[str, Any]]:
-    """``n`` records of the served model from the replay half, in submission order.
-
-    Every field as recorded (runtime state, cached tokens, workflow steps), so observed
-    latencies, output lengths and the endpoint features they feed stay in the world the
-    champion was trained on (a steady state, not a drift episode). The records are
-    reused in turn when ``n`` exceeds the half.
-    """
+    table = generate_workload(WorkloadConfig(seed=COMPLETION_SEED, n_records=serving.RECORDS))
     rows = [
         {k: v for k, v in r.items() if v is not None and k not in RESTAMPED}
-        for r in replay.to_pylist()
+        for r in table.to_pylist()
         if r["served_model"] == serving.SERVED_MODEL
     ]
     return [rows[i % len(rows)] for i in range(n)]
 
 
-def soak(
-    home: Path, items: list[dict[str, Any]], replay: pa.Table, duration_s: float
-) -> dict[str, Any]:
+def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
     """Start the service on ``home``, drive the soak load, stop; the raw results."""
     proc, port = serving.start_service(home, home / "serve.log", 30)
     base = f"http://127.0.0.1:{port}"
     try:
         serving._wait_ready(base, proc, home / "serve.log")
         cfg = {
-            "records": _completion_records(replay, int(COMPLETION_RPS * duration_s)),
+            "records": _completion_records(int(COMPLETION_RPS * duration_s)),
             "host": "127.0.0.1",
             "port": port,
             "items": items,
@@ -216,11 +193,8 @@ def run(duration_s: float = DURATION_S) -> str:
     """Run the benchmark; return the Markdown body for BENCHMARKS.md."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        from feature_store.workload import WorkloadConfig, generate_workload
-
-        train, replay = split(generate_workload(WorkloadConfig(seed=0, n_records=RECORDS)))
-        items = serving._prepare(home, train)
-        res = soak(home, items, replay, WARMUP_S + duration_s)
+        items = serving._prepare(home)
+        res = soak(home, items, WARMUP_S + duration_s)
     rows = per_minute(res, int((WARMUP_S + duration_s) // 60))
     warm = int(WARMUP_S // 60)
     plot(rows[warm:])
@@ -237,12 +211,10 @@ def report(
     rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
     lines = [
         f"Load: {FORECAST_RPS} single forecasts/s (open loop, {serving.CONNECTIONS} connections) "
-        f"plus {COMPLETION_RPS} completions/s (one per call; each judged for drift) for "
+        f"plus {COMPLETION_RPS} completions/s (one per call: records of a fresh draw of the "
+        "demo workload the champion was trained on, so a steady state; each judged for drift) for "
         f"{len(rows)} minutes, after {len(warmup or [])} minutes of the same load as warm-up "
-        "(rows w1, w2: shown, not judged), against `tailcast serve` on a DuckDB home. "
-        f"Workload: a {RECORDS:,}-record draw of the demo workload, its workflows split in "
-        "halves: the champion trained on one, the completions replay the other (records it "
-        "never saw, from the same world: a steady state). "
+        "(rows w1, w2: shown, not judged), against `tailcast serve` on a DuckDB home; "
         "latency from each call's scheduled send; RSS read from /proc every "
         f"{RSS_EVERY_S:.0f} s (the last reading of each minute). Errors count the warm-up "
         f"too. Load average at the end: {os.getloadavg()[0]:.2f}.",
