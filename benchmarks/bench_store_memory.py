@@ -6,7 +6,7 @@ completion call and judge pass (ingest :data:`ROWS_PER_INGEST` new records, take
 drift inbox, save a drift state acknowledging what was taken: two write transactions
 per step), reading glibc's bytes in use (``mallinfo2``: DuckDB's own allocations other
 than its buffer pool) and the process's RSS every :data:`EVERY` steps. Settings: the
-store reopening its file every :data:`~feature_store._duckdb.REOPEN_AFTER` write
+store reopening its file every :data:`feature_store.REOPEN_AFTER` write
 transactions (the default) and never (``reopen_after=None``).
 
 Run: ``python -m benchmarks store-memory``.
@@ -21,13 +21,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from benchmarks._soak_loadgen import rss_mb
+from feature_store import REOPEN_AFTER
 
 BASE_RECORDS = 20_000
 STEPS = 2_400
 EVERY = 400
 ROWS_PER_INGEST = 3
-SETTINGS = {"reopen (default)": "default", "never reopen": None}
+#: Label -> ``reopen_after`` of the store (``None``: never).
+SETTINGS: dict[str, int | None] = {"reopen (default)": REOPEN_AFTER, "never reopen": None}
 
 
 def _mallinfo_mib() -> float:
@@ -45,14 +48,7 @@ def _mallinfo_mib() -> float:
     return float(info.uordblks + info.hblkhd) / 2**20
 
 
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def worker(path: str, reopen: str | None) -> list[dict[str, float]]:
+def worker(path: str, reopen_after: int | None) -> list[dict[str, float]]:
     """The stream on the store at ``path``; readings every :data:`EVERY` steps."""
     from feature_store import DuckDBStore
     from feature_store.workload import WorkloadConfig, generate_workload
@@ -62,12 +58,12 @@ def worker(path: str, reopen: str | None) -> list[dict[str, float]]:
         {k: v for k, v in r.items() if v is not None and k != "request_id"}
         for r in table.to_pylist()
     ]
-    kwargs: dict[str, Any] = {} if reopen == "default" else {"reopen_after": None}
     out = []
-    with DuckDBStore(path, **kwargs) as store:
+    with DuckDBStore(path, reopen_after=reopen_after) as store:
         for step in range(STEPS + 1):
             if step % EVERY == 0:
-                out.append({"step": step, "glibc": _mallinfo_mib(), "rss": _rss_mib()})
+                rss = rss_mb(os.getpid()) or float("nan")
+                out.append({"step": step, "glibc": _mallinfo_mib(), "rss": rss})
             batch = [
                 dict(rows[(ROWS_PER_INGEST * step + j) % len(rows)], request_id=f"m{step}-{j}")
                 for j in range(ROWS_PER_INGEST)
@@ -96,12 +92,12 @@ def run() -> str:
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = _base_store(Path(tmp))
-        for label, reopen in SETTINGS.items():
+        for label, reopen_after in SETTINGS.items():
             copy = Path(tmp) / "copy.duckdb"
             shutil.copy(base, copy)
             print(f"store-memory: {label}", file=sys.stderr, flush=True)
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_store_memory", str(copy), str(reopen)],
+                [sys.executable, "-m", __name__, str(copy), str(reopen_after)],
                 capture_output=True,
                 check=True,
             )
@@ -138,5 +134,5 @@ def report(results: dict[str, list[dict[str, float]]]) -> str:
 
 
 if __name__ == "__main__":
-    reopen_arg = None if sys.argv[2] == "None" else sys.argv[2]
-    json.dump(worker(sys.argv[1], reopen_arg), sys.stdout)
+    every = None if sys.argv[2] == "None" else int(sys.argv[2])
+    json.dump(worker(sys.argv[1], every), sys.stdout)

@@ -22,7 +22,7 @@ from feature_store._broker import (
     withdraw,
 )
 from feature_store._drift import DriftTables
-from feature_store._duckdb import DuckDBStore
+from feature_store._duckdb import REOPEN_AFTER, DuckDBStore
 from feature_store._frames import ENDPOINT_FEATURES, FRAME_COLUMNS
 from feature_store._remote import BrokerError, RemoteStore
 from feature_store._rows import columns_table
@@ -114,6 +114,7 @@ __all__ = [
     "ARROW_STREAM",
     "ENDPOINT_FEATURES",
     "FRAME_COLUMNS",
+    "REOPEN_AFTER",
     "BrokerError",
     "BrokerInfo",
     "DriftTables",

@@ -93,6 +93,18 @@ class StoreConnection:
             if self._reopen_after is not None and self._writes >= self._reopen_after:
                 self._reopen()
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A :meth:`write` cursor inside ``BEGIN``/``COMMIT``; rolled back on error."""
+        with self.write() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
     def close(self) -> None:
         """Close the database (flushes and checkpoints); later use raises StoreError."""
         with self._write_lock, self._cond:

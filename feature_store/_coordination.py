@@ -152,16 +152,10 @@ class InboxTables:
     ) -> None:
         """See :meth:`RecordStore.save_drift_state` (one transaction under the write lock)."""
         gone = [k for k in drop if k not in states]
-        with self._db.write() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                _save_states(cur, states, gone)
-                if ack:
-                    _ack(cur, ack)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self._db.transaction() as cur:
+            _save_states(cur, states, gone)
+            if ack:
+                _ack(cur, ack)
 
     def load_drift_state(self) -> dict[str, str]:
         """See :meth:`RecordStore.load_drift_state`."""

@@ -12,12 +12,9 @@ to one of them for a lease, so several deliverers never send an alert at the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-
-import duckdb
 
 from core.drift import AlertMessage, DeliveryAttempt, DriftEvent, DriftReportInfo, alert_id_for
 from feature_store._connection import StoreConnection
@@ -46,18 +43,6 @@ class DriftTables:
         with self._db.write() as cur:
             row = cur.execute(sql, list(params)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
-
-    @contextmanager
-    def _drift_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor in one write transaction (under the write lock); rolled back on error."""
-        with self._db.write() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
 
     def _drift_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         with self._db.read() as cur:
@@ -137,7 +122,7 @@ class DriftTables:
             limit: Alerts claimed at most.
         """
         until = now + timedelta(seconds=lease_s)
-        with self._drift_transaction() as cur:
+        with self._db.transaction() as cur:
             cur.execute("SET TimeZone = 'UTC'")
             rows = cur.execute(
                 f"SELECT {ALERT_COLS} FROM alert_outbox WHERE status = 'pending' "
@@ -168,7 +153,7 @@ class DriftTables:
         """
         a = attempt
         status = "pending" if a.delivered or next_attempt_at is not None else "failed"
-        with self._drift_transaction() as cur:
+        with self._db.transaction() as cur:
             cur.execute(
                 f"INSERT INTO alert_deliveries ({ATTEMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",

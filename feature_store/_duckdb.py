@@ -8,9 +8,9 @@ in-process, and every ingest fills the drift inbox in its own transaction. Anoth
 process may open the same file ``read_only=True`` while no writer holds it. The
 connection (:class:`~feature_store._connection.StoreConnection`) closes and reopens
 the file every :data:`REOPEN_AFTER` write transactions, which hands back the native
-memory DuckDB keeps per write transaction. Scaling
-beyond one writer goes through the tailcast API (the service owns the store) or
-through exported Parquet snapshots; see ``docs/feature_store.md``.
+memory DuckDB keeps per write transaction. Scaling beyond one writer goes through the
+tailcast API (the service owns the store) or through exported Parquet snapshots; see
+``docs/feature_store.md``.
 """
 
 from __future__ import annotations
@@ -135,24 +135,18 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         """See :meth:`RecordStore.ingest_batches`."""
         started = datetime.now(UTC)
         report = IngestReport(accepted=0, duplicates=0)
-        with self._db.write() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for batch in prefetch(batches):
-                    report = report + self._ingest_one(
-                        con, batch, source, offset=report.total, judge=judge
-                    )
-                    if progress is not None:
-                        progress(batch.num_rows)
-                con.execute(
-                    "INSERT INTO ingest_log (source, started_at, finished_at, accepted, "
-                    "duplicates, rejected) VALUES (?, ?, now(), ?, ?, ?)",
-                    [source, started, report.accepted, report.duplicates, len(report.rejected)],
+        with self._db.transaction() as con:
+            for batch in prefetch(batches):
+                report = report + self._ingest_one(
+                    con, batch, source, offset=report.total, judge=judge
                 )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                if progress is not None:
+                    progress(batch.num_rows)
+            con.execute(
+                "INSERT INTO ingest_log (source, started_at, finished_at, accepted, "
+                "duplicates, rejected) VALUES (?, ?, now(), ?, ?, ?)",
+                [source, started, report.accepted, report.duplicates, len(report.rejected)],
+            )
         return report
 
     def _ingest_one(
