@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import Settings, StoreError
-from feature_store._base import EndpointStats, GroupStats, RecordStore, StoreLock, StoreStats
+from feature_store._base import (
+    EndpointStats,
+    GroupStats,
+    PreviousCall,
+    RecordStore,
+    StoreLock,
+    StoreStats,
+)
 from feature_store._broker import (
     BrokerInfo,
     advertise,
@@ -122,6 +129,7 @@ __all__ = [
     "EndpointStats",
     "GroupStats",
     "PostgresStore",
+    "PreviousCall",
     "RecordStore",
     "RemoteStore",
     "StoreLock",

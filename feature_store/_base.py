@@ -78,6 +78,24 @@ class EndpointStats(BaseModel):
     median_latency_s: float | None
 
 
+class PreviousCall(BaseModel):
+    """The previous call of a record's workflow, as the record's forecast could know it.
+
+    The training frame's ``wf_prev_*``: the call before it in its workflow (same
+    served model, ordered by step, submission time, request id), only when that call
+    had completed before the record was submitted.
+
+    Attributes:
+        output_tokens: Tokens the previous call generated (None if not recorded).
+        latency_s: Its end-to-end latency, seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    output_tokens: int | None
+    latency_s: float
+
+
 Progress = Callable[[int], None]
 
 
@@ -210,6 +228,19 @@ class RecordStore(ABC):
         self, served_model: str, device: str, at: datetime, window: int = 50
     ) -> EndpointStats:
         """Endpoint features as a live predictor sees them at time ``at``."""
+
+    @abstractmethod
+    def previous_calls(self, request_ids: Sequence[str]) -> dict[str, PreviousCall]:
+        """The workflow features of stored records, exactly as their training rows get them.
+
+        Args:
+            request_ids: Records to look up (at most a judged batch; duplicates allowed).
+
+        Returns:
+            ``request_id`` -> its :class:`PreviousCall`, for each record that has one:
+            records without a workflow, first calls, calls whose predecessor had not
+            completed when they were submitted, and unknown ids are absent.
+        """
 
     @abstractmethod
     def put_embeddings(

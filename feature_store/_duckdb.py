@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from core import IngestReport, StoreError
 from feature_store import _frames
-from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store._base import EndpointStats, PreviousCall, Progress, RecordStore, StoreStats
 from feature_store._connection import StoreConnection
 from feature_store._coordination import InboxTables, enqueue_stored, lock_table
 from feature_store._drift import DriftTables
@@ -280,6 +280,15 @@ class DuckDBStore(InboxTables, DriftTables, RecordStore):
         with self._db.read() as cur:
             n, tps, lat = cur.execute(sql, params).fetchone() or (0, None, None)
         return EndpointStats(completions=int(n), median_tokens_per_s=tps, median_latency_s=lat)
+
+    def previous_calls(self, request_ids: Sequence[str]) -> dict[str, PreviousCall]:
+        """See :meth:`RecordStore.previous_calls`."""
+        if not request_ids:
+            return {}
+        sql = _frames.previous_calls_sql("IN (SELECT unnest(?::VARCHAR[]))")
+        with self._db.read() as cur:
+            rows = cur.execute(sql, [list(request_ids), list(request_ids)]).fetchall()
+        return {rid: PreviousCall(output_tokens=out, latency_s=lat) for rid, out, lat in rows}
 
     def stats(self) -> StoreStats:
         """See :meth:`RecordStore.stats`."""

@@ -52,15 +52,27 @@ def _completions_cte(window: int, as_of_param: bool) -> str:
     )
 
 
-_WORKFLOW_PREV = (
-    "SELECT request_id, "
-    "lag(output_tokens) OVER wf AS wf_prev_output_tokens, "
-    "lag(latency_s) OVER wf AS wf_prev_latency_s, "
-    "lag(completed_at) OVER wf AS prev_completed_at "
-    "FROM records WHERE workflow_id IS NOT NULL "
-    "WINDOW wf AS (PARTITION BY served_model, workflow_id ORDER BY step, submitted_at, "
-    "request_id)"
-)
+def workflow_prev_sql(among: str = "", collate: str = "") -> str:
+    """Each workflow record's previous call: ``lag`` in (step, submitted_at, request_id).
+
+    Args:
+        among: An extra condition on ``records r`` (e.g. only some workflows).
+        collate: A collation suffix for ``request_id`` (PostgreSQL: ``COLLATE "C"``, the
+            byte order DuckDB sorts text in).
+    """
+    extra = f" AND ({among})" if among else ""
+    return (
+        "SELECT r.request_id, r.submitted_at, "
+        "lag(r.output_tokens) OVER wf AS wf_prev_output_tokens, "
+        "lag(r.latency_s) OVER wf AS wf_prev_latency_s, "
+        "lag(r.completed_at) OVER wf AS prev_completed_at "
+        f"FROM records r WHERE r.workflow_id IS NOT NULL{extra} "
+        "WINDOW wf AS (PARTITION BY r.served_model, r.workflow_id ORDER BY r.step, "
+        f"r.submitted_at, r.request_id{collate})"
+    )
+
+
+_WORKFLOW_PREV = workflow_prev_sql()
 
 
 def training_frame_sql(
@@ -127,6 +139,28 @@ def training_frame_sql(
         f"WHERE {' AND '.join(where)} ORDER BY r.submitted_at, r.request_id"
     )
     return sql, params
+
+
+def previous_calls_sql(ids: str, collate: str = "") -> str:
+    """Query for the training frame's ``wf_prev_*`` of some stored records.
+
+    Only the workflows of the records asked for are windowed, so the cost follows their
+    calls, not the store. Rows: request_id, wf_prev_output_tokens, wf_prev_latency_s,
+    for the records whose previous call had completed before they were submitted.
+
+    Args:
+        ids: SQL for the set of request ids (a subquery or ``ANY(...)`` list), used twice.
+        collate: As for :func:`workflow_prev_sql`.
+    """
+    wanted = (
+        "EXISTS (SELECT 1 FROM records t WHERE t.request_id "
+        f"{ids} AND t.served_model = r.served_model AND t.workflow_id = r.workflow_id)"
+    )
+    return (
+        "SELECT request_id, wf_prev_output_tokens, wf_prev_latency_s "
+        f"FROM ({workflow_prev_sql(wanted, collate)}) w "
+        f"WHERE w.request_id {ids} AND w.prev_completed_at < w.submitted_at"
+    )
 
 
 def endpoint_stats_sql(

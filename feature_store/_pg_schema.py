@@ -170,6 +170,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # IF NOT EXISTS: migration 1 of a new database already creates them.
         add_record_columns(PG_TYPES),
     ),
+    Migration(
+        7,
+        "workflow index on records (the drift judge's workflow features)",
+        (
+            # Only workflow calls; the judge windows just the workflows of its batch.
+            "CREATE INDEX IF NOT EXISTS records_workflow ON records "
+            "(served_model, workflow_id) WHERE workflow_id IS NOT NULL",
+        ),
+    ),
 )
 
 #: The schema version a fully migrated database is at.

@@ -25,8 +25,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core import IngestReport, StoreError
-from feature_store import _pg_coord, _pg_frames
-from feature_store._base import EndpointStats, Progress, RecordStore, StoreStats
+from feature_store import _frames, _pg_coord, _pg_frames
+from feature_store._base import EndpointStats, PreviousCall, Progress, RecordStore, StoreStats
 from feature_store._pg_drift import PgDriftTables
 from feature_store._pg_ingest import create_staging_tables, prepared_slices, store_prepared
 from feature_store._pg_schema import migrate
@@ -212,6 +212,15 @@ class PostgresStore(PgDriftTables, RecordStore):
             median_tokens_per_s=_pg_frames.median(r[0] for r in rows),
             median_latency_s=_pg_frames.median(r[1] for r in rows),
         )
+
+    def previous_calls(self, request_ids: Sequence[str]) -> dict[str, PreviousCall]:
+        """See :meth:`RecordStore.previous_calls` (the workflows' calls by index)."""
+        if not request_ids:
+            return {}
+        sql = _frames.previous_calls_sql("= ANY(%(ids)s)", ' COLLATE "C"')
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, {"ids": list(request_ids)}).fetchall()
+        return {rid: PreviousCall(output_tokens=out, latency_s=lat) for rid, out, lat in rows}
 
     def stats(self) -> StoreStats:
         """See :meth:`RecordStore.stats` (``path`` is the URL without its password)."""

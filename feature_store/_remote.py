@@ -30,7 +30,14 @@ from pydantic import TypeAdapter
 
 from core import IngestReport, StoreError
 from core.drift import AlertMessage
-from feature_store._base import EndpointStats, Progress, RecordStore, StoreLock, StoreStats
+from feature_store._base import (
+    EndpointStats,
+    PreviousCall,
+    Progress,
+    RecordStore,
+    StoreLock,
+    StoreStats,
+)
 from feature_store._remote_drift import RemoteDriftReads
 from feature_store._remote_lock import RemoteLock
 from feature_store._wire import (
@@ -47,6 +54,8 @@ EMBEDDING_CHUNK_BYTES = 32 * 2**20
 #: Lease of a named lock the service holds for this process, seconds (renewed every third).
 LOCK_LEASE_S = 30.0
 _JSON = "application/json"
+#: Most request ids per ``previous_calls`` call (the service's limit; larger asks are split).
+_MAX_IDS = 10_000
 _Query = Mapping[str, object]
 
 
@@ -267,6 +276,16 @@ class RemoteStore(RemoteDriftReads, RecordStore):
         """See :meth:`RecordStore.endpoint_stats`."""
         query = {"served_model": served_model, "device": device, "at": at, "window": window}
         return EndpointStats.model_validate_json(self._call("GET", "/endpoint-stats", query))
+
+    def previous_calls(self, request_ids: Sequence[str]) -> dict[str, PreviousCall]:
+        """See :meth:`RecordStore.previous_calls`."""
+        found: dict[str, PreviousCall] = {}
+        ids = list(request_ids)
+        for i in range(0, len(ids), _MAX_IDS):
+            chunk = ids[i : i + _MAX_IDS]
+            raw = json.loads(self._json("POST", "/previous-calls", request_ids=chunk))
+            found.update((rid, PreviousCall.model_validate(call)) for rid, call in raw.items())
+        return found
 
     def stats(self) -> StoreStats:
         """See :meth:`RecordStore.stats`."""

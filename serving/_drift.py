@@ -282,7 +282,7 @@ class DriftService:
                 self._current.pop(served_model, None)
         self._versions[served_model] = version
         n = len(recs)
-        cols = judged_columns(recs, self.endpoints.as_of)
+        cols = judged_columns(recs, self.endpoints.as_of, self.store.previous_calls)
         grid = np.asarray(model.predictor.spec.levels, dtype=np.float64)
         values, classes = grid_forecast(model, cols, n)
         observed = np.asarray([r.latency_s for r in recs], dtype=np.float64)

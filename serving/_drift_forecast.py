@@ -1,15 +1,15 @@
 """What the drift judge computes per completion: the champion's forecast, as served.
 
 The request a completion stands for (:func:`forecast_request`), its predictor columns
-with endpoint features as of its submission (:func:`judged_columns`), the champion's
-quantile grid for a batch of them (:func:`grid_forecast`, the predictor call of
+with endpoint and workflow features as of its submission (:func:`judged_columns`), the
+champion's quantile grid for a batch of them (:func:`grid_forecast`, the predictor call of
 ``POST /v1/forecasts``), and the reference frame drift reports compare with
 (:func:`reference_frame`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +18,9 @@ import pandas as pd
 
 from core import CompletionRecord
 from core.drift import pit_and_pinball
-from feature_store import EndpointStats, RecordStore
+from feature_store import EndpointStats, PreviousCall, RecordStore
 from serving._endpoint_cache import NO_HISTORY
-from serving._forecast import endpoint_columns, request_columns
+from serving._forecast import endpoint_columns, request_columns, workflow_columns
 from serving._models import LoadedModel
 from serving.schemas import ForecastRequest, RuntimeState
 
@@ -52,18 +52,25 @@ def forecast_request(rec: CompletionRecord) -> ForecastRequest:
 
 
 def judged_columns(
-    recs: Sequence[CompletionRecord], as_of: Callable[[str, str, datetime], EndpointStats]
+    recs: Sequence[CompletionRecord],
+    as_of: Callable[[str, str, datetime], EndpointStats],
+    previous: Callable[[Sequence[str]], Mapping[str, PreviousCall]],
 ) -> dict[str, Any]:
-    """Predictor columns of the forecasts ``recs`` stand for, as of each submission.
+    """Predictor columns of the forecasts ``recs`` stand for, as their training rows get them.
 
     Endpoint features come from ``as_of(served_model, device, submitted_at)``: what the
     forecast saw when the request was made (and what training rows see), never the
     endpoint's state when the completion is judged, which already holds the completion
-    itself and everything that finished since.
+    itself and everything that finished since. Workflow features come from
+    ``previous(request_ids)`` (the store's :meth:`~feature_store.RecordStore.previous_calls`
+    of the stored records): the workflow's previous call, had it completed when the
+    record was submitted.
     """
     cols = request_columns([forecast_request(r) for r in recs], lambda m, d: NO_HISTORY)
     ep = [as_of(r.served_model, r.device, r.submitted_at) for r in recs]
     cols.update(endpoint_columns(ep))
+    prev = previous([r.request_id for r in recs if r.workflow_id is not None])
+    cols.update(workflow_columns([prev.get(r.request_id) for r in recs]))
     return cols
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from core.quantiles import cdf_rows, mean_rows, ppf_rows
-from feature_store import EndpointStats
+from feature_store import EndpointStats, PreviousCall
 from serving._calibration import ServedCalibration
 from serving._models import LoadedModel
-from serving.schemas import ForecastRequest
+from serving.schemas import ForecastRequest, PreviousCallState
 
 EndpointLookup = Callable[[str, str], EndpointStats]
 
@@ -61,6 +61,7 @@ def request_columns(items: Sequence[ForecastRequest], endpoint: EndpointLookup) 
         "prefill_tokens_in_flight": [s.prefill_tokens_in_flight if s else None for s in runtime],
         "decode_tokens_in_flight": [s.decode_tokens_in_flight if s else None for s in runtime],
         **endpoint_columns(ep),
+        **workflow_columns([r.previous_call for r in items]),
     }
 
 
@@ -70,6 +71,14 @@ def endpoint_columns(ep: Sequence[EndpointStats]) -> dict[str, list[Any]]:
         "ep_completions": [e.completions for e in ep],
         "ep_median_tokens_per_s": [e.median_tokens_per_s for e in ep],
         "ep_median_latency_s": [e.median_latency_s for e in ep],
+    }
+
+
+def workflow_columns(prev: Sequence[PreviousCallState | PreviousCall | None]) -> dict[str, Any]:
+    """The workflow feature columns of rows whose previous calls are ``prev``."""
+    return {
+        "wf_prev_output_tokens": [p.output_tokens if p else None for p in prev],
+        "wf_prev_latency_s": [p.latency_s if p else None for p in prev],
     }
 
 

@@ -62,6 +62,18 @@ class RuntimeState(_Strict):
     decode_tokens_in_flight: Count | None = None
 
 
+class PreviousCallState(_Strict):
+    """The previous call of the same workflow, once it has completed.
+
+    Attributes:
+        output_tokens: Tokens it generated.
+        latency_s: Its end-to-end latency, seconds.
+    """
+
+    output_tokens: Count | None = None
+    latency_s: Seconds
+
+
 class ForecastRequest(_Strict):
     """One request a router is about to place.
 
@@ -77,6 +89,10 @@ class ForecastRequest(_Strict):
         runtime: The replica's current load.
         workflow_id: The agentic task this call belongs to.
         step: 0-based index of the call within its workflow.
+        previous_call: The workflow's previous call (by step), if it completed before
+            this request is placed. The model learned from it (a long answer or a slow
+            call before predicts the next); omitted, the call is forecast as one with no
+            completed predecessor, as a first step is.
     """
 
     request_id: Identifier | None = None
@@ -89,6 +105,7 @@ class ForecastRequest(_Strict):
     runtime: RuntimeState | None = None
     workflow_id: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     step: Count | None = None
+    previous_call: PreviousCallState | None = None
 
     @model_validator(mode="after")
     def _cached_within_input(self) -> Self:

@@ -27,6 +27,7 @@ from core import IngestReport, StoreError
 from feature_store import (
     ARROW_STREAM,
     EndpointStats,
+    PreviousCall,
     RecordStore,
     StoreStats,
     bytes_table,
@@ -91,6 +92,14 @@ class FrameQuery(BaseModel):
     as_of: datetime | None = None
     require: list[str] = ["latency_s"]
     endpoint_window: int = Field(default=50, ge=1)
+
+
+class PreviousCallsQuery(BaseModel):
+    """The arguments of :meth:`feature_store.RecordStore.previous_calls`."""
+
+    request_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        max_length=10_000
+    )
 
 
 class NewEmbeddings(BaseModel):
@@ -193,6 +202,12 @@ async def endpoint_stats(
 ) -> EndpointStats:
     """Endpoint features as a live predictor sees them at ``at``."""
     return await asyncio.to_thread(store.endpoint_stats, served_model, device, at, window)
+
+
+@router.post("/previous-calls", responses=INVALID_BODY)
+async def previous_calls(query: PreviousCallsQuery, store: StoreDep) -> dict[str, PreviousCall]:
+    """The workflow features (previous call) of stored records, as training rows get them."""
+    return await asyncio.to_thread(store.previous_calls, query.request_ids)
 
 
 @router.post("/embeddings", openapi_extra=_ARROW_BODY, responses=_BAD_BODY)

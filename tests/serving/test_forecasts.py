@@ -266,3 +266,28 @@ def test_oversized_batches_and_bodies_are_413(client: TestClient) -> None:
     assert "limit is 5" in res.json()["detail"]
     big = client.post("/v1/forecasts", json={"requests": [request(prompt="x" * 30_000)]})
     assert big.status_code == 413
+
+
+def test_the_workflows_previous_call_reaches_the_predictor_as_in_training(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = service(client).models.get(SERVED)
+    assert loaded is not None
+    seen: list[dict[str, Any]] = []
+    original = loaded.predictor.predict_with_classes
+
+    def capture(cols: Any, n: int | None = None) -> Any:
+        seen.append(dict(cols))
+        return original(cols, n)
+
+    monkeypatch.setattr(loaded.predictor, "predict_with_classes", capture)
+    prev = {"output_tokens": 812, "latency_s": 3.5}
+    items = [request(workflow_id="w", step=1, previous_call=prev), request(step=0)]
+    forecast(client, requests=items)
+    # The training frame's names: the predictor's workflow features read these.
+    assert seen[-1]["wf_prev_output_tokens"] == [812, None]
+    assert seen[-1]["wf_prev_latency_s"] == [3.5, None]
+    for bad in ({"output_tokens": 3}, {"latency_s": -1.0}, {"latency_s": 1.0, "x": 1}):
+        answer = client.post("/v1/forecasts", json={"requests": [request(previous_call=bad)]})
+        assert answer.status_code == 422, bad
+        assert "previous_call" in answer.text

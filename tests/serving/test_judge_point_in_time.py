@@ -41,7 +41,7 @@ def store(tmp_path: Path) -> DuckDBStore:
 def test_features_are_those_known_at_submission_not_at_judging(store: DuckDBStore) -> None:
     cache = EndpointStatsCache(store, ttl_s=5.0, window=50)
     early = CompletionRecord.model_validate(_record(1, T0 + timedelta(seconds=100), 1.0, 100))
-    cols = judged_columns([early], cache.as_of)
+    cols = judged_columns([early], cache.as_of, store.previous_calls)
     # Submitted at 100 s: only the 40 slow completions had finished.
     assert cols["ep_completions"] == [40]
     assert cols["ep_median_tokens_per_s"][0] == pytest.approx(10.0)
@@ -54,7 +54,7 @@ def test_a_completion_never_sees_itself_or_later_ones(store: DuckDBStore) -> Non
     cache = EndpointStatsCache(store, ttl_s=5.0, window=50)
     at = T0 + timedelta(seconds=140)  # 20 fast ones finished before the 140 s bucket
     rec = CompletionRecord.model_validate(_record(120, at, 1.0, 100))
-    cols = judged_columns([rec], cache.as_of)
+    cols = judged_columns([rec], cache.as_of, store.previous_calls)
     assert cols["ep_completions"] == [50]
     exact = store.endpoint_stats("m", "d", at, window=50)
     assert cols["ep_median_tokens_per_s"] == [exact.median_tokens_per_s]
@@ -74,7 +74,7 @@ def test_one_query_per_endpoint_and_bucket(store: DuckDBStore) -> None:
         CompletionRecord.model_validate(_record(i, T0 + timedelta(seconds=60 + i / 10), 1.0, 9))
         for i in range(30)
     ]  # 3 s of submissions: within one or two 5 s buckets
-    judged_columns(recs, cache.as_of)
+    judged_columns(recs, cache.as_of, store.previous_calls)
     assert 1 <= len(calls) <= 2
     assert all(c <= T0 + timedelta(seconds=63) for c in calls)
 
@@ -89,3 +89,27 @@ def test_the_judged_request_carries_every_runtime_field_the_record_has() -> None
     assert (
         forecast_request(CompletionRecord.model_validate(_record(2, T0, 1.0, 10))).runtime is None
     )
+
+
+def test_judged_columns_equal_the_training_frame_row_for_row(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "wf.duckdb")
+    rows = []
+    for w in range(12):  # workflows whose steps sometimes start before the last one ends
+        at = T0 + timedelta(seconds=7 * w)
+        for step in range(4):
+            latency = 0.5 + (w * 7 + step * 3) % 5
+            row = _record(100 * w + step, at, latency, 10 + w + step)
+            rows.append(row | {"workflow_id": f"w{w}", "step": step, "prompt": f"p{w}"})
+            at += timedelta(seconds=latency * (0.5 if step % 2 else 1.5))
+    store.ingest_rows(rows, source="test")
+    recs = [CompletionRecord.model_validate(r) for r in rows]
+    exact = lambda m, d, at: store.endpoint_stats(m, d, at, window=50)  # noqa: E731
+    cols = judged_columns(recs, exact, store.previous_calls)
+    frame = store.training_frame(require=()).to_pylist()
+    by_id = {r["request_id"]: r for r in frame}
+    shared = sorted(set(cols) & set(frame[0]))
+    assert {"wf_prev_latency_s", "wf_prev_output_tokens", "ep_median_latency_s"} <= set(shared)
+    for i, rec in enumerate(recs):
+        assert {c: cols[c][i] for c in shared} == {c: by_id[rec.request_id][c] for c in shared}
+    with_prev = sum(v is not None for v in cols["wf_prev_latency_s"])
+    assert 0 < with_prev < len(recs) - 12  # some later steps had no finished predecessor

@@ -140,6 +140,30 @@ def test_training_frame_equals_the_direct_one(remote: RemoteStore, tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_previous_calls_equal_the_direct_ones(remote: RemoteStore, tmp_path: Path) -> None:
+    rows = [
+        {
+            "request_id": f"prev{s}",
+            "served_model": "prev",
+            "device": "h100",
+            "submitted_at": f"2024-01-01T00:0{s}:00Z",
+            "workflow_id": "wf",
+            "step": s,
+            "latency_s": 10.0 * (s + 1),
+            "output_tokens": s + 1,
+        }
+        for s in range(4)
+    ]
+    remote.ingest_rows(rows)
+    ids = [f"prev{s}" for s in range(4)] + ["nobody"]
+    with DuckDBStore(tmp_path / "direct.duckdb") as direct:
+        direct.ingest_rows(rows)
+        assert remote.previous_calls(ids) == direct.previous_calls(ids)
+    assert sorted(remote.previous_calls(ids)) == ["prev1", "prev2", "prev3"]
+    assert remote.previous_calls([]) == {}
+
+
+@pytest.mark.slow
 def test_embeddings_round_trip(remote: RemoteStore, tmp_path: Path) -> None:
     src = calls_file(tmp_path, "emb")
     remote.ingest_batches(get_importer("csv").read(src), source=str(src))
