@@ -3,10 +3,10 @@
 Runs as its own process (``python -m benchmarks._soak_loadgen``), reads its configuration
 as JSON on stdin and writes JSON results on stdout. Single forecasts are sent open loop
 at ``rps`` over a pool of keep-alive connections (timed from their scheduled send time,
-so a stall shows as lateness), completions one per call at ``completions_rps`` on a pool
-of their own, each with a new ``request_id``; the server's resident memory is read from
-``/proc`` every ``rss_every_s`` seconds. Every answer is kept with its time since the
-start, so the caller can cut the run into minutes.
+so a stall shows as lateness), completions one per call when each completes (its
+``_done_s``) on a pool of their own, each with a new ``request_id``; the server's
+resident memory is read from ``/proc`` every ``rss_every_s`` seconds. Every answer is
+kept with its time since the start, so the caller can cut the run into minutes.
 """
 
 from __future__ import annotations
@@ -33,22 +33,22 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def completions(records: list[dict[str, Any]], token: str, rps: float) -> list[bytes]:
+def completions(records: list[dict[str, Any]], token: str, t0: datetime) -> list[bytes]:
     """One encoded ``POST /v1/completions`` call per record, ids unique.
 
     Posted as a gateway posts them, once they have finished: record ``i`` completes at
-    ``t0 + i / rps`` (its scheduled send is never before it) and was submitted
+    ``t0 + _done_s`` (its scheduled send is never before it) and was submitted
     ``latency_s`` earlier. Stamping the send time as the submission instead would put
     every completion in the future of the store, so the endpoint features of the
     stream (over completions finished before a submission) would see only the short
     ones: a drift the champion's training timeline never had.
     """
-    t0 = datetime.now(UTC)
     out = []
     for i, record in enumerate(records):
-        done = t0 + timedelta(seconds=i / rps)
+        fields = {k: v for k, v in record.items() if k != "_done_s"}
+        done = t0 + timedelta(seconds=float(record["_done_s"]))
         stamped = {
-            **record,
+            **fields,
             "request_id": f"soak-{i}",
             "submitted_at": (done - timedelta(seconds=float(record["latency_s"]))).isoformat(),
         }
@@ -66,8 +66,12 @@ async def stream(
     duration_s: float,
     connections: int,
     start: float,
+    offsets: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Open loop: ``rps`` calls/s from ``start``; (time since start, seconds) per answer."""
+    """Open loop: ``rps`` calls/s from ``start`` (or call ``i`` at ``start + offsets[i]``).
+
+    Returns (time since start, seconds late) per answer, and the errors.
+    """
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(await Connection.open(host, port))
@@ -91,8 +95,9 @@ async def stream(
         answers.append((done - start, done - due))
 
     tasks: list[asyncio.Task[None]] = []
-    for i in range(int(rps * duration_s)):
-        due = start + i / rps
+    due_s = offsets if offsets is not None else [i / rps for i in range(int(rps * duration_s))]
+    for i, offset in enumerate(due_s):
+        due = start + offset
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -122,16 +127,24 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     host, port, pid, duration = cfg["host"], cfg["port"], cfg["server_pid"], cfg["duration_s"]
     items: list[dict[str, Any]] = cfg["items"]
     forecasts = [encode("/v1/forecasts", json.dumps({"requests": [it]}).encode()) for it in items]
-    done = completions(cfg["records"], cfg["token"], cfg["completions_rps"])
     warm = await Connection.open(host, port)
     for i in range(300):
         await warm.call(forecasts[i % len(forecasts)])
     warm.close()
+    done = completions(cfg["records"], cfg["token"], datetime.now(UTC))
+    offsets = [float(r["_done_s"]) for r in cfg["records"]]
     start = time.perf_counter() + 0.1
     f, c, rss = await asyncio.gather(
         stream(host, port, forecasts, cfg["rps"], duration, cfg["connections"], start),
         stream(
-            host, port, done, cfg["completions_rps"], duration, cfg["completion_connections"], start
+            host,
+            port,
+            done,
+            cfg["completions_rps"],
+            duration,
+            cfg["completion_connections"],
+            start,
+            offsets,
         ),
         sample_rss(pid, cfg["rss_every_s"], start + duration, start),
     )

@@ -43,25 +43,49 @@ PLOT = ROOT / "benchmarks" / "plots" / "soak.png"
 COMPLETION_SEED = 0
 #: Workload columns a completion does not carry over (the soak stamps its own).
 RESTAMPED = ("request_id", "submitted_at")
+#: Seconds the replayed timeline starts before the run, so workflows of every length
+#: are already under way at its start (the completion rate is steady from the first
+#: minute; calls that completed before the start are not sent).
+LEAD_S = 900.0
 
 
-def _completion_records(n: int) -> list[dict[str, Any]]:
-    """``n`` records of the served model: the champion's training day, replayed.
+def _completion_records(duration_s: float) -> list[dict[str, Any]]:
+    """The completions of the run: the champion's training day, replayed workflow by workflow.
 
-    Every field as recorded (runtime state, cached tokens, workflow steps), in
-    submission order, so observed latencies, output lengths and the endpoint features
-    they feed stay in the distribution the champion was trained on (a steady state,
-    not a drift episode). The records are reused in turn when ``n`` exceeds the draw.
+    Every field as recorded (runtime state, cached tokens, workflow steps), so observed
+    latencies, output lengths and the features they feed stay in the distribution the
+    champion was trained on (a steady state, not a drift episode). Whole workflows are
+    shifted in time, their steps keeping their spacing, so a step sees its previous
+    call finished exactly when it did in training (the workflow features); workflows
+    start :data:`COMPLETION_RPS` calls' worth apart from :data:`LEAD_S` before the run,
+    and the day is replayed as often as the run needs, each replay with workflow ids of
+    its own. Each record carries ``_done_s``, when it completes in seconds from the
+    start of the run.
     """
     from feature_store.workload import WorkloadConfig, generate_workload
 
     table = generate_workload(WorkloadConfig(seed=COMPLETION_SEED, n_records=serving.RECORDS))
-    rows = [
-        {k: v for k, v in r.items() if v is not None and k not in RESTAMPED}
-        for r in table.to_pylist()
-        if r["served_model"] == serving.SERVED_MODEL
-    ]
-    return [rows[i % len(rows)] for i in range(n)]
+    workflows: dict[str, list[dict[str, Any]]] = {}
+    for i, r in enumerate(table.to_pylist()):
+        if r["served_model"] == serving.SERVED_MODEL:
+            workflows.setdefault(r["workflow_id"] or f"call-{i}", []).append(r)
+    out: list[dict[str, Any]] = []
+    start, cycle = -LEAD_S, 0
+    while start < duration_s:
+        for wf_id, calls in workflows.items():
+            first = min(c["submitted_at"] for c in calls)
+            for c in calls:
+                done = start + (c["submitted_at"] - first).total_seconds() + c["latency_s"]
+                kept = {k: v for k, v in c.items() if v is not None and k not in RESTAMPED}
+                if c["workflow_id"] is not None:
+                    kept["workflow_id"] = f"{wf_id}~soak{cycle}"
+                out.append(kept | {"_done_s": done})
+            start += len(calls) / COMPLETION_RPS
+            if start >= duration_s:
+                break
+        cycle += 1
+    out.sort(key=lambda r: r["_done_s"])
+    return [r for r in out if 0.0 <= r["_done_s"] < duration_s]
 
 
 def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
@@ -71,7 +95,7 @@ def soak(home: Path, items: list[dict[str, Any]], duration_s: float) -> dict[str
     try:
         serving._wait_ready(base, proc, home / "serve.log")
         cfg = {
-            "records": _completion_records(int(COMPLETION_RPS * duration_s)),
+            "records": _completion_records(duration_s),
             "host": "127.0.0.1",
             "port": port,
             "items": items,
@@ -211,8 +235,9 @@ def report(
     rss_growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
     lines = [
         f"Load: {FORECAST_RPS} single forecasts/s (open loop, {serving.CONNECTIONS} connections) "
-        f"plus {COMPLETION_RPS} completions/s (one per call: records of a fresh draw of the "
-        "demo workload the champion was trained on, so a steady state; each judged for drift) for "
+        f"plus {COMPLETION_RPS} completions/s on average (one per call: the records of the "
+        "demo workload the champion was trained on, whole workflows shifted in time, so a steady "
+        "state; each judged for drift) for "
         f"{len(rows)} minutes, after {len(warmup or [])} minutes of the same load as warm-up "
         "(rows w1, w2: shown, not judged), against `tailcast serve` on a DuckDB home; "
         "latency from each call's scheduled send; RSS read from /proc every "
