@@ -9,7 +9,9 @@ offset for level ``tau_k`` is the ``tau_k`` empirical quantile of ``s`` (with th
 finite-sample correction ``ceil((n + 1) tau) / n`` above the median, ``floor``
 below), so that ``P(y <= q_k + offset) ~= tau_k`` on exchangeable data. A
 (prompt class, device) group with at least ``min_group`` calibration rows gets its
-own offsets; every other request uses the global ones. With ``by="served_model"`` the
+own offsets; a request of a smaller group uses its prompt class's offsets (over every
+device, when the class has ``min_group`` rows), else the global ones: a rare device's
+summaries are calibrated as summaries, not as the average request. With ``by="served_model"`` the
 groups are served models instead (one pooled predictor over many models).
 """
 
@@ -124,6 +126,13 @@ def calibrate(
         if mask.sum() >= min_group and not key.startswith(f"{NO_CLASS}|*"):
             groups.append(key)
             offsets.append(conformal_offsets(scores[mask], spec.levels))
+    if by == "class_device":
+        names = np.asarray(classes)
+        for c in sorted(set(classes) - {NO_CLASS}):
+            mask = names == c
+            if mask.sum() >= min_group:
+                groups.append(f"{c}|*")
+                offsets.append(conformal_offsets(scores[mask], spec.levels))
     arrays["cal_offsets"] = np.stack(offsets)
     new_spec = spec.model_copy(
         update={

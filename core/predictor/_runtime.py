@@ -215,8 +215,12 @@ class Predictor:
             )
         devices = cols.get("device")
         devices = [None] * n if devices is None else devices
+        index = self._group_index
         return np.array(
-            [self._group_index.get(f"{c}|{d}", 0) for c, d in zip(classes, devices, strict=True)],
+            [
+                index.get(f"{c}|{d}") or index.get(f"{c}|*", 0)
+                for c, d in zip(classes, devices, strict=True)
+            ],
             dtype=np.int64,
         )
 

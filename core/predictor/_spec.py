@@ -84,7 +84,8 @@ class PredictorSpec(BaseModel):
             members' quantiles (each non-crossing, so their mean is too).
         prompt_classes: Number of prompt-class centroids (0: no classes).
         calibration_groups: Keys with their own conformal offsets, the global ``"*"``
-            always first: ``"<class>|<device>"`` or, with ``calibration_by="served_model"``,
+            always first: ``"<class>|<device>"``, then ``"<class>|*"`` for a class on a
+            device without its own, or, with ``calibration_by="served_model"``,
             ``"model:<served model>"``.
         calibration_by: What a calibration group is: ``class_device`` (prompt class and
             device) or ``served_model``.

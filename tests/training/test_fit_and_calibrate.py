@@ -110,3 +110,50 @@ def test_selection_is_cheapest_within_two_percent_and_within_budget() -> None:
     dominated = [t(0, 1.0, 10.0), t(1, 1.1, 20.0)]
     select(dominated)
     assert [x.pareto for x in dominated] == [True, False]
+
+
+def test_a_rare_device_is_calibrated_with_its_prompt_class_not_the_average() -> None:
+    from core.predictor import PredictorSpec
+    from training import TrainingData
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    rare = rng.random(n) < 0.03  # about 120 rows: below min_group
+    tight = rng.random(n) < 0.5
+    noise = rng.standard_normal(n) * np.where(tight, 0.1, 1.0)
+    cols = {
+        "served_model": np.array(["m"] * n, dtype=object),
+        "device": np.where(rare, "rare-gpu", "h100").astype(object),
+        "prompt_class": np.where(tight, "tight", "wide").astype(object),
+        "input_tokens": np.full(n, 100.0),
+    }
+    levels = (0.1, 0.5, 0.9)
+    spec = PredictorSpec(
+        served_models=("m",),
+        numeric=("log_input_tokens",),
+        devices=("h100", "rare-gpu"),
+        hidden=(2,),
+        levels=levels,
+        target_transform="log",
+    )
+    arrays = {
+        "num_mean": np.zeros(1),
+        "num_std": np.ones(1),
+        "layer0_W": np.zeros((4, 2)),
+        "layer0_b": np.zeros(2),
+        "head_W": np.zeros((2, 3)),
+        "head_b": np.array([0.0, -30.0, -30.0]),
+    }  # forecasts ~0 in log space at every level: the offsets are the quantiles of noise
+    model = Predictor(spec, arrays)
+    data = TrainingData(cols=cols, y=np.exp(noise))
+    cal = np.arange(n)
+    fixed = calibrate(model, data, cal, prompt_classes=0, min_group=200)
+    assert {"tight|*", "wide|*", "tight|h100"} <= set(fixed.spec.calibration_groups)
+    assert "tight|rare-gpu" not in fixed.spec.calibration_groups
+    probe = {k: v[:2] for k, v in cols.items()}
+    probe["device"] = np.array(["rare-gpu"] * 2, dtype=object)
+    probe["prompt_class"] = np.array(["tight", "wide"], dtype=object)
+    q90 = fixed.predict_transformed(probe, 2)[:, 2] - model.predict_transformed(probe, 2)[:, 2]
+    # N(0, 0.1) and N(0, 1) have 0.9 quantiles 0.128 and 1.28; the pooled one is ~0.85.
+    assert q90[0] == pytest.approx(0.128, abs=0.03)
+    assert q90[1] == pytest.approx(1.28, abs=0.15)

@@ -82,6 +82,18 @@ def test_calibration_offsets_apply_per_group() -> None:
     np.testing.assert_allclose(b[1:], a[1:])  # global offsets are zero
 
 
+def test_a_small_group_takes_its_prompt_class_offsets_before_the_global_ones() -> None:
+    base = tiny(with_calibration=True)
+    spec = base.spec.model_copy(update={"calibration_groups": ("*", "agent|h100-sxm", "agent|*")})
+    arrays = {**base.arrays, "cal_offsets": np.array([[0.0] * 3, [1.0] * 3, [2.0] * 3])}
+    cols = {**REQUESTS, "prompt_class": ["agent", "agent", "chat"]}
+    q = Predictor(spec, arrays).predict_transformed(cols)
+    a = tiny().predict_transformed(cols)
+    np.testing.assert_allclose(q[0], a[0] + 1.0)  # agent on h100-sxm: its own group
+    np.testing.assert_allclose(q[1], a[1] + 2.0)  # agent elsewhere: the class's offsets
+    np.testing.assert_allclose(q[2], a[2])  # another class: global
+
+
 def test_calibration_by_served_model_picks_each_models_offsets() -> None:
     base = tiny(with_calibration=True)
     spec = base.spec.model_copy(
