@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,26 @@ def test_reopens_keep_every_write(tmp_path: Path) -> None:
     assert db.load_drift_state() == {"g": "{}"}
     assert db.ingest_rows(rows(20)).duplicates == 20  # keys still guarded after reopens
     db.close()
+
+
+def test_each_reopen_returns_the_freed_heap_to_the_os(tmp_path: Path, monkeypatch: Any) -> None:
+    from feature_store import _connection
+
+    trims: list[bool] = []
+    real = _connection.release_free_memory
+
+    def counted() -> bool:
+        trims.append(real())
+        return trims[-1]
+
+    monkeypatch.setattr(_connection, "release_free_memory", counted)
+    db = DuckDBStore(tmp_path / "s.duckdb", reopen_after=2)
+    for k in range(6):
+        db.ingest_rows(rows(1, start=k))
+    assert len(trims) == db._db.reopens >= 2
+    db.close()
+    if platform.libc_ver()[0] == "glibc":
+        assert real() is True  # malloc_trim found and called
 
 
 def test_readers_and_writers_across_reopens(tmp_path: Path) -> None:
