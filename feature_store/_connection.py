@@ -12,7 +12,7 @@ a long read (a training frame, say) longer than :data:`REOPEN_WAIT_S` is put off
 later write. See ``docs/decisions/2026-12-07-duckdb-reopen.md``.
 
 After a reopen the C heap's free pages go back to the operating system
-(:func:`release_free_memory`): glibc keeps what DuckDB and the interpreter freed in its
+(:func:`core.process.release_free_memory`): glibc keeps what DuckDB and the interpreter freed in its
 arenas, so without it the process's resident memory kept rising although the memory in
 use did not (measured: 30,000 records stored ten at a time raised RSS by 24 MiB, and
 ``malloc_trim`` returned all of it).
@@ -30,8 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -40,34 +38,12 @@ from contextlib import contextmanager
 import duckdb
 
 from core import StoreError
+from core.process import release_free_memory
 
 _log = logging.getLogger(__name__)
 
 #: Seconds a due reopen waits for open cursors to close before it is put off.
 REOPEN_WAIT_S = 1.0
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """The C library's ``malloc_trim`` (glibc); None on musl or macOS."""
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-def release_free_memory() -> bool:
-    """Return the C heap's free memory to the OS; False where that is not possible.
-
-    Takes milliseconds (each arena is walked under its lock); call it now and then,
-    never per request.
-    """
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
 
 
 class StoreConnection:

@@ -7,7 +7,8 @@ for the interpreter. :func:`retrain_isolated` runs :func:`pipelines.retrain.retr
 a fresh *spawned* process (no state inherited from the service) that opens the store
 from the settings: a PostgreSQL store directly, a DuckDB file through the service that
 brokers it. The outcome, or the job's exception, comes back to the caller; the child
-exits when the job ends, so its memory goes with it. The child runs at a lower CPU
+exits when the job ends, so its memory goes with it, and when the service dies first
+(:func:`core.process.init_background_child`). The child runs at a lower CPU
 priority (:data:`NICENESS`): on a machine the service shares, a retraining's fitting
 must not take the cores the forecast path needs (a soak saw single-forecast p99 rise
 from ~20 ms to 230 ms while a drift-triggered retraining ran at equal priority).
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 
 from core import Settings
+from core.process import init_background_child
 from pipelines._quiet import quiet_training_stack
 from pipelines.retrain import RetrainConfig, RetrainOutcome, retrain
 
@@ -59,6 +60,9 @@ def retrain_isolated(
     """
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=1, mp_context=context, initializer=os.nice, initargs=(NICENESS,)
+        max_workers=1,
+        mp_context=context,
+        initializer=init_background_child,
+        initargs=(NICENESS,),
     ) as pool:
         return pool.submit(run_in_child, served_model, settings, config).result()

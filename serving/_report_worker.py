@@ -16,11 +16,7 @@ service's resident memory a step higher.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import multiprocessing
-import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -31,6 +27,7 @@ from typing import ParamSpec, TypeVar
 import pandas as pd
 
 from core.drift import DriftReportInfo
+from core.process import init_background_child, release_free_memory
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -52,7 +49,10 @@ class ReportWorker:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=context, initializer=os.nice, initargs=(NICENESS,)
+                    max_workers=1,
+                    mp_context=context,
+                    initializer=init_background_child,
+                    initargs=(NICENESS,),
                 )
             return self._pool
 
@@ -110,9 +110,7 @@ def release_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+    release_free_memory()
 
 
 class ReportThread(ThreadPoolExecutor):

@@ -106,10 +106,10 @@ def test_reopens_keep_every_write(tmp_path: Path) -> None:
 
 
 def test_each_reopen_returns_the_freed_heap_to_the_os(tmp_path: Path, monkeypatch: Any) -> None:
+    from core.process import release_free_memory as real
     from feature_store import _connection
 
     trims: list[bool] = []
-    real = _connection.release_free_memory
 
     def counted() -> bool:
         trims.append(real())
