@@ -2,9 +2,14 @@
 
 The endpoint features (``ep_completions``, ``ep_median_tokens_per_s``,
 ``ep_median_latency_s``) of one (served_model, device) come from the feature store
-at most once per TTL; every forecast in between reads them from memory. A store
-that fails to answer gives "no endpoint history" (the model saw that in training
-too) rather than failing the forecast.
+at most once per TTL; every forecast in between reads them from memory. Once a value
+has expired, the forecast that finds it so still gets it and starts a refresh off the
+forecast path (one at a time per pair): only a pair's very first forecast waits for
+the store. A forecast never waits on a busy store (the DuckDB file being reopened, a
+checkpoint, a PostgreSQL failover): the soak saw single forecasts take 70-120 ms in
+minutes where a refresh waited for the store. A store that fails to answer gives "no
+endpoint history" (the model saw that in training too) rather than failing the
+forecast.
 
 The drift judge asks :meth:`EndpointStatsCache.as_of` instead: the features as they
 were when a completion was *submitted* (what its forecast saw, and what its training
@@ -48,6 +53,8 @@ class EndpointStatsCache:
         window: Completions the statistics look back over.
         max_entries: Most (served_model, device) pairs kept (least recently used go).
         clock: Monotonic clock in seconds (injectable for tests).
+        spawn: Runs a refresh off the caller's thread (default: a new daemon thread;
+            tests pass ``lambda job: job()``).
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class EndpointStatsCache:
         window: int,
         max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
@@ -66,22 +74,44 @@ class EndpointStatsCache:
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._past: OrderedDict[tuple[str, str, int], EndpointStats] = OrderedDict()
         self._lock = threading.Lock()
+        self._refreshing: set[tuple[str, str]] = set()
+        self._spawn = spawn or _daemon
 
     def get(self, served_model: str, device: str) -> EndpointStats:
-        """The endpoint features of (served_model, device) as of now (at most TTL old)."""
+        """The endpoint features of (served_model, device), at most TTL old.
+
+        An expired value is still answered while its refresh runs in the background;
+        the first call of a pair queries the store itself.
+        """
         key = (served_model, device)
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry.expires > now:
+            if entry is not None:
                 self._entries.move_to_end(key)
-                return entry.stats
-        stats = self._query(served_model, device)
-        with self._lock:
-            self._entries[key] = _Entry(stats, now + self.ttl_s)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+                if entry.expires > now or key in self._refreshing:
+                    return entry.stats
+            self._refreshing.add(key)
+        if entry is None:
+            return self._refresh(key)
+        self._spawn(lambda: self._refresh_quietly(key))
+        return entry.stats
+
+    def _refresh_quietly(self, key: tuple[str, str]) -> None:
+        self._refresh(key)
+
+    def _refresh(self, key: tuple[str, str]) -> EndpointStats:
+        """Query ``key``'s features and keep them for ``ttl_s`` (the caller marked it)."""
+        stats = NO_HISTORY
+        try:
+            stats = self._query(*key)
+        finally:
+            with self._lock:
+                self._entries[key] = _Entry(stats, self._clock() + self.ttl_s)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+                self._refreshing.discard(key)
         return stats
 
     def _query(self, served_model: str, device: str) -> EndpointStats:
@@ -122,3 +152,7 @@ class EndpointStatsCache:
             while len(self._past) > self.max_entries:
                 self._past.popitem(last=False)
         return stats
+
+
+def _daemon(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="tailcast-endpoint-stats", daemon=True).start()

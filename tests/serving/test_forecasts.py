@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,15 +204,52 @@ def test_endpoint_cache_expires_and_survives_a_failing_store() -> None:
                 raise OSError("disk gone")
             return NO_HISTORY.model_copy(update={"completions": Store.calls})
 
-    cache = EndpointStatsCache(Store(), ttl_s=5.0, window=50, clock=lambda: now[0])  # type: ignore[arg-type]
+    cache = EndpointStatsCache(
+        Store(),  # type: ignore[arg-type]
+        ttl_s=5.0,
+        window=50,
+        clock=lambda: now[0],
+        spawn=lambda job: job(),
+    )
     assert cache.get("m", "d").completions == 1
     now[0] = 4.9
     assert cache.get("m", "d").completions == 1
     now[0] = 5.1
+    assert cache.get("m", "d").completions == 1  # expired: answered, refreshed behind
     assert cache.get("m", "d").completions == 2
+    assert Store.calls == 2
     Store.fail = True
     now[0] = 20.0
+    cache.get("m", "d")
     assert cache.get("m", "d") == NO_HISTORY
+
+
+def test_an_expired_value_is_answered_while_a_slow_store_refreshes_it() -> None:
+    release, asked = threading.Event(), threading.Event()
+    now = [0.0]
+
+    class SlowStore:
+        calls = 0
+
+        def endpoint_stats(self, served_model: str, device: str, at: Any, window: int) -> Any:
+            SlowStore.calls += 1
+            if SlowStore.calls > 1:
+                asked.set()
+                release.wait(10)
+            return NO_HISTORY.model_copy(update={"completions": SlowStore.calls})
+
+    cache = EndpointStatsCache(SlowStore(), ttl_s=5.0, window=50, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert cache.get("m", "d").completions == 1
+    now[0] = 6.0
+    for _ in range(100):  # one refresh starts; no call waits for it (a wait would get 2)
+        assert cache.get("m", "d").completions == 1
+    assert asked.wait(5)
+    release.set()
+    deadline = time.monotonic() + 5
+    while cache.get("m", "d").completions != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.get("m", "d").completions == 2
+    assert SlowStore.calls == 2
 
 
 def test_unknown_served_model_is_404_naming_the_known_ones(client: TestClient) -> None:
