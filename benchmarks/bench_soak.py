@@ -72,13 +72,17 @@ def _completion_records(duration_s: float) -> list[dict[str, Any]]:
     for i, r in enumerate(table.to_pylist()):
         if r["served_model"] == serving.SERVED_MODEL:
             workflows.setdefault(r["workflow_id"] or f"call-{i}", []).append(r)
+    # Each call's submission in seconds from its workflow's first.
+    since: dict[str, list[float]] = {}
+    for wf_id, calls in workflows.items():
+        first = min(c["submitted_at"] for c in calls)
+        since[wf_id] = [(c["submitted_at"] - first).total_seconds() for c in calls]
     out: list[dict[str, Any]] = []
     start, cycle = -LEAD_S, 0
     while start < duration_s:
         for wf_id, calls in workflows.items():
-            first = min(c["submitted_at"] for c in calls)
-            for c in calls:
-                done = start + (c["submitted_at"] - first).total_seconds() + c["latency_s"]
+            for c, offset in zip(calls, since[wf_id], strict=True):
+                done = start + offset + c["latency_s"]
                 kept = {k: v for k, v in c.items() if v is not None and k not in RESTAMPED}
                 if c["workflow_id"] is not None:
                     kept["workflow_id"] = f"{wf_id}~soak{cycle}"

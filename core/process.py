@@ -19,6 +19,7 @@ import ctypes
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 
 #: Seconds between a helper's checks that its parent is alive.
@@ -65,7 +66,7 @@ def init_background_child(niceness: int) -> None:
 
     def watch() -> None:
         while True:
-            threading.Event().wait(PARENT_CHECK_S)
+            time.sleep(PARENT_CHECK_S)
             if os.getppid() != parent:
                 os._exit(1)
 

@@ -152,25 +152,26 @@ class StoreConnection:
 
     def _reopen(self) -> None:
         """Close and reopen the database (under the write lock) once no cursor is open."""
-        before = self.reopens
-        self._reopen_now()
-        if self.reopens > before:
+        if self._close_and_open():
             release_free_memory()  # readers may run again meanwhile; writers wait
 
-    def _reopen_now(self) -> None:
+    def _close_and_open(self) -> bool:
+        """Whether the database was reopened (False: put off, or the reopen failed)."""
         with self._cond:
             self._reopening = True
             try:
                 if not self._cond.wait_for(lambda: self._readers == 0, REOPEN_WAIT_S):
-                    return  # a long read is running: try again after the next write
+                    return False  # a long read is running: try again after the next write
                 assert self._con is not None
                 self._con.close()
                 self._con = None
                 self._con = self._connect()
                 self._writes = 0
                 self.reopens += 1
+                return True
             except StoreError:
                 _log.exception("reopening the feature store failed; the next use retries")
+                return False
             finally:
                 self._reopening = False
                 self._cond.notify_all()
