@@ -59,9 +59,12 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
 
 
 #: Write transactions between two reopens of the database (see
-#: :mod:`feature_store._connection`): at a few KiB kept per transaction, at most some
-#: 10 MiB of it between reopens; a reopen costs tens of milliseconds.
-REOPEN_AFTER = 2000
+#: :mod:`feature_store._connection`): a service's transactions (an ingest, an inbox
+#: take, a drift-state save with its acknowledgement) keep 5-15 KiB each, so at most some
+#: 5-7 MiB between reopens; a reopen costs tens of milliseconds (every 20-30 s at the
+#: soak's 50 completions/s). At 2,000, resident memory swung by 25-30 MiB between
+#: reopens (see ``docs/decisions/2026-12-07-duckdb-reopen.md``).
+REOPEN_AFTER = 500
 
 
 def _register_stored(

@@ -82,7 +82,8 @@ class DriftService:
         current_rows: Completions per served model kept for reports' current window.
         seen_ids: Request ids remembered to skip completions judged already in this
             process (the inbox holds each stored completion once: this guards direct
-            :meth:`observe_rows` callers and a batch judged again after a failed ack).
+            :meth:`observe_rows` callers and a batch judged again after a failed ack,
+            so a few inbox batches' worth; each id kept costs about 200 bytes).
         lock_retry_s: Seconds between attempts to become the judge (default
             :data:`serving._judge.RETRY_S`).
         poll_s: Seconds between inbox checks of an idle judge.
@@ -101,7 +102,7 @@ class DriftService:
         on_retrain: Callable[[str, DriftEvent], None] | None = None,
         reports: bool = True,
         current_rows: int = 2000,
-        seen_ids: int = 200_000,
+        seen_ids: int = 20_000,
         lock_retry_s: float | None = None,
         poll_s: float = 1.0,
         calibration: ServedCalibration | None = None,
