@@ -64,8 +64,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _prepare(home: Path) -> list[dict[str, Any]]:
-    """Ingest the demo workload, train a champion; return forecast items to send."""
+def _prepare(home: Path, table: Any = None) -> list[dict[str, Any]]:
+    """Ingest the demo workload, train a champion; return forecast items to send.
+
+    Args:
+        home: The service's home (created).
+        table: The records to ingest and train on (default: the demo workload of
+            :data:`RECORDS` records, seed 0).
+    """
     from core import Settings
     from feature_store import DuckDBStore
     from feature_store.importers import get_importer
@@ -74,7 +80,8 @@ def _prepare(home: Path) -> list[dict[str, Any]]:
 
     settings = Settings(home=home)
     home.mkdir(parents=True, exist_ok=True)
-    table = generate_workload(WorkloadConfig(seed=0, n_records=RECORDS))
+    if table is None:
+        table = generate_workload(WorkloadConfig(seed=0, n_records=RECORDS))
     demo = home / "workload.parquet"
     write_workload(table, demo)
     _quiet_training_stack()
