@@ -88,6 +88,21 @@ def test_take_does_not_remove_and_ack_counts_what_it_removed(open_store: Opener)
     assert _ids(store.drift_inbox_take()) == ["r2", "r3", "r4"]
 
 
+def test_an_empty_take_has_the_columns_of_a_full_one_and_new_rows_show(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    assert store.drift_inbox_take().num_rows == 0  # nothing ever taken yet
+    store.ingest_rows([_row("e1")])
+    full = store.drift_inbox_take()
+    store.drift_inbox_ack(_ids(full))
+    empty = store.drift_inbox_take()  # an idle judge's poll
+    assert empty.num_rows == 0
+    assert empty.schema == full.schema
+    store.ingest_rows([_row("e2")])
+    assert _ids(store.drift_inbox_take()) == ["e2"]
+
+
 def test_inbox_order_spans_ingests_and_a_reopen(open_store: Opener) -> None:
     store = open_store()
     store.ingest_rows([_row("x2"), _row("x1")])
