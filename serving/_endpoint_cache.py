@@ -64,7 +64,7 @@ class EndpointStatsCache:
         window: int,
         max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
-        spawn: Callable[[Callable[[], None]], None] | None = None,
+        spawn: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
@@ -94,24 +94,21 @@ class EndpointStatsCache:
             self._refreshing.add(key)
         if entry is None:
             return self._refresh(key)
-        self._spawn(lambda: self._refresh_quietly(key))
+        self._spawn(lambda: self._refresh(key))
         return entry.stats
 
-    def _refresh_quietly(self, key: tuple[str, str]) -> None:
-        self._refresh(key)
-
     def _refresh(self, key: tuple[str, str]) -> EndpointStats:
-        """Query ``key``'s features and keep them for ``ttl_s`` (the caller marked it)."""
-        stats = NO_HISTORY
-        try:
-            stats = self._query(*key)
-        finally:
-            with self._lock:
-                self._entries[key] = _Entry(stats, self._clock() + self.ttl_s)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
-                self._refreshing.discard(key)
+        """Query ``key``'s features and keep them for ``ttl_s`` (the caller marked it).
+
+        Never raises: :meth:`_query` answers a failing store with ``NO_HISTORY``.
+        """
+        stats = self._query(*key)
+        with self._lock:
+            self._entries[key] = _Entry(stats, self._clock() + self.ttl_s)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+            self._refreshing.discard(key)
         return stats
 
     def _query(self, served_model: str, device: str) -> EndpointStats:
@@ -154,5 +151,5 @@ class EndpointStatsCache:
         return stats
 
 
-def _daemon(job: Callable[[], None]) -> None:
+def _daemon(job: Callable[[], object]) -> None:
     threading.Thread(target=job, name="tailcast-endpoint-stats", daemon=True).start()
